@@ -1,0 +1,267 @@
+//! The command line: raw arguments (clap) are validated into typed options, then run.
+//!
+//! `ecology` alone runs the embedded default scene, like `ecology run`.
+
+use std::{
+    io::{IsTerminal, Write},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use agent_ecology::{
+    run::{Report, Simulation, audit},
+    scene::{Scene, SceneError},
+    world::time::SimTime,
+};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Parser, Debug)]
+#[command(name = "ecology", version, about = "Agent Ecology: an economy of LLM agents and artifacts under real scarcity")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scene headless and print a summary (the embedded default scene if none is given).
+    Run(RunArgs),
+    /// Check a scene; exits 2 with the first error (file:line:col) if it is broken.
+    Validate {
+        /// The scene file.
+        scene: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+struct RunArgs {
+    /// Scene file (RON). Default: the embedded scenes/default.ron.
+    scene: Option<PathBuf>,
+    /// Number of steps to run (default: the scene's config.steps).
+    #[arg(long, conflicts_with = "until")]
+    steps: Option<u64>,
+    /// Run until the simulated clock reaches SECS.
+    #[arg(long, value_name = "SECS")]
+    until: Option<f64>,
+    /// Seed of the world's random stream (default: the scene's config.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stream every event as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Write the JSON report to FILE, or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    report: Option<PathBuf>,
+    /// Save the final world as a scene file.
+    #[arg(long, value_name = "FILE")]
+    save_scene: Option<PathBuf>,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Input the user got wrong (exit code 2), as opposed to a failure of ours (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(String);
+
+pub fn is_bad_input(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<BadInput>().is_some() || err.downcast_ref::<SceneError>().is_some()
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(RunOptions::from_args(RunArgs::default())?),
+        Some(Command::Run(args)) => run(RunOptions::from_args(args)?),
+        Some(Command::Validate { scene }) => validate(&scene),
+    }
+}
+
+/// When a run stops.
+enum Stop {
+    Steps(u64),
+    Until(SimTime),
+    SceneDefault,
+}
+
+enum ReportTo {
+    Stdout,
+    File(PathBuf),
+}
+
+/// `run` arguments, checked.
+struct RunOptions {
+    scene: Option<PathBuf>,
+    stop: Stop,
+    seed: Option<u64>,
+    events: Option<PathBuf>,
+    report: Option<ReportTo>,
+    save_scene: Option<PathBuf>,
+    quiet: bool,
+}
+
+impl RunOptions {
+    fn from_args(args: RunArgs) -> Result<Self> {
+        let stop = match (args.steps, args.until) {
+            (Some(steps), _) => Stop::Steps(steps),
+            (None, Some(secs)) => Stop::Until(
+                SimTime::from_secs_f64(secs)
+                    .ok_or_else(|| BadInput(format!("--until {secs}: expected simulated seconds ≥ 0")))?,
+            ),
+            (None, None) => Stop::SceneDefault,
+        };
+        let report = args.report.map(|path| if path.as_os_str() == "-" { ReportTo::Stdout } else { ReportTo::File(path) });
+        Ok(Self {
+            scene: args.scene,
+            stop,
+            seed: args.seed,
+            events: args.events,
+            report,
+            save_scene: args.save_scene,
+            quiet: args.quiet,
+        })
+    }
+}
+
+fn load_scene(path: Option<&Path>) -> Result<Scene> {
+    Ok(match path {
+        Some(path) => Scene::load(path)?,
+        None => Scene::embedded_default().context("the embedded default scene is broken")?,
+    })
+}
+
+fn validate(path: &Path) -> Result<()> {
+    let scene = Scene::load(path)?;
+    let valid = scene.validate()?;
+    println!(
+        "{}: ok ({} principals, {} artifacts, {} interventions)",
+        path.display(),
+        valid.principals.len(),
+        valid.artifacts.len(),
+        valid.interventions.len()
+    );
+    Ok(())
+}
+
+fn create(path: &Path, what: &str) -> Result<std::fs::File> {
+    std::fs::File::create(path).map_err(|e| BadInput(format!("cannot create {what} {}: {e}", path.display())).into())
+}
+
+fn run(options: RunOptions) -> Result<()> {
+    let scene = load_scene(options.scene.as_deref())?;
+    let mut sim = Simulation::new(&scene, options.seed)?;
+    if let Some(path) = &options.events {
+        let file = create(path, "event file")?;
+        sim.stream_events_to(Box::new(std::io::BufWriter::with_capacity(1 << 16, file)));
+    }
+    let steps = match options.stop {
+        Stop::Steps(steps) => steps,
+        Stop::Until(until) => sim.steps_until(until),
+        Stop::SceneDefault => sim.world().resource::<agent_ecology::world::config::Config>().steps,
+    };
+
+    let progress = ProgressBar::with_draw_target(
+        Some(steps),
+        if options.quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    progress.set_style(
+        ProgressStyle::with_template("{elapsed_precise} {bar:40} {pos}/{len} steps ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    for _ in 0..steps {
+        sim.step();
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let wall = started.elapsed();
+
+    sim.flush_events().context("writing the event stream failed")?;
+    audit(sim.world()).context("the ledger does not add up")?;
+    let report = sim.report();
+    match &options.report {
+        Some(ReportTo::Stdout) => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Some(ReportTo::File(path)) => {
+            let mut file = create(path, "report file")?;
+            serde_json::to_writer_pretty(&mut file, &report)?;
+            writeln!(file)?;
+        }
+        None => {}
+    }
+    if let Some(path) = &options.save_scene {
+        let text = sim.save_scene().to_ron_string()?;
+        write_atomically(path, text.as_bytes()).map_err(|e| BadInput(format!("cannot save scene {}: {e}", path.display())))?;
+    }
+    if !options.quiet {
+        // Keep standard output clean for the report when it goes there.
+        let summary = summary(&report, wall.as_secs_f64());
+        if matches!(options.report, Some(ReportTo::Stdout)) {
+            eprint!("{summary}");
+        } else {
+            print!("{summary}");
+        }
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a crash never leaves half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp~");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn summary(report: &Report, wall_secs: f64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let per_sec = |n: f64| if wall_secs > 0.0 { n / wall_secs } else { f64::INFINITY };
+    let _ = writeln!(out, "Agent Ecology — {} (seed {})", report.scene, report.seed);
+    let _ = writeln!(
+        out,
+        "  ran {} steps, {} s simulated, in {:.3} s ({:.0} steps/s, {:.0} events/s)",
+        report.steps,
+        report.sim_time_secs,
+        wall_secs,
+        per_sec(report.steps as f64),
+        per_sec(report.events.total as f64)
+    );
+    let frozen = report.principals.values().filter(|p| p.frozen).count();
+    let deleted = report.artifacts.values().filter(|a| a.deleted).count();
+    let _ = writeln!(
+        out,
+        "  {} principals ({frozen} frozen), {} artifacts ({deleted} deleted)",
+        report.principals.len(),
+        report.artifacts.len()
+    );
+    let _ = writeln!(
+        out,
+        "  scrip supply {} ({} minted, {} granted)",
+        report.scrip_supply, report.minted_total, report.granted_total
+    );
+    let mut richest: Vec<(&String, u64)> = report.principals.iter().map(|(id, p)| (id, p.scrip)).collect();
+    richest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = richest.iter().take(5).map(|(id, scrip)| format!("{id} {scrip}")).collect();
+    let _ = writeln!(out, "  richest: {}", top.join(", "));
+    let by_type: Vec<String> = report.events.by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    let _ = writeln!(out, "  events: {} ({})", report.events.total, by_type.join(", "));
+    let _ = writeln!(
+        out,
+        "  interventions: {} applied, {} failed, {} pending",
+        report.interventions.applied, report.interventions.failed, report.interventions.pending
+    );
+    let _ = writeln!(out, "  checksum {}", report.checksum);
+    out
+}

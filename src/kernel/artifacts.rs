@@ -1,0 +1,384 @@
+//! Creating, replacing, editing, deleting and reading artifacts.
+//!
+//! Disk is charged to the artifact's *owner*: a principal's `disk_used` is always the
+//! byte total (content + code) of the live artifacts it owns. Growth needs free
+//! allocation; shrinking and deleting give it back.
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ErrorCode, EventKind, Kernel, KernelError,
+    contracts::{self, Permission},
+    query, state,
+};
+use crate::world::{
+    components::{AccessContract, Artifact, Executable, Interface, Metadata, Pricing, Standing, Tombstone},
+    ids::{ArtifactId, Ids},
+};
+
+/// Create an artifact, or replace parts of an existing one. Fields left out of a
+/// replacement keep their current value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteSpec {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// JavaScript source; makes the artifact executable and needs an interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<Interface>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// Id of the access contract (only the owner may change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    /// Prices and resource policy (only the owner may change them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
+}
+
+/// Which text of an artifact an edit changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditField {
+    #[default]
+    Content,
+    Code,
+}
+
+/// Replace the one occurrence of `old` with `new`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditSpec {
+    pub id: String,
+    pub old: String,
+    pub new: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub field: EditField,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// What a successful write, edit or delete did to disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskChange {
+    pub id: ArtifactId,
+    /// Bytes the artifact occupies now.
+    pub bytes: u64,
+    /// Change in the owner's disk usage (negative: freed).
+    pub disk_delta: i64,
+    pub charged_to: ArtifactId,
+}
+
+impl Kernel<'_> {
+    /// Creates artifact `spec.id` owned by the caller, or replaces parts of it if it
+    /// exists and its contract lets the caller write.
+    pub fn write(&mut self, spec: WriteSpec) -> Result<DiskChange, KernelError> {
+        if let Some(contract) = &spec.contract
+            && !contracts::is_attachable(contract)
+        {
+            return Err(KernelError::invalid(format!(
+                "unknown contract {contract:?}; the built-in contracts are freeware, public, private and self_owned"
+            ))
+            .with("contract", contract.as_str()));
+        }
+        if let Some(interface) = &spec.interface {
+            interface.validate().map_err(|e| KernelError::invalid(format!("interface: {e}")))?;
+        }
+        match self.world.resource::<Ids>().get(&spec.id) {
+            Some(entity) => self.replace(entity, spec),
+            None => self.create(spec),
+        }
+    }
+
+    fn create(&mut self, spec: WriteSpec) -> Result<DiskChange, KernelError> {
+        let id = self.new_id(&spec.id)?;
+        if spec.code.is_some() && spec.interface.is_none() {
+            return Err(code_needs_interface(&spec.id));
+        }
+        let content = spec.content.unwrap_or_default();
+        let bytes = (content.len() + spec.code.as_ref().map_or(0, String::len)) as u64;
+        self.charge_disk(self.caller_entity, bytes as i64)?;
+        let mut artifact = Artifact {
+            owner: self.caller.clone(),
+            created_by: self.caller.clone(),
+            created_at: self.now,
+            updated_at: self.now,
+            content: content.into_boxed_str(),
+            details: None,
+        };
+        artifact.set_details(spec.description, spec.metadata);
+        let mut entity = self.world.spawn((id.clone(), artifact));
+        if let Some(interface) = spec.interface {
+            entity.insert(interface);
+        }
+        if let Some(code) = spec.code {
+            entity.insert(Executable::new(code.into()));
+        }
+        if let Some(contract) = spec.contract.filter(|c| c != "freeware") {
+            entity.insert(AccessContract(ArtifactId::trusted(&contract)));
+        }
+        if let Some(pricing) = spec.pricing {
+            entity.insert(pricing);
+        }
+        let charged_to = self.caller.clone();
+        self.emit(EventKind::ArtifactWritten {
+            id: id.clone(),
+            created: true,
+            bytes,
+            disk_delta: bytes as i64,
+            charged_to: charged_to.clone(),
+        });
+        Ok(DiskChange { id, bytes, disk_delta: bytes as i64, charged_to })
+    }
+
+    fn replace(&mut self, entity: Entity, spec: WriteSpec) -> Result<DiskChange, KernelError> {
+        if self.world.get::<Tombstone>(entity).is_some() {
+            return Err(KernelError::deleted(&spec.id));
+        }
+        contracts::check(self.world, &self.caller, entity, Permission::Write)?;
+        let (id, owner) = self.id_and_owner(entity)?;
+        if (spec.contract.is_some() || spec.pricing.is_some()) && owner != self.caller {
+            return Err(KernelError::new(ErrorCode::NotOwner, format!("only {owner} may change the contract or prices of {id}"))
+                .with("id", id.as_str())
+                .with("owner", owner.as_str()));
+        }
+        let has_interface = self.world.get::<Interface>(entity).is_some_and(|i| !i.tools.is_empty());
+        if spec.code.is_some() && spec.interface.is_none() && !has_interface {
+            return Err(code_needs_interface(&spec.id));
+        }
+        let old_bytes = state::artifact_bytes(self.world, entity);
+        let content_len = match &spec.content {
+            Some(c) => c.len(),
+            None => self.world.get::<Artifact>(entity).map_or(0, |a| a.content.len()),
+        };
+        let code_len = match &spec.code {
+            Some(c) => c.len(),
+            None => self.world.get::<Executable>(entity).map_or(0, |x| x.code.len()),
+        };
+        let bytes = (content_len + code_len) as u64;
+        let disk_delta = bytes as i64 - old_bytes as i64;
+        let owner_entity = self.owner_entity(&owner)?;
+        self.charge_disk(owner_entity, disk_delta)?;
+
+        let now = self.now;
+        let mut target = self.world.entity_mut(entity);
+        if let Some(mut artifact) = target.get_mut::<Artifact>() {
+            if let Some(content) = spec.content {
+                artifact.content = content.into_boxed_str();
+            }
+            artifact.set_details(spec.description, spec.metadata);
+            artifact.updated_at = now;
+        }
+        if let Some(interface) = spec.interface {
+            target.insert(interface);
+        }
+        if let Some(code) = spec.code {
+            target.insert(Executable::new(code.into()));
+        }
+        match spec.contract.as_deref() {
+            Some("freeware") => {
+                target.remove::<AccessContract>();
+            }
+            Some(contract) => {
+                target.insert(AccessContract(ArtifactId::trusted(contract)));
+            }
+            None => {}
+        }
+        if let Some(pricing) = spec.pricing {
+            target.insert(pricing);
+        }
+        self.emit(EventKind::ArtifactWritten {
+            id: id.clone(),
+            created: false,
+            bytes,
+            disk_delta,
+            charged_to: owner.clone(),
+        });
+        Ok(DiskChange { id, bytes, disk_delta, charged_to: owner })
+    }
+
+    /// Replaces the single occurrence of `spec.old`. Zero or several occurrences
+    /// (overlapping ones included) are `INVALID_ARGS`: an edit must be unambiguous.
+    pub fn edit(&mut self, spec: EditSpec) -> Result<DiskChange, KernelError> {
+        let entity = self.live(&spec.id)?;
+        contracts::check(self.world, &self.caller, entity, Permission::Edit)?;
+        if spec.old.is_empty() {
+            return Err(KernelError::invalid("the text to replace (old) is empty"));
+        }
+        let text: &str = match spec.field {
+            EditField::Content => self.world.get::<Artifact>(entity).map_or("", |a| &a.content),
+            EditField::Code => match self.world.get::<Executable>(entity) {
+                Some(x) => &x.code,
+                None => return Err(KernelError::invalid(format!("{} has no code to edit", spec.id))),
+            },
+        };
+        let Some(at) = text.find(&spec.old) else {
+            return Err(KernelError::invalid(format!("{:?} does not occur in {}", spec.old, spec.id)).with("occurrences", 0));
+        };
+        let next = at + spec.old.chars().next().map_or(1, char::len_utf8);
+        if text[next..].contains(&spec.old) {
+            let occurrences = count_overlapping(text, &spec.old);
+            return Err(KernelError::invalid(format!(
+                "{:?} occurs {occurrences} times in {}; an edit must match exactly once",
+                spec.old, spec.id
+            ))
+            .with("occurrences", occurrences));
+        }
+        let edited = [&text[..at], spec.new.as_str(), &text[at + spec.old.len()..]].concat();
+        let (id, owner) = self.id_and_owner(entity)?;
+        let disk_delta = spec.new.len() as i64 - spec.old.len() as i64;
+        let owner_entity = self.owner_entity(&owner)?;
+        self.charge_disk(owner_entity, disk_delta)?;
+        let now = self.now;
+        let mut target = self.world.entity_mut(entity);
+        match spec.field {
+            EditField::Content => {
+                if let Some(mut artifact) = target.get_mut::<Artifact>() {
+                    artifact.content = edited.into_boxed_str();
+                }
+            }
+            EditField::Code => {
+                target.insert(Executable::new(edited.into()));
+            }
+        }
+        if let Some(mut artifact) = target.get_mut::<Artifact>() {
+            artifact.updated_at = now;
+        }
+        let bytes = state::artifact_bytes(self.world, entity);
+        self.emit(EventKind::ArtifactEdited { id: id.clone(), bytes, disk_delta, charged_to: owner.clone() });
+        Ok(DiskChange { id, bytes, disk_delta, charged_to: owner })
+    }
+
+    /// Tombstones an artifact and returns its bytes to the owner. The id stays taken.
+    pub fn delete(&mut self, id: &str) -> Result<DiskChange, KernelError> {
+        let entity = self.live(id)?;
+        if self.world.get::<Standing>(entity).is_some() {
+            return Err(KernelError::invalid(format!("{id} is a principal; principals cannot be deleted")));
+        }
+        contracts::check(self.world, &self.caller, entity, Permission::Delete)?;
+        let (artifact_id, owner) = self.id_and_owner(entity)?;
+        let bytes = state::artifact_bytes(self.world, entity);
+        let owner_entity = self.owner_entity(&owner)?;
+        self.charge_disk(owner_entity, -(bytes as i64))?;
+        let tombstone = Tombstone { deleted_at: self.now, deleted_by: self.caller.clone() };
+        let now = self.now;
+        let mut target = self.world.entity_mut(entity);
+        // The bytes are freed, so they go: a tombstone keeps who and when, not what.
+        if let Some(mut artifact) = target.get_mut::<Artifact>() {
+            artifact.content = Box::from("");
+            artifact.updated_at = now;
+        }
+        target.remove::<Executable>();
+        target.insert(tombstone);
+        self.emit(EventKind::ArtifactDeleted { id: artifact_id.clone(), disk_freed: bytes, charged_to: owner.clone() });
+        Ok(DiskChange { id: artifact_id, bytes: 0, disk_delta: -(bytes as i64), charged_to: owner })
+    }
+
+    /// Reads an artifact: its metadata plus content and code. A reader other than the
+    /// owner pays the artifact's `read_price` in scrip to the owner.
+    pub fn read(&mut self, id: &str) -> Result<(serde_json::Value, u64), KernelError> {
+        let entity = self.live(id)?;
+        contracts::check(self.world, &self.caller, entity, Permission::Read)?;
+        let (artifact_id, owner) = self.id_and_owner(entity)?;
+        let price = match self.world.get::<Pricing>(entity) {
+            Some(pricing) if owner != self.caller => pricing.read_price,
+            _ => 0,
+        };
+        if price > 0 {
+            let owner_entity = self.owner_entity(&owner)?;
+            let held = self.standing(self.caller_entity)?.scrip;
+            if held < price {
+                return Err(KernelError::new(
+                    ErrorCode::InsufficientFunds,
+                    format!("reading {id} costs {price} scrip; {} holds {held}", self.caller),
+                )
+                .with("needed", price)
+                .with("available", held));
+            }
+            let credited = self.standing(owner_entity)?.scrip.checked_add(price);
+            let Some(credited) = credited else {
+                return Err(KernelError::invalid(format!("paying {owner} would overflow")));
+            };
+            self.standing_mut(self.caller_entity)?.scrip = held - price;
+            self.standing_mut(owner_entity)?.scrip = credited;
+        }
+        let mut value = query::metadata(self.world, entity);
+        if let Some(fields) = value.as_object_mut() {
+            let content = self.world.get::<Artifact>(entity).map_or("", |a| a.content()).to_owned();
+            fields.insert("content".into(), content.into());
+            if let Some(x) = self.world.get::<Executable>(entity) {
+                fields.insert("code".into(), x.code().into());
+            }
+        }
+        self.emit(EventKind::ArtifactRead { id: artifact_id, price });
+        Ok((value, price))
+    }
+
+    fn id_and_owner(&self, entity: Entity) -> Result<(ArtifactId, ArtifactId), KernelError> {
+        let id = self.world.get::<ArtifactId>(entity).cloned();
+        let owner = self.world.get::<Artifact>(entity).map(|a| a.owner.clone());
+        id.zip(owner).ok_or_else(|| KernelError::new(ErrorCode::NotFound, "artifact vanished"))
+    }
+
+    fn owner_entity(&self, owner: &ArtifactId) -> Result<Entity, KernelError> {
+        self.principal(owner.as_str())
+    }
+
+    /// Changes `principal`'s disk usage by `delta` bytes, refusing growth beyond its
+    /// free allocation.
+    fn charge_disk(&mut self, principal: Entity, delta: i64) -> Result<(), KernelError> {
+        let standing = self.standing(principal)?;
+        let grow = delta.max(0) as u64;
+        if grow > standing.disk_free() {
+            let who = self.world.get::<ArtifactId>(principal).map_or_else(String::new, ToString::to_string);
+            return Err(KernelError::new(
+                ErrorCode::InsufficientResource,
+                format!("{who} has {} bytes of disk free, needs {grow}", standing.disk_free()),
+            )
+            .with("principal", who)
+            .with("resource", "disk")
+            .with("needed", grow)
+            .with("available", standing.disk_free()));
+        }
+        let mut standing = self.standing_mut(principal)?;
+        standing.disk_used = standing.disk_used.saturating_add_signed(delta);
+        Ok(())
+    }
+}
+
+fn code_needs_interface(id: &str) -> KernelError {
+    KernelError::invalid(format!("{id} has code but no interface; every executable needs one"))
+        .with("id", id)
+        .with("field", "interface")
+}
+
+fn count_overlapping(text: &str, needle: &str) -> usize {
+    let mut count = 0;
+    let mut from = 0;
+    while let Some(at) = text[from..].find(needle) {
+        count += 1;
+        from += at + needle.chars().next().map_or(1, char::len_utf8);
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_overlapping;
+
+    #[test]
+    fn overlapping_occurrences_count() {
+        assert_eq!(count_overlapping("aaa", "aa"), 2);
+        assert_eq!(count_overlapping("abcabc", "abc"), 2);
+        assert_eq!(count_overlapping("héhé", "é"), 2);
+        assert_eq!(count_overlapping("x", "y"), 0);
+    }
+}

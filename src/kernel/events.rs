@@ -1,0 +1,308 @@
+//! The event log: every action, cost and failure, in order.
+//!
+//! Each event gets the next sequence number and the simulated time of its step. The
+//! log keeps a bounded ring in memory for queries, optionally streams every event as a
+//! JSON line to a sink, counts events by type, and folds each event into a running
+//! digest — so the run's checksum covers the *whole* log even after the ring has
+//! forgotten the oldest events. The digest hashes a compact binary encoding (postcard),
+//! not JSON, because it runs on the hot path of every kernel operation.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    io::{self, Write},
+};
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize, Serializer};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{ErrorCode, actions::ActionKind};
+use crate::world::{ids::ArtifactId, time::SimTime};
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub seq: u64,
+    #[serde(serialize_with = "as_secs")]
+    pub time: SimTime,
+    /// The principal the kernel acted as (`kernel` for the world's own mechanisms).
+    pub actor: ArtifactId,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+fn as_secs<S: Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(t.as_secs_f64())
+}
+
+macro_rules! event_kinds {
+    ($( $(#[$doc:meta])* $variant:ident $name:literal { $($field:ident : $ty:ty),* $(,)? } ),* $(,)?) => {
+        /// What happened. Serialised adjacently tagged: `"type": "SCRIP_TRANSFER",
+        /// "payload": {...}`.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "payload")]
+        pub enum EventKind {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant { $($field: $ty),* }, )*
+        }
+
+        impl EventKind {
+            /// Every event type, in declaration order.
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            /// The `type` of the event, as written in the log.
+            pub fn type_name(&self) -> &'static str {
+                Self::TYPES[self.type_index()]
+            }
+
+            fn type_index(&self) -> usize {
+                let mut _i = 0usize;
+                $(
+                    if matches!(self, EventKind::$variant { .. }) { return _i; }
+                    _i += 1;
+                )*
+                unreachable!("every variant is listed")
+            }
+        }
+    };
+}
+
+event_kinds! {
+    /// Scrip moved from the actor to `to`.
+    ScripTransfer "SCRIP_TRANSFER" { to: ArtifactId, amount: u64 },
+    /// A resource (stock or rate allocation) moved from the actor to `to`.
+    ResourceTransfer "RESOURCE_TRANSFER" { to: ArtifactId, resource: String, amount: u64 },
+    /// Ownership of `artifact` moved from the actor to `to`, with its disk usage.
+    OwnershipTransfer "OWNERSHIP_TRANSFER" { artifact: ArtifactId, to: ArtifactId, disk_bytes: u64 },
+    /// The actor created a new principal holding nothing.
+    PrincipalSpawned "PRINCIPAL_SPAWNED" { id: ArtifactId },
+    /// An artifact was created or replaced; `disk_delta` was charged to `charged_to`.
+    ArtifactWritten "ARTIFACT_WRITTEN" { id: ArtifactId, created: bool, bytes: u64, disk_delta: i64, charged_to: ArtifactId },
+    /// A unique substring of an artifact was replaced.
+    ArtifactEdited "ARTIFACT_EDITED" { id: ArtifactId, bytes: u64, disk_delta: i64, charged_to: ArtifactId },
+    /// An artifact was tombstoned; its bytes were returned to `charged_to`.
+    ArtifactDeleted "ARTIFACT_DELETED" { id: ArtifactId, disk_freed: u64, charged_to: ArtifactId },
+    /// The actor read an artifact, paying `price` scrip to its owner.
+    ArtifactRead "ARTIFACT_READ" { id: ArtifactId, price: u64 },
+    /// A discovery query and how many artifacts it returned.
+    Query "QUERY" { results: u64 },
+    /// The actor did nothing, on purpose.
+    Noop "NOOP" {},
+    /// An action failed; nothing changed.
+    ActionFailed "ACTION_FAILED" { action: ActionKind, code: ErrorCode, message: String },
+    /// An outside hand (scene timeline, GUI, CLI) steered the world; the act follows.
+    Intervention "INTERVENTION" { act: serde_json::Value },
+    /// An intervention could not be carried out (its principal is missing, its act
+    /// was refused); nothing changed.
+    InterventionFailed "INTERVENTION_FAILED" { code: ErrorCode, message: String },
+    /// Scrip created outside the mint by an intervention.
+    ScripGranted "SCRIP_GRANTED" { to: ArtifactId, amount: u64 },
+    /// A resource granted by an intervention.
+    ResourceGranted "RESOURCE_GRANTED" { to: ArtifactId, resource: String, amount: u64 },
+    /// A quota limit was set (`None`: unlimited).
+    QuotaSet "QUOTA_SET" { principal: ArtifactId, resource: String, limit: Option<u64> },
+    /// A principal stopped acting; its assets are listed for would-be rescuers.
+    AgentFrozen "AGENT_FROZEN" {
+        principal: ArtifactId,
+        reason: String,
+        scrip: u64,
+        resources: BTreeMap<String, u64>,
+        owned_artifacts: Vec<ArtifactId>,
+        last_action_at: Option<f64>,
+    },
+    /// A frozen principal may act again.
+    AgentUnfrozen "AGENT_UNFROZEN" { principal: ArtifactId, rescuer: Option<ArtifactId> },
+}
+
+/// How many events the in-memory ring keeps unless the scene says otherwise.
+pub const DEFAULT_RING_CAPACITY: usize = 100_000;
+
+/// The log itself. Only the kernel appends to it.
+#[derive(Resource)]
+pub struct EventLog {
+    ring: VecDeque<Event>,
+    capacity: usize,
+    next_seq: u64,
+    by_type: Vec<u64>,
+    digest: Box<Xxh3>,
+    scratch: Vec<u8>,
+    sink: Option<Box<dyn Write + Send + Sync>>,
+    sink_error: Option<io::Error>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_RING_CAPACITY)
+    }
+}
+
+impl EventLog {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            ring: VecDeque::new(),
+            capacity: capacity.max(1),
+            next_seq: 1,
+            by_type: vec![0; EventKind::TYPES.len()],
+            digest: Box::new(Xxh3::new()),
+            scratch: Vec::with_capacity(256),
+            sink: None,
+            sink_error: None,
+        }
+    }
+
+    /// Streams every event appended from now on as one JSON line to `sink`.
+    pub fn stream_to(&mut self, sink: Box<dyn Write + Send + Sync>) {
+        self.sink = Some(sink);
+    }
+
+    /// Appends an event and returns its sequence number.
+    pub fn push(&mut self, time: SimTime, actor: ArtifactId, kind: EventKind) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_type[kind.type_index()] += 1;
+        let event = Event { seq, time, actor, kind };
+        self.fold_into_digest(&event);
+        if let Some(sink) = &mut self.sink {
+            let written = serde_json::to_writer(&mut *sink, &event)
+                .map_err(io::Error::from)
+                .and_then(|()| sink.write_all(b"\n"));
+            if let Err(err) = written {
+                self.stop_streaming(err);
+            }
+        }
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(event);
+        seq
+    }
+
+    fn fold_into_digest(&mut self, event: &Event) {
+        let buf = std::mem::take(&mut self.scratch);
+        let key = (event.seq, event.time, &event.actor, &event.kind);
+        match postcard::to_extend(&key, buf) {
+            Ok(mut buf) => {
+                self.digest.update(&buf);
+                buf.clear();
+                self.scratch = buf;
+            }
+            // Every event type is plain data; an encoding failure would be a bug in
+            // this module, and hashing the JSON keeps the digest total regardless.
+            Err(_) => self.digest.update(serde_json::to_string(event).unwrap_or_default().as_bytes()),
+        }
+    }
+
+    /// Events still in memory, oldest first.
+    pub fn recent(&self) -> impl DoubleEndedIterator<Item = &Event> + ExactSizeIterator {
+        self.ring.iter()
+    }
+
+    /// Events in memory with a sequence number greater than `seq`, oldest first.
+    pub fn since(&self, seq: u64) -> impl Iterator<Item = &Event> {
+        let first = self.ring.front().map_or(seq + 1, |e| e.seq);
+        let skip = (seq + 1).saturating_sub(first) as usize;
+        self.ring.iter().skip(skip)
+    }
+
+    /// Events appended over the whole run.
+    pub fn total(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// The sequence number the next event will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Counts of every event type that occurred, by type name.
+    pub fn by_type(&self) -> BTreeMap<&'static str, u64> {
+        EventKind::TYPES
+            .iter()
+            .zip(&self.by_type)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| (*name, *n))
+            .collect()
+    }
+
+    /// Digest of every event appended so far.
+    pub fn digest(&self) -> u128 {
+        self.digest.digest128()
+    }
+
+    /// Pushes buffered event lines out to the sink.
+    pub fn flush(&mut self) {
+        if let Some(Err(err)) = self.sink.as_mut().map(|sink| sink.flush()) {
+            self.stop_streaming(err);
+        }
+    }
+
+    /// A failing sink must not stop the world: streaming stops, the error is kept
+    /// for whoever runs the world to report when the run ends.
+    fn stop_streaming(&mut self, err: io::Error) {
+        self.sink = None;
+        self.sink_error.get_or_insert(err);
+    }
+
+    /// Takes the first write error the sink hit, if any.
+    pub fn take_sink_error(&mut self) -> Option<io::Error> {
+        self.sink_error.take()
+    }
+}
+
+/// Record phase: push buffered event lines out once per step.
+pub(crate) fn flush_event_sink(mut log: ResMut<EventLog>) {
+    log.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ArtifactId {
+        ArtifactId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn ring_is_bounded_but_totals_and_digest_cover_everything() {
+        let mut small = EventLog::with_capacity(2);
+        let mut large = EventLog::with_capacity(10);
+        for n in 1..=5 {
+            let kind = EventKind::ScripTransfer { to: id("b"), amount: n };
+            small.push(SimTime::ZERO, id("a"), kind.clone());
+            large.push(SimTime::ZERO, id("a"), kind);
+        }
+        assert_eq!(small.recent().len(), 2);
+        assert_eq!(small.recent().next().unwrap().seq, 4);
+        assert_eq!(small.total(), 5);
+        assert_eq!(small.by_type()["SCRIP_TRANSFER"], 5);
+        assert_eq!(small.digest(), large.digest());
+        assert_eq!(large.since(3).map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(small.since(0).map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+    }
+
+    #[test]
+    fn digest_depends_on_content() {
+        let mut a = EventLog::default();
+        let mut b = EventLog::default();
+        a.push(SimTime::ZERO, id("a"), EventKind::ScripTransfer { to: id("b"), amount: 1 });
+        b.push(SimTime::ZERO, id("a"), EventKind::ScripTransfer { to: id("b"), amount: 2 });
+        assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn json_line_shape() {
+        let event = Event {
+            seq: 3,
+            time: SimTime::from_millis(1500),
+            actor: id("alice"),
+            kind: EventKind::ScripTransfer { to: id("bob"), amount: 30 },
+        };
+        let v = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"seq": 3, "time": 1.5, "actor": "alice", "type": "SCRIP_TRANSFER",
+                "payload": {"to": "bob", "amount": 30}})
+        );
+        let noop = Event { kind: EventKind::Noop {}, ..event };
+        assert_eq!(serde_json::to_value(&noop).unwrap()["type"], "NOOP");
+    }
+}

@@ -1,0 +1,198 @@
+//! The kernel: the only writer of the ledger and of artifacts.
+//!
+//! Every operation is performed *as* a principal: [`Kernel::as_principal`] resolves the
+//! caller once, and no operation takes "who is acting" as an argument, so nothing can
+//! act as someone else. Operations check everything before they change anything, so a
+//! failure leaves the world as it was (atomicity), and every change appends events.
+//!
+//! State queries ([`state`]) are public reads over `&World`.
+
+pub mod actions;
+pub mod artifacts;
+pub mod contracts;
+pub mod error;
+pub mod events;
+pub mod intents;
+pub mod ledger;
+pub mod query;
+pub mod state;
+
+use bevy_app::{App, Update};
+use bevy_ecs::prelude::*;
+
+pub use actions::{Action, ActionKind, ActionResult, ResourcesConsumed};
+pub use error::{ErrorCategory, ErrorCode, KernelError};
+pub use events::{Event, EventKind, EventLog};
+
+use crate::world::{
+    StepSystems,
+    components::{Standing, System, Tombstone},
+    ids::{ArtifactId, Ids},
+    time::{SimClock, SimTime},
+};
+
+/// The id of the principal the world's own mechanisms act as.
+pub const KERNEL_ID: &str = "kernel";
+
+/// Scrip that exists and where it came from; the ledger must always add up to it.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Supply {
+    /// Scrip the scene gave principals at the start.
+    pub initial: u64,
+    /// Scrip created by the mint.
+    pub minted: u64,
+    /// Scrip created by interventions (grants).
+    pub granted: u64,
+}
+
+impl Supply {
+    /// What the sum of all balances must be.
+    pub fn expected_total(&self) -> u64 {
+        self.initial + self.minted + self.granted
+    }
+}
+
+/// How often each artifact was invoked, and how often that succeeded: reputation
+/// from use (SPEC §10).
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InvocationStats {
+    by_artifact: std::collections::BTreeMap<ArtifactId, InvocationCount>,
+}
+
+/// Invocations of one artifact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InvocationCount {
+    pub success: u64,
+    pub failure: u64,
+}
+
+impl InvocationStats {
+    pub fn record(&mut self, id: &ArtifactId, success: bool) {
+        let count = self.by_artifact.entry(id.clone()).or_default();
+        if success {
+            count.success += 1;
+        } else {
+            count.failure += 1;
+        }
+    }
+
+    pub fn counts(&self, id: &str) -> InvocationCount {
+        self.by_artifact.get(id).copied().unwrap_or_default()
+    }
+
+    /// All invocations of `id`, successful or not.
+    pub fn invocations(&self, id: &str) -> u64 {
+        let count = self.counts(id);
+        count.success + count.failure
+    }
+}
+
+pub(crate) fn plugin(app: &mut App) {
+    app.init_resource::<EventLog>()
+        .init_resource::<Supply>()
+        .init_resource::<InvocationStats>()
+        .add_message::<intents::Intent>()
+        .add_message::<intents::ActionOutcome>()
+        .add_systems(Update, intents::execute_intents.in_set(StepSystems::Act))
+        .add_systems(Update, events::flush_event_sink.in_set(StepSystems::Record));
+    contracts::spawn_builtins(app.world_mut());
+}
+
+/// The kernel acting as one principal.
+pub struct Kernel<'w> {
+    world: &'w mut World,
+    caller: ArtifactId,
+    caller_entity: Entity,
+    now: SimTime,
+}
+
+impl<'w> Kernel<'w> {
+    /// The kernel acting as principal `id`; `NOT_FOUND` if there is no such principal.
+    pub fn as_principal(world: &'w mut World, id: &str) -> Result<Self, KernelError> {
+        let entity = world.resource::<Ids>().get(id).ok_or_else(|| KernelError::not_a_principal(id))?;
+        let entity_ref = world.entity(entity);
+        if !entity_ref.contains::<Standing>() {
+            return Err(KernelError::not_a_principal(id));
+        }
+        let caller = entity_ref
+            .get::<ArtifactId>()
+            .cloned()
+            .ok_or_else(|| KernelError::not_a_principal(id))?;
+        let now = world.resource::<SimClock>().now();
+        Ok(Self { world, caller, caller_entity: entity, now })
+    }
+
+    /// The kernel acting for the world itself (grants, freezes, the mint).
+    pub(crate) fn as_system(world: &'w mut World) -> Result<Self, KernelError> {
+        Self::as_principal(world, KERNEL_ID)
+    }
+
+    /// Who the kernel is acting as.
+    pub fn caller(&self) -> &ArtifactId {
+        &self.caller
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Read access to the world, for state queries in the middle of a sequence of calls.
+    pub fn world(&self) -> &World {
+        self.world
+    }
+
+    fn emit(&mut self, kind: EventKind) -> u64 {
+        let (now, actor) = (self.now, self.caller.clone());
+        self.world.resource_mut::<EventLog>().push(now, actor, kind)
+    }
+
+    fn entity(&self, id: &str) -> Result<Entity, KernelError> {
+        self.world.resource::<Ids>().get(id).ok_or_else(|| KernelError::not_found(id))
+    }
+
+    /// An artifact that exists and is not deleted.
+    fn live(&self, id: &str) -> Result<Entity, KernelError> {
+        let entity = self.entity(id)?;
+        if self.world.get::<Tombstone>(entity).is_some() {
+            return Err(KernelError::deleted(id));
+        }
+        Ok(entity)
+    }
+
+    /// A principal (an artifact with standing).
+    fn principal(&self, id: &str) -> Result<Entity, KernelError> {
+        let entity = self.world.resource::<Ids>().get(id).ok_or_else(|| KernelError::not_a_principal(id))?;
+        if self.world.get::<Standing>(entity).is_none() {
+            return Err(KernelError::not_a_principal(id));
+        }
+        Ok(entity)
+    }
+
+    fn standing(&self, entity: Entity) -> Result<&Standing, KernelError> {
+        self.world.get::<Standing>(entity).ok_or_else(|| self.lost(entity))
+    }
+
+    fn standing_mut(&mut self, entity: Entity) -> Result<Mut<'_, Standing>, KernelError> {
+        let lost = self.lost(entity);
+        self.world.get_mut::<Standing>(entity).ok_or(lost)
+    }
+
+    /// An entity that was checked a moment ago is gone: only possible if the world was
+    /// changed behind the kernel's back.
+    fn lost(&self, entity: Entity) -> KernelError {
+        KernelError::new(ErrorCode::NotFound, format!("entity {entity} has no standing"))
+    }
+
+    fn is_system(&self, entity: Entity) -> bool {
+        self.world.get::<System>(entity).is_some()
+    }
+}
+
+/// Checks that an amount coming from outside is a positive integer.
+pub(crate) fn positive(amount: i64, what: &str) -> Result<u64, KernelError> {
+    if amount <= 0 {
+        return Err(KernelError::invalid(format!("{what} must be positive, got {amount}"))
+            .with("amount", amount));
+    }
+    Ok(amount as u64)
+}

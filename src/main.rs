@@ -1,0 +1,16 @@
+//! The `ecology` binary: parse the command line, run, map errors to exit codes
+//! (0 ok, 2 bad input, 1 internal failure).
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if cli::is_bad_input(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}

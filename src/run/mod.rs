@@ -1,0 +1,124 @@
+//! Running a world: stepping it, streaming its events, reporting on it.
+//!
+//! [`Simulation`] owns the `App`. It is what the CLI, the tests and the benchmarks
+//! drive; the GUI will drive the same thing.
+
+pub mod checksum;
+pub mod report;
+
+use std::io::{self, Write};
+
+use bevy_app::App;
+use bevy_ecs::prelude::*;
+
+pub use report::{AuditError, Report, audit};
+
+use crate::{
+    EcologyPlugin,
+    kernel::{Action, EventLog, intents::Intent},
+    scene::{Scene, SceneError, ValidScene},
+    world::{ids::ArtifactId, time::{SimClock, SimTime}},
+};
+
+/// A world built from a scene, ready to step.
+pub struct Simulation {
+    app: App,
+    scene_name: String,
+}
+
+impl Simulation {
+    /// Validates `scene` and builds its world; `seed` overrides the scene's seed.
+    pub fn new(scene: &Scene, seed: Option<u64>) -> Result<Self, SceneError> {
+        let mut valid = scene.validate()?;
+        if let Some(seed) = seed {
+            valid.config.seed = seed;
+        }
+        Ok(Self::from_valid(&valid))
+    }
+
+    /// Builds the world of an already validated scene.
+    pub fn from_valid(scene: &ValidScene) -> Self {
+        let mut app = App::new();
+        app.add_plugins(EcologyPlugin);
+        app.finish();
+        app.cleanup();
+        crate::scene::spawn_scene(app.world_mut(), scene);
+        Self { app, scene_name: scene.name.clone() }
+    }
+
+    /// Runs one step.
+    pub fn step(&mut self) {
+        self.app.update();
+    }
+
+    pub fn run_steps(&mut self, steps: u64) {
+        for _ in 0..steps {
+            self.step();
+        }
+    }
+
+    /// Steps until the clock reaches `until`. Steps happen at `now`, so something
+    /// scheduled exactly at `until` does not run.
+    pub fn run_until(&mut self, until: SimTime) {
+        while self.now() < until {
+            self.step();
+        }
+    }
+
+    /// Steps needed to bring the clock to `until`.
+    pub fn steps_until(&self, until: SimTime) -> u64 {
+        let clock = self.app.world().resource::<SimClock>();
+        until.millis().saturating_sub(clock.now().millis()).div_ceil(clock.dt().millis())
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.app.world().resource::<SimClock>().now()
+    }
+
+    pub fn steps_done(&self) -> u64 {
+        self.app.world().resource::<SimClock>().step()
+    }
+
+    pub fn scene_name(&self) -> &str {
+        &self.scene_name
+    }
+
+    pub fn world(&self) -> &World {
+        self.app.world()
+    }
+
+    pub fn world_mut(&mut self) -> &mut World {
+        self.app.world_mut()
+    }
+
+    /// Queues an action for `actor`; the kernel performs it in the next step's Act
+    /// phase.
+    pub fn intend(&mut self, actor: &ArtifactId, action: Action) {
+        self.app.world_mut().write_message(Intent { actor: actor.clone(), action });
+    }
+
+    /// Streams every event from now on as JSON lines to `sink`.
+    pub fn stream_events_to(&mut self, sink: Box<dyn Write + Send + Sync>) {
+        self.app.world_mut().resource_mut::<EventLog>().stream_to(sink);
+    }
+
+    /// Flushes the event stream, reporting the first error writing it hit.
+    pub fn flush_events(&mut self) -> io::Result<()> {
+        let mut log = self.app.world_mut().resource_mut::<EventLog>();
+        log.flush();
+        log.take_sink_error().map_or(Ok(()), Err)
+    }
+
+    pub fn report(&self) -> Report {
+        report::build_report(self.world(), &self.scene_name)
+    }
+
+    pub fn checksum(&self) -> String {
+        checksum::world_checksum(self.world())
+    }
+
+    /// The world as it is now, as a scene.
+    pub fn save_scene(&self) -> Scene {
+        Scene::from_world(self.world(), &self.scene_name)
+    }
+}

@@ -1,0 +1,204 @@
+//! The end-of-run report (`ecology run --report`) and the ledger audit.
+//!
+//! The report is plain JSON a researcher can load anywhere: who holds what, what
+//! exists, what happened, and the checksum that identifies the final world. Maps are
+//! ordered by id so that equal worlds give byte-equal reports.
+
+use std::collections::BTreeMap;
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::checksum::world_checksum;
+use crate::{
+    kernel::{EventLog, InvocationStats, Supply, query, state},
+    scene::Timeline,
+    world::{
+        components::{Artifact, Executable, Frozen, LastAction, Quota, Standing, System, Tombstone},
+        ids::{ArtifactId, Ids},
+        time::SimClock,
+    },
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub scene: String,
+    pub seed: u64,
+    pub steps: u64,
+    pub sim_time_secs: f64,
+    pub principals: BTreeMap<String, PrincipalReport>,
+    pub artifacts: BTreeMap<String, ArtifactReport>,
+    pub events: EventsReport,
+    pub interventions: InterventionsReport,
+    /// Sum of every principal's scrip.
+    pub scrip_supply: u64,
+    /// Scrip created by the mint over the run.
+    pub minted_total: u64,
+    /// Scrip created by interventions over the run.
+    pub granted_total: u64,
+    /// Hex digest of the final world state and the whole event log.
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalReport {
+    pub scrip: u64,
+    /// `llm_budget` (micro-dollars), `disk` (free bytes), `disk_used`, and any
+    /// scene-declared stocks.
+    pub resources: BTreeMap<String, u64>,
+    /// Per-window limits of rates that are limited.
+    pub quota: BTreeMap<String, u64>,
+    pub frozen: bool,
+    pub owned_artifacts: Vec<String>,
+    /// Simulated seconds of its last action, if it ever acted.
+    pub last_action_at: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactReport {
+    pub owner: String,
+    pub kind: query::ArtifactKind,
+    pub deleted: bool,
+    pub invoke_count: u64,
+    pub content_bytes: u64,
+    pub code_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsReport {
+    pub total: u64,
+    pub by_type: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterventionsReport {
+    pub applied: u64,
+    pub failed: u64,
+    pub pending: u64,
+}
+
+/// Builds the report of `world`. The world's own machinery (the `kernel` principal,
+/// the built-in contracts) is the same in every world and is left out.
+pub fn build_report(world: &World, scene: &str) -> Report {
+    let ids = world.resource::<Ids>();
+    let stats = world.resource::<InvocationStats>();
+    let mut owned: BTreeMap<&ArtifactId, Vec<String>> = BTreeMap::new();
+    let mut artifacts = BTreeMap::new();
+    let user_entities = ids.in_creation_order().iter().copied().filter(|&e| world.get::<System>(e).is_none());
+    for entity in user_entities.clone() {
+        let (Some(id), Some(artifact)) = (world.get::<ArtifactId>(entity), world.get::<Artifact>(entity)) else {
+            continue;
+        };
+        let deleted = world.get::<Tombstone>(entity).is_some();
+        if !deleted && artifact.owner() != id {
+            owned.entry(artifact.owner()).or_default().push(id.to_string());
+        }
+        artifacts.insert(
+            id.to_string(),
+            ArtifactReport {
+                owner: artifact.owner().to_string(),
+                kind: query::kind_of(world, entity),
+                deleted,
+                invoke_count: stats.invocations(id.as_str()),
+                content_bytes: artifact.content().len() as u64,
+                code_bytes: world.get::<Executable>(entity).map_or(0, |x| x.code().len() as u64),
+            },
+        );
+    }
+    let mut principals = BTreeMap::new();
+    for entity in user_entities {
+        let (Some(id), Some(standing)) = (world.get::<ArtifactId>(entity), world.get::<Standing>(entity)) else {
+            continue;
+        };
+        let mut owned_artifacts = owned.remove(id).unwrap_or_default();
+        owned_artifacts.sort();
+        principals.insert(
+            id.to_string(),
+            PrincipalReport {
+                scrip: standing.scrip(),
+                resources: state::resources_of(standing),
+                quota: world
+                    .get::<Quota>(entity)
+                    .map(|q| q.limits().iter().map(|(k, v)| (k.to_string(), *v)).collect())
+                    .unwrap_or_default(),
+                frozen: world.get::<Frozen>(entity).is_some(),
+                owned_artifacts,
+                last_action_at: world.get::<LastAction>(entity).and_then(|l| l.at()).map(|t| t.as_secs_f64()),
+            },
+        );
+    }
+    let clock = world.resource::<SimClock>();
+    let log = world.resource::<EventLog>();
+    let supply = world.resource::<Supply>();
+    let timeline = world.resource::<Timeline>();
+    let scrip_supply = state::scrip_supply(world);
+    Report {
+        scene: scene.to_owned(),
+        seed: world.resource::<crate::world::config::Config>().seed,
+        steps: clock.step(),
+        sim_time_secs: clock.now().as_secs_f64(),
+        principals,
+        artifacts,
+        events: EventsReport {
+            total: log.total(),
+            by_type: log.by_type().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        },
+        interventions: InterventionsReport {
+            applied: timeline.applied(),
+            failed: timeline.failed(),
+            pending: timeline.pending().count() as u64,
+        },
+        scrip_supply,
+        minted_total: supply.minted,
+        granted_total: supply.granted,
+        checksum: world_checksum(world),
+    }
+}
+
+/// A broken invariant of the ledger. Any of these is a bug in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    #[error("scrip does not add up: principals hold {held}, but {expected} was created (initial + minted + granted)")]
+    ScripNotConserved { held: u64, expected: u64 },
+    #[error("{principal} is charged {charged} bytes of disk but owns {owned} bytes of live artifacts")]
+    DiskMismatch { principal: String, charged: u64, owned: u64 },
+    #[error("{principal} uses {used} bytes of disk with an allocation of {quota}")]
+    DiskOverAllocation { principal: String, used: u64, quota: u64 },
+}
+
+/// Checks the ledger's invariants: scrip is conserved, and every principal's disk
+/// usage is exactly the bytes of the live artifacts it owns, within its allocation.
+pub fn audit(world: &World) -> Result<(), AuditError> {
+    let ids = world.resource::<Ids>();
+    let held = state::scrip_supply(world);
+    let mut owned_bytes: BTreeMap<&ArtifactId, u64> = BTreeMap::new();
+    for &entity in ids.in_creation_order() {
+        if world.get::<Tombstone>(entity).is_some() {
+            continue;
+        }
+        if let Some(artifact) = world.get::<Artifact>(entity) {
+            *owned_bytes.entry(artifact.owner()).or_default() += state::artifact_bytes(world, entity);
+        }
+    }
+    let expected = world.resource::<Supply>().expected_total();
+    if held != expected {
+        return Err(AuditError::ScripNotConserved { held, expected });
+    }
+    for &entity in ids.in_creation_order() {
+        let (Some(id), Some(standing)) = (world.get::<ArtifactId>(entity), world.get::<Standing>(entity)) else {
+            continue;
+        };
+        let owned = owned_bytes.get(id).copied().unwrap_or(0);
+        if standing.disk_used() != owned {
+            return Err(AuditError::DiskMismatch { principal: id.to_string(), charged: standing.disk_used(), owned });
+        }
+        if standing.disk_used() > standing.disk_quota() {
+            return Err(AuditError::DiskOverAllocation {
+                principal: id.to_string(),
+                used: standing.disk_used(),
+                quota: standing.disk_quota(),
+            });
+        }
+    }
+    Ok(())
+}

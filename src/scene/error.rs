@@ -1,0 +1,78 @@
+//! Scene errors that point at the problem: file, line and column, and what was
+//! expected.
+//!
+//! Syntax and type errors come from RON with exact positions. Semantic errors (an
+//! owner that does not exist, a disk allocation too small for what a principal owns)
+//! are found after parsing, when positions are gone; they carry the path of the bad
+//! value (`principals[2].owner`) and a position recovered by finding that entry and
+//! field in the source text.
+
+use std::io;
+
+/// Why a scene cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SceneError {
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{file}:{line}:{col}: {message}")]
+    Parse { file: String, line: usize, col: usize, message: String },
+    #[error("{file}{}: {path}: {message}", at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Invalid { file: String, at: Option<(usize, usize)>, path: String, message: String },
+    #[error("cannot write the scene as RON: {0}")]
+    Save(String),
+}
+
+impl SceneError {
+    /// Line and column of the problem, when known (1-based).
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::Parse { line, col, .. } => Some((*line, *col)),
+            Self::Invalid { at, .. } => *at,
+            Self::Io { .. } | Self::Save(_) => None,
+        }
+    }
+}
+
+/// Finds the position of the last of `anchors`, each searched for after the previous
+/// one, in `source`. When a later anchor is missing, the last one found is used, so
+/// the error at least points at the right entry.
+pub(crate) fn locate(source: &str, anchors: &[String]) -> Option<(usize, usize)> {
+    let mut from = 0;
+    let mut found = None;
+    for anchor in anchors {
+        match source[from..].find(anchor.as_str()) {
+            Some(at) => {
+                found = Some(from + at);
+                from += at + anchor.len();
+            }
+            None => break,
+        }
+    }
+    found.map(|at| line_col(source, at))
+}
+
+fn line_col(source: &str, byte: usize) -> (usize, usize) {
+    let before = &source[..byte];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |nl| before[nl + 1..].chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_nested_anchors() {
+        let src = "Scene(\n  principals: [\n    (id: \"a\"),\n    (id: \"b\", owner: \"zed\"),\n  ],\n)";
+        let anchors = ["principals".to_owned(), "\"b\"".to_owned(), "owner".to_owned()];
+        assert_eq!(locate(src, &anchors), Some((4, 15)));
+        let anchors = ["principals".to_owned(), "\"b\"".to_owned(), "quota".to_owned()];
+        assert_eq!(locate(src, &anchors), Some((4, 11)));
+        assert_eq!(locate(src, &["nowhere".to_owned()]), None);
+    }
+}

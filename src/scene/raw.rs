@@ -1,0 +1,266 @@
+//! The scene file format: plain serde types, exactly as written in RON.
+//!
+//! Unknown fields are errors everywhere. Optional fields may be written without
+//! `Some(..)`, and newtype variants without double parentheses (`Write(id: "x")`):
+//! the loader turns on RON's `implicit_some` and `unwrap_variant_newtypes`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    kernel::{
+        Action,
+        actions::Amount,
+    },
+    world::components::{Interface, Metadata, Pricing},
+};
+
+/// The scene format version this build reads and writes.
+pub const SCENE_VERSION: u32 = 1;
+
+fn version() -> u32 {
+    SCENE_VERSION
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A whole scene: settings, who exists, what exists, and what happens when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Scene")]
+pub struct SceneFile {
+    #[serde(default = "version")]
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub config: ConfigSpec,
+    #[serde(default)]
+    pub principals: Vec<PrincipalSpec>,
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactSpec>,
+    #[serde(default)]
+    pub interventions: Vec<InterventionSpec>,
+}
+
+/// `config: (...)`. Every field is optional; SPEC §2 gives the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Simulated seconds per step (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dt_secs: Option<f64>,
+    /// Steps a run takes unless told otherwise (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
+    /// Rolling window of rate limits, in simulated seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<DefaultsSpec>,
+    /// Extra stock resources: name → what each principal holds by default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, u64>,
+    /// Extra rate resources that quotas may limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<String>,
+    /// Events kept in memory for queries (default 100 000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_ring: Option<usize>,
+}
+
+/// `defaults: (...)`: what every principal gets unless it says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrip: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_budget_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// Per-window limits (rate name → limit, `None` for unlimited). Replaces the
+    /// built-in default (`cpu`: 5 000 000 µs) when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<BTreeMap<String, Option<u64>>>,
+}
+
+/// The parts every artifact entry can have, owned (for building entries).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartsSpec {
+    pub content: Option<String>,
+    pub content_file: Option<String>,
+    pub description: String,
+    pub metadata: Metadata,
+    pub code: Option<String>,
+    pub code_file: Option<String>,
+    pub interface: Option<Interface>,
+    pub contract: Option<String>,
+    pub pricing: Option<Pricing>,
+}
+
+/// The parts of an entry, borrowed (for validating it).
+#[derive(Debug, Clone, Copy)]
+pub struct PartsRef<'a> {
+    pub content: Option<&'a str>,
+    pub content_file: Option<&'a str>,
+    pub description: &'a str,
+    pub metadata: &'a Metadata,
+    pub code: Option<&'a str>,
+    pub code_file: Option<&'a str>,
+    pub interface: Option<&'a Interface>,
+    pub contract: Option<&'a str>,
+    pub pricing: Option<&'a Pricing>,
+}
+
+/// Declares an entry struct with its own fields followed by the artifact parts.
+/// (serde's `flatten` would do this, but it cannot be combined with
+/// `deny_unknown_fields` and loses RON's error positions.)
+macro_rules! entry_with_parts {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub content: Option<String>,
+            /// Path of a file whose text is the content.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub content_file: Option<String>,
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            pub description: String,
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            pub metadata: Metadata,
+            /// JavaScript source, inline.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub code: Option<String>,
+            /// Path of a JavaScript file (relative to the scene file, or under `assets/`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub code_file: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub interface: Option<Interface>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub contract: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub pricing: Option<Pricing>,
+        }
+
+        impl $name {
+            pub fn parts(&self) -> PartsRef<'_> {
+                PartsRef {
+                    content: self.content.as_deref(),
+                    content_file: self.content_file.as_deref(),
+                    description: &self.description,
+                    metadata: &self.metadata,
+                    code: self.code.as_deref(),
+                    code_file: self.code_file.as_deref(),
+                    interface: self.interface.as_ref(),
+                    contract: self.contract.as_deref(),
+                    pricing: self.pricing.as_ref(),
+                }
+            }
+
+            pub fn set_parts(&mut self, parts: PartsSpec) {
+                self.content = parts.content;
+                self.content_file = parts.content_file;
+                self.description = parts.description;
+                self.metadata = parts.metadata;
+                self.code = parts.code;
+                self.code_file = parts.code_file;
+                self.interface = parts.interface;
+                self.contract = parts.contract;
+                self.pricing = parts.pricing;
+            }
+        }
+    };
+}
+
+entry_with_parts! {
+    /// An entry of `principals: [...]`: an artifact with standing.
+    pub struct PrincipalSpec {
+        pub id: String,
+        /// Who owns this principal's artifact (default: itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub scrip: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub llm_budget_usd: Option<f64>,
+        /// Disk allocation in bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub disk_bytes: Option<u64>,
+        /// Holdings of scene-declared stock resources.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub resources: BTreeMap<String, u64>,
+        /// Per-window limits overriding the defaults (`None`: unlimited).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub quota: BTreeMap<String, Option<u64>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub capabilities: Vec<String>,
+        /// Runs autonomously (has a loop).
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub agent: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub frozen: bool,
+    }
+}
+
+entry_with_parts! {
+    /// An entry of `artifacts: [...]`.
+    pub struct ArtifactSpec {
+        pub id: String,
+        pub owner: String,
+        /// A tombstone: the id stays taken, nothing else remains.
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub deleted: bool,
+    }
+}
+
+/// An entry of `interventions: [...]`: at `at` seconds, either `do` an action `as` a
+/// principal, or perform a `system` act.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterventionSpec {
+    pub at: f64,
+    #[serde(rename = "as", default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(rename = "do", default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemAct>,
+}
+
+/// What the world itself can be made to do from outside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SystemAct {
+    /// Create scrip for a principal (outside the mint; booked as granted).
+    GrantScrip { to: String, amount: Amount },
+    /// Add to a principal's holding of a resource (or to its limit of a rate).
+    GrantResource { to: String, resource: String, amount: Amount },
+    /// Set a per-window limit (`None`: unlimited), or the disk allocation.
+    SetQuota { principal: String, resource: String, limit: Option<u64> },
+    Freeze {
+        principal: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Unfreeze { principal: String },
+}
+
+impl SystemAct {
+    /// The principal the act is about.
+    pub fn subject(&self) -> &str {
+        match self {
+            Self::GrantScrip { to, .. } | Self::GrantResource { to, .. } => to,
+            Self::SetQuota { principal, .. } | Self::Freeze { principal, .. } | Self::Unfreeze { principal } => principal,
+        }
+    }
+}

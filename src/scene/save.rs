@@ -1,0 +1,134 @@
+//! Writing a world back as a scene.
+//!
+//! The saved scene describes the world's current state as a new starting point:
+//! holdings, quotas, artifacts (code inline), tombstones, and the interventions still
+//! to come, shifted so that *now* becomes time zero. Timestamps and the event history
+//! stay behind (that is what checkpoints are for). Loading the saved scene gives a
+//! world equal to the one saved, which the round-trip tests check by checksum.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bevy_ecs::prelude::*;
+
+use super::{
+    raw::{ArtifactSpec, ConfigSpec, DefaultsSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION, SceneFile},
+    timeline::{InterventionAct, Timeline},
+};
+use crate::world::{
+    components::{
+        AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, Pricing, Quota, Standing,
+        System, Tombstone,
+    },
+    config::Config,
+    ids::{ArtifactId, Ids},
+    time::SimClock,
+};
+
+pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
+    let config = world.resource::<Config>();
+    let now = world.resource::<SimClock>().now();
+    let mut principals = Vec::new();
+    let mut artifacts = Vec::new();
+    for &entity in world.resource::<Ids>().in_creation_order() {
+        if world.get::<System>(entity).is_some() {
+            continue;
+        }
+        let (Some(id), Some(artifact)) = (world.get::<ArtifactId>(entity), world.get::<Artifact>(entity)) else {
+            continue;
+        };
+        let parts = parts_of(world, entity, artifact);
+        if let Some(standing) = world.get::<Standing>(entity) {
+            let mut spec = PrincipalSpec {
+                id: id.to_string(),
+                owner: (artifact.owner() != id).then(|| artifact.owner().to_string()),
+                scrip: Some(standing.scrip()),
+                llm_budget_usd: Some(standing.llm_budget_micro_usd() as f64 / 1_000_000.0),
+                disk_bytes: Some(standing.disk_quota()),
+                resources: standing.other().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                quota: quota_overrides(config, world.get::<Quota>(entity)),
+                capabilities: world.get::<Capabilities>(entity).map(|c| c.iter().map(str::to_owned).collect()).unwrap_or_default(),
+                agent: world.get::<Loop>(entity).is_some(),
+                frozen: world.get::<Frozen>(entity).is_some(),
+                ..PrincipalSpec::default()
+            };
+            spec.set_parts(parts);
+            principals.push(spec);
+        } else {
+            let deleted = world.get::<Tombstone>(entity).is_some();
+            let mut spec = ArtifactSpec { id: id.to_string(), owner: artifact.owner().to_string(), deleted, ..ArtifactSpec::default() };
+            if !deleted {
+                spec.set_parts(parts);
+            }
+            artifacts.push(spec);
+        }
+    }
+    let interventions = world
+        .resource::<Timeline>()
+        .pending()
+        .map(|scheduled| {
+            let at = scheduled.at.millis().saturating_sub(now.millis()) as f64 / 1000.0;
+            match &scheduled.act {
+                InterventionAct::As { actor, action } => InterventionSpec {
+                    at,
+                    actor: Some(actor.to_string()),
+                    action: Some(action.clone()),
+                    system: None,
+                },
+                InterventionAct::System(act) => InterventionSpec { at, actor: None, action: None, system: Some(act.clone()) },
+            }
+        })
+        .collect();
+    SceneFile {
+        version: SCENE_VERSION,
+        name: name.to_owned(),
+        description: String::new(),
+        config: config_spec(config),
+        principals,
+        artifacts,
+        interventions,
+    }
+}
+
+fn parts_of(world: &World, entity: Entity, artifact: &Artifact) -> PartsSpec {
+    PartsSpec {
+        content: (!artifact.content().is_empty()).then(|| artifact.content().to_owned()),
+        content_file: None,
+        description: artifact.description().to_owned(),
+        metadata: artifact.metadata().cloned().unwrap_or_default(),
+        code: world.get::<Executable>(entity).map(|x| x.code().to_owned()),
+        code_file: None,
+        interface: world.get::<Interface>(entity).cloned(),
+        contract: world.get::<AccessContract>(entity).map(|c| c.id().to_string()),
+        pricing: world.get::<Pricing>(entity).copied(),
+    }
+}
+
+/// The quota entries where a principal differs from the scene's defaults.
+fn quota_overrides(config: &Config, quota: Option<&Quota>) -> BTreeMap<String, Option<u64>> {
+    let defaults = &config.defaults.quota;
+    let own = quota.map(|q| q.limits().clone()).unwrap_or_default();
+    let names: BTreeSet<_> = defaults.keys().chain(own.keys()).cloned().collect();
+    names
+        .into_iter()
+        .filter(|name| own.get(name) != defaults.get(name))
+        .map(|name| (name.to_string(), own.get(&name).copied()))
+        .collect()
+}
+
+fn config_spec(config: &Config) -> ConfigSpec {
+    ConfigSpec {
+        seed: Some(config.seed),
+        dt_secs: Some(config.dt.as_secs_f64()),
+        steps: Some(config.steps),
+        window_secs: Some(config.window.as_secs_f64()),
+        defaults: Some(DefaultsSpec {
+            scrip: Some(config.defaults.scrip),
+            llm_budget_usd: Some(config.defaults.llm_budget_micro_usd as f64 / 1_000_000.0),
+            disk_bytes: Some(config.defaults.disk_bytes),
+            quota: Some(config.defaults.quota.iter().map(|(k, v)| (k.to_string(), Some(*v))).collect()),
+        }),
+        resources: config.stock_resources.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        rates: config.rate_resources.iter().map(|r| r.to_string()).collect(),
+        event_ring: Some(config.event_ring),
+    }
+}

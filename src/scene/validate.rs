@@ -1,0 +1,456 @@
+//! From what a scene file says to a world that can be spawned.
+//!
+//! Validation resolves every reference (owners, `as` principals, contracts, files),
+//! converts units (seconds to [`SimTime`], dollars to micro-dollars), applies the
+//! defaults of SPEC §2 and checks the invariants the kernel relies on (unique valid
+//! ids, executables with interfaces, disk allocations that cover what each principal
+//! owns). The first problem found is reported with its path and position.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    sync::Arc,
+};
+
+use super::{
+    Scene, SceneError,
+    error::locate,
+    raw::{ConfigSpec, InterventionSpec, PartsRef, SCENE_VERSION},
+    timeline::{InterventionAct, ScheduledIntervention},
+};
+use crate::{
+    kernel::{Action, KERNEL_ID, contracts::{self, BuiltinContract}},
+    world::{
+        components::{Interface, Metadata, Pricing},
+        config::{BUILTIN_RATES, Config, PrincipalDefaults},
+        ids::ArtifactId,
+        time::SimTime,
+    },
+};
+
+/// A scene that passed validation: everything resolved, typed and checked.
+#[derive(Debug, Clone)]
+pub struct ValidScene {
+    pub name: String,
+    pub config: Config,
+    pub principals: Vec<ValidPrincipal>,
+    pub artifacts: Vec<ValidArtifact>,
+    /// In time order.
+    pub interventions: Vec<ScheduledIntervention>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidPrincipal {
+    pub id: ArtifactId,
+    pub owner: ArtifactId,
+    pub scrip: u64,
+    pub llm_budget_micro_usd: u64,
+    pub disk_bytes: u64,
+    pub stocks: BTreeMap<Arc<str>, u64>,
+    pub quota: BTreeMap<Arc<str>, u64>,
+    pub capabilities: BTreeSet<String>,
+    pub agent: bool,
+    pub frozen: bool,
+    pub parts: ValidParts,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidArtifact {
+    pub id: ArtifactId,
+    pub owner: ArtifactId,
+    pub deleted: bool,
+    pub parts: ValidParts,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ValidParts {
+    pub content: String,
+    pub description: String,
+    pub metadata: Metadata,
+    pub code: Option<String>,
+    pub interface: Option<Interface>,
+    /// `None`: freeware.
+    pub contract: Option<ArtifactId>,
+    pub pricing: Option<Pricing>,
+}
+
+impl ValidParts {
+    /// Disk bytes: content plus code.
+    pub fn bytes(&self) -> u64 {
+        (self.content.len() + self.code.as_ref().map_or(0, String::len)) as u64
+    }
+}
+
+/// Resource names the kernel reserves.
+const RESERVED_RESOURCES: &[&str] = &["scrip", "llm_budget", "disk", "memory", "cpu", "llm_tokens", "llm_calls"];
+
+struct Checker<'a> {
+    scene: &'a Scene,
+}
+
+impl Checker<'_> {
+    /// An error at `path`, located by searching for `anchors` in the source.
+    fn err(&self, path: impl Into<String>, anchors: &[String], message: impl Into<String>) -> SceneError {
+        let at = self.scene.source().and_then(|source| locate(source, anchors));
+        SceneError::Invalid { file: self.scene.name().to_owned(), at, path: path.into(), message: message.into() }
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn usd_to_micro(usd: f64) -> Option<u64> {
+    let micro = (usd * 1_000_000.0).round();
+    (usd.is_finite() && micro >= 0.0 && micro < 9.0e18).then_some(micro as u64)
+}
+
+pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
+    let check = Checker { scene };
+    let file = scene.file();
+    if file.version != SCENE_VERSION {
+        return Err(check.err(
+            "version",
+            &["version".into()],
+            format!("this build reads scene version {SCENE_VERSION}, not {}", file.version),
+        ));
+    }
+    let config = validate_config(&check, &file.config)?;
+
+    // Every id, principal or not, in one namespace, with the world's own reserved.
+    let mut taken: HashSet<String> = BuiltinContract::ALL.iter().map(|c| c.id().to_owned()).collect();
+    taken.insert(KERNEL_ID.to_owned());
+    let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
+    let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
+        let path = format!("{section}[{index}].id");
+        let anchors = [section.to_owned(), quoted(id)];
+        let parsed = ArtifactId::parse(id).map_err(|e| check.err(&path, &anchors, e.to_string()))?;
+        if !taken.insert(id.to_owned()) {
+            let why = if contracts::is_attachable(id) || id == KERNEL_ID { "is reserved by the world" } else { "appears twice" };
+            return Err(check.err(&path, &anchors, format!("id {id:?} {why}")));
+        }
+        Ok(parsed)
+    };
+
+    let mut principals = Vec::with_capacity(file.principals.len());
+    for (i, p) in file.principals.iter().enumerate() {
+        let id = id_of("principals", i, &p.id)?;
+        let path = |field: &str| format!("principals[{i}] ({}).{field}", p.id);
+        let anchors = |field: &str| vec!["principals".to_owned(), quoted(&p.id), field.to_owned()];
+        let owner = match &p.owner {
+            None => id.clone(),
+            Some(owner) if principal_ids.contains(owner.as_str()) => ArtifactId::trusted(owner),
+            Some(owner) => {
+                return Err(check.err(path("owner"), &anchors("owner"), format!("{owner:?} is not a principal of this scene")));
+            }
+        };
+        let defaults = &config.defaults;
+        let llm_budget_micro_usd = match p.llm_budget_usd {
+            None => defaults.llm_budget_micro_usd,
+            Some(usd) => usd_to_micro(usd).ok_or_else(|| {
+                check.err(path("llm_budget_usd"), &anchors("llm_budget_usd"), format!("{usd} is not an amount of dollars"))
+            })?,
+        };
+        let mut stocks: BTreeMap<Arc<str>, u64> = config.stock_resources.clone();
+        for (name, amount) in &p.resources {
+            let Some((key, _)) = config.stock_resources.get_key_value(name.as_str()) else {
+                return Err(check.err(
+                    path("resources"),
+                    &anchors(&quoted(name)),
+                    format!("{name:?} is not a resource of this scene; declare it in config.resources"),
+                ));
+            };
+            stocks.insert(key.clone(), *amount);
+        }
+        let mut quota = defaults.quota.clone();
+        for (name, limit) in &p.quota {
+            if !config.is_rate(name) {
+                return Err(check.err(path("quota"), &anchors(&quoted(name)), unknown_rate(&config, name)));
+            }
+            match limit {
+                Some(limit) => quota.insert(Arc::from(name.as_str()), *limit),
+                None => quota.remove(name.as_str()),
+            };
+        }
+        for capability in &p.capabilities {
+            if !valid_name(capability) {
+                return Err(check.err(
+                    path("capabilities"),
+                    &anchors(&quoted(capability)),
+                    format!("{capability:?} is not a capability name (lowercase letters, digits, _)"),
+                ));
+            }
+        }
+        let parts = validate_parts(&check, "principals", i, &p.id, p.parts())?;
+        if p.agent && parts.code.is_none() {
+            return Err(check.err(path("agent"), &anchors("agent"), "an agent needs code: its loop runs it"));
+        }
+        principals.push(ValidPrincipal {
+            id,
+            owner,
+            scrip: p.scrip.unwrap_or(defaults.scrip),
+            llm_budget_micro_usd,
+            disk_bytes: p.disk_bytes.unwrap_or(defaults.disk_bytes),
+            stocks,
+            quota,
+            capabilities: p.capabilities.iter().cloned().collect(),
+            agent: p.agent,
+            frozen: p.frozen,
+            parts,
+        });
+    }
+
+    let mut artifacts = Vec::with_capacity(file.artifacts.len());
+    for (i, a) in file.artifacts.iter().enumerate() {
+        let id = id_of("artifacts", i, &a.id)?;
+        let anchors = |field: &str| vec!["artifacts".to_owned(), quoted(&a.id), field.to_owned()];
+        if !principal_ids.contains(a.owner.as_str()) {
+            return Err(check.err(
+                format!("artifacts[{i}] ({}).owner", a.id),
+                &anchors("owner"),
+                format!("{:?} is not a principal of this scene", a.owner),
+            ));
+        }
+        let parts = validate_parts(&check, "artifacts", i, &a.id, a.parts())?;
+        if a.deleted && (parts.bytes() > 0 || parts.interface.is_some()) {
+            return Err(check.err(
+                format!("artifacts[{i}] ({}).deleted", a.id),
+                &anchors("deleted"),
+                "a deleted artifact keeps only its id and owner",
+            ));
+        }
+        artifacts.push(ValidArtifact { id, owner: ArtifactId::trusted(&a.owner), deleted: a.deleted, parts });
+    }
+
+    check_disk(&check, &principals, &artifacts)?;
+    let interventions = validate_interventions(&check, &file.interventions, &principal_ids)?;
+
+    let name = if file.name.is_empty() { scene.name().to_owned() } else { file.name.clone() };
+    Ok(ValidScene { name, config, principals, artifacts, interventions })
+}
+
+fn unknown_rate(config: &Config, name: &str) -> String {
+    let mut rates: Vec<&str> = BUILTIN_RATES.to_vec();
+    rates.extend(config.rate_resources.iter().map(|r| &**r));
+    let hint = if name == "disk" { "; a disk allocation is set with disk_bytes" } else { "" };
+    format!("{name:?} is not a rate of this scene (rates: {}){hint}", rates.join(", "))
+}
+
+fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneError> {
+    let at = |field: &str| vec!["config".to_owned(), field.to_owned()];
+    let mut config = Config::default();
+    if let Some(seed) = spec.seed {
+        config.seed = seed;
+    }
+    if let Some(dt) = spec.dt_secs {
+        config.dt = SimTime::from_secs_f64(dt)
+            .filter(|t| t.millis() > 0)
+            .ok_or_else(|| check.err("config.dt_secs", &at("dt_secs"), format!("a step must last at least 0.001 s, not {dt}")))?;
+    }
+    if let Some(steps) = spec.steps {
+        config.steps = steps;
+    }
+    if let Some(window) = spec.window_secs {
+        config.window = SimTime::from_secs_f64(window).filter(|t| t.millis() > 0).ok_or_else(|| {
+            check.err("config.window_secs", &at("window_secs"), format!("a window must last at least 0.001 s, not {window}"))
+        })?;
+    }
+    if let Some(ring) = spec.event_ring {
+        if ring == 0 {
+            return Err(check.err("config.event_ring", &at("event_ring"), "the event ring must hold at least one event"));
+        }
+        config.event_ring = ring;
+    }
+    for rate in &spec.rates {
+        if !valid_name(rate) || RESERVED_RESOURCES.contains(&rate.as_str()) {
+            return Err(check.err("config.rates", &at(&quoted(rate)), resource_name_problem(rate)));
+        }
+        config.rate_resources.push(Arc::from(rate.as_str()));
+    }
+    for (name, default) in &spec.resources {
+        if !valid_name(name) || RESERVED_RESOURCES.contains(&name.as_str()) || spec.rates.contains(name) {
+            return Err(check.err("config.resources", &at(&quoted(name)), resource_name_problem(name)));
+        }
+        config.stock_resources.insert(Arc::from(name.as_str()), *default);
+    }
+    if let Some(defaults) = &spec.defaults {
+        let at = |field: &str| vec!["config".to_owned(), "defaults".to_owned(), field.to_owned()];
+        let mut out = PrincipalDefaults::default();
+        if let Some(scrip) = defaults.scrip {
+            out.scrip = scrip;
+        }
+        if let Some(usd) = defaults.llm_budget_usd {
+            out.llm_budget_micro_usd = usd_to_micro(usd).ok_or_else(|| {
+                check.err("config.defaults.llm_budget_usd", &at("llm_budget_usd"), format!("{usd} is not an amount of dollars"))
+            })?;
+        }
+        if let Some(disk) = defaults.disk_bytes {
+            out.disk_bytes = disk;
+        }
+        if let Some(quota) = &defaults.quota {
+            out.quota.clear();
+            for (name, limit) in quota {
+                if !config.is_rate(name) {
+                    return Err(check.err("config.defaults.quota", &at(&quoted(name)), unknown_rate(&config, name)));
+                }
+                if let Some(limit) = limit {
+                    out.quota.insert(Arc::from(name.as_str()), *limit);
+                }
+            }
+        }
+        config.defaults = out;
+    }
+    Ok(config)
+}
+
+fn resource_name_problem(name: &str) -> String {
+    if RESERVED_RESOURCES.contains(&name) {
+        format!("{name:?} is a built-in resource")
+    } else if valid_name(name) {
+        format!("{name:?} is declared both as a stock resource and as a rate")
+    } else {
+        format!("{name:?} is not a resource name (lowercase letters, digits, _; starting with a letter)")
+    }
+}
+
+fn validate_parts(check: &Checker, section: &str, index: usize, id: &str, parts: PartsRef) -> Result<ValidParts, SceneError> {
+    let path = |field: &str| format!("{section}[{index}] ({id}).{field}");
+    let anchors = |field: &str| vec![section.to_owned(), quoted(id), field.to_owned()];
+    let content = match (parts.content, parts.content_file) {
+        (Some(_), Some(_)) => {
+            return Err(check.err(path("content_file"), &anchors("content_file"), "give content or content_file, not both"));
+        }
+        (Some(text), None) => text.to_owned(),
+        (None, Some(file)) => check.scene.read_file(file).map_err(|e| check.err(path("content_file"), &anchors("content_file"), e))?,
+        (None, None) => String::new(),
+    };
+    let code = match (parts.code, parts.code_file) {
+        (Some(_), Some(_)) => {
+            return Err(check.err(path("code_file"), &anchors("code_file"), "give code or code_file, not both"));
+        }
+        (Some(text), None) => Some(text.to_owned()),
+        (None, Some(file)) => Some(check.scene.read_file(file).map_err(|e| check.err(path("code_file"), &anchors("code_file"), e))?),
+        (None, None) => None,
+    };
+    if let Some(interface) = parts.interface {
+        interface.validate().map_err(|e| check.err(path("interface"), &anchors("interface"), e))?;
+    } else if code.is_some() {
+        let field = if parts.code_file.is_some() { "code_file" } else { "code" };
+        return Err(check.err(path("interface"), &anchors(field), "code needs an interface: every executable declares its tools"));
+    }
+    let contract = match parts.contract {
+        None | Some("freeware") => None,
+        Some(name) if contracts::is_attachable(name) => Some(ArtifactId::trusted(name)),
+        Some(name) => {
+            return Err(check.err(
+                path("contract"),
+                &anchors("contract"),
+                format!("unknown contract {name:?}; the built-in contracts are freeware, public, private and self_owned"),
+            ));
+        }
+    };
+    Ok(ValidParts {
+        content,
+        description: parts.description.to_owned(),
+        metadata: parts.metadata.clone(),
+        code,
+        interface: parts.interface.cloned(),
+        contract,
+        pricing: parts.pricing.copied(),
+    })
+}
+
+/// Each principal's disk allocation must cover the artifacts it owns.
+fn check_disk(check: &Checker, principals: &[ValidPrincipal], artifacts: &[ValidArtifact]) -> Result<(), SceneError> {
+    let allocation: BTreeMap<&str, u64> = principals.iter().map(|p| (p.id.as_str(), p.disk_bytes)).collect();
+    let mut used: BTreeMap<&str, u64> = BTreeMap::new();
+    let owned = principals
+        .iter()
+        .map(|p| ("principals", &p.id, &p.owner, p.parts.bytes()))
+        .chain(artifacts.iter().filter(|a| !a.deleted).map(|a| ("artifacts", &a.id, &a.owner, a.parts.bytes())));
+    for (section, id, owner, bytes) in owned {
+        let total = used.entry(owner.as_str()).or_default();
+        *total += bytes;
+        let limit = allocation.get(owner.as_str()).copied().unwrap_or(0);
+        if *total > limit {
+            return Err(check.err(
+                format!("{section} ({id})"),
+                &[section.to_owned(), quoted(id.as_str())],
+                format!(
+                    "{owner} owns {total} bytes of artifacts up to and including {id}, but its disk allocation is {limit} bytes (disk_bytes)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_interventions(
+    check: &Checker,
+    specs: &[InterventionSpec],
+    principal_ids: &HashSet<&str>,
+) -> Result<Vec<ScheduledIntervention>, SceneError> {
+    let mut timed: Vec<(SimTime, usize, &InterventionSpec)> = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let at = SimTime::from_secs_f64(spec.at).ok_or_else(|| {
+            check.err(format!("interventions[{i}].at"), &nth_entry(i), format!("{} is not a time (seconds ≥ 0)", spec.at))
+        })?;
+        timed.push((at, i, spec));
+    }
+    // Stable: interventions due at the same time keep their file order.
+    timed.sort_by_key(|(at, i, _)| (*at, *i));
+
+    let mut known: HashSet<String> = principal_ids.iter().map(|s| (*s).to_owned()).collect();
+    let mut out = Vec::with_capacity(timed.len());
+    for (at, i, spec) in timed {
+        let path = |field: &str| format!("interventions[{i}].{field}");
+        let mut anchors = nth_entry(i);
+        let act = match (&spec.actor, &spec.action, &spec.system) {
+            (Some(actor), Some(action), None) => {
+                if !known.contains(actor) {
+                    anchors.push(quoted(actor));
+                    return Err(check.err(path("as"), &anchors, format!(
+                        "{actor:?} is not a principal of this scene, nor spawned by an earlier intervention"
+                    )));
+                }
+                if let Action::Spawn(spawn) = action {
+                    known.insert(spawn.id.clone());
+                }
+                let actor = ArtifactId::parse(actor).map_err(|e| check.err(path("as"), &anchors, e.to_string()))?;
+                InterventionAct::As { actor, action: action.clone() }
+            }
+            (None, None, Some(system)) => {
+                let subject = system.subject();
+                if !known.contains(subject) {
+                    anchors.push(quoted(subject));
+                    return Err(check.err(path("system"), &anchors, format!(
+                        "{subject:?} is not a principal of this scene, nor spawned by an earlier intervention"
+                    )));
+                }
+                InterventionAct::System(system.clone())
+            }
+            (None, Some(_), _) => return Err(check.err(path("as"), &anchors, "`do` needs `as`: the principal who acts")),
+            (Some(_), None, None) => return Err(check.err(path("do"), &anchors, "`as` needs `do`: the action to perform")),
+            (_, Some(_), Some(_)) | (Some(_), None, Some(_)) => {
+                return Err(check.err(path("system"), &anchors, "an intervention is either `as` + `do` or `system`, not both"));
+            }
+            (None, None, None) => {
+                return Err(check.err(path("do"), &anchors, "an intervention needs `as` + `do`, or `system`"));
+            }
+        };
+        out.push(ScheduledIntervention { at, act });
+    }
+    Ok(out)
+}
+
+/// Anchors that find the `i`-th entry of `interventions` (by its `at:` field).
+fn nth_entry(i: usize) -> Vec<String> {
+    let mut anchors = vec!["interventions".to_owned()];
+    anchors.extend(std::iter::repeat_n("at".to_owned(), i + 1));
+    anchors
+}

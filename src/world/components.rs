@@ -1,0 +1,311 @@
+//! The parts an artifact can have (SPEC §1), one component each.
+//!
+//! What an artifact *is* follows from the parts it has: [`Standing`] makes it a
+//! principal, [`Executable`] gives it code (and requires an [`Interface`]), [`Loop`]
+//! makes it an agent. Fields are `pub(crate)`: outside the crate the world is read-only,
+//! and inside it only the kernel writes ledger state, so every change leaves an event.
+
+use std::{collections::BTreeMap, collections::BTreeSet, sync::Arc};
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{ids::ArtifactId, time::SimTime};
+
+/// Free-form key/value metadata of an artifact (informational only).
+pub type Metadata = BTreeMap<String, serde_json::Value>;
+
+/// What every artifact has: content, ownership and bookkeeping.
+///
+/// `created_by` is informational; `owner` is the principal that may write and delete
+/// the artifact, receives its prices and bears its disk usage.
+#[derive(Component, Debug, Clone, PartialEq, Serialize)]
+pub struct Artifact {
+    pub(crate) owner: ArtifactId,
+    pub(crate) created_by: ArtifactId,
+    pub(crate) created_at: SimTime,
+    pub(crate) updated_at: SimTime,
+    pub(crate) content: Box<str>,
+    /// Boxed because most artifacts have neither, and every byte per artifact counts
+    /// when a world holds hundreds of thousands of them.
+    pub(crate) details: Option<Box<ArtifactDetails>>,
+}
+
+/// The optional, informational parts of an artifact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ArtifactDetails {
+    pub(crate) description: String,
+    pub(crate) metadata: Metadata,
+}
+
+impl Artifact {
+    pub fn owner(&self) -> &ArtifactId {
+        &self.owner
+    }
+    pub fn created_by(&self) -> &ArtifactId {
+        &self.created_by
+    }
+    pub fn created_at(&self) -> SimTime {
+        self.created_at
+    }
+    pub fn updated_at(&self) -> SimTime {
+        self.updated_at
+    }
+    pub fn content(&self) -> &str {
+        &self.content
+    }
+    pub fn description(&self) -> &str {
+        self.details.as_deref().map_or("", |d| d.description.as_str())
+    }
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.details.as_deref().map(|d| &d.metadata).filter(|m| !m.is_empty())
+    }
+
+    pub(crate) fn set_details(&mut self, description: Option<String>, metadata: Option<Metadata>) {
+        if description.is_none() && metadata.is_none() {
+            return;
+        }
+        let details = self.details.get_or_insert_with(Default::default);
+        if let Some(description) = description {
+            details.description = description;
+        }
+        if let Some(metadata) = metadata {
+            details.metadata = metadata;
+        }
+        if details.description.is_empty() && details.metadata.is_empty() {
+            self.details = None;
+        }
+    }
+}
+
+/// A principal's holdings: scrip and stock resources, all integers.
+///
+/// `disk_quota` is the principal's disk allocation in bytes and `disk_used` the bytes
+/// of the live artifacts it owns; only the free part (`disk_quota - disk_used`) can be
+/// spent on growth or traded away, so `disk_used <= disk_quota` always holds.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[require(Quota, LastAction)]
+pub struct Standing {
+    pub(crate) scrip: u64,
+    pub(crate) llm_budget_micro_usd: u64,
+    pub(crate) disk_quota: u64,
+    pub(crate) disk_used: u64,
+    /// Stock resources a scene declares beyond the built-in ones.
+    pub(crate) other: BTreeMap<Arc<str>, u64>,
+}
+
+impl Standing {
+    pub fn scrip(&self) -> u64 {
+        self.scrip
+    }
+    pub fn llm_budget_micro_usd(&self) -> u64 {
+        self.llm_budget_micro_usd
+    }
+    pub fn disk_quota(&self) -> u64 {
+        self.disk_quota
+    }
+    pub fn disk_used(&self) -> u64 {
+        self.disk_used
+    }
+    pub fn disk_free(&self) -> u64 {
+        self.disk_quota - self.disk_used
+    }
+    pub fn other(&self) -> &BTreeMap<Arc<str>, u64> {
+        &self.other
+    }
+}
+
+/// A principal's heartbeat: when it last acted, and how. Public, like the ledger, so
+/// others can tell an idle principal from a busy one.
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LastAction(pub(crate) Option<(SimTime, crate::kernel::ActionKind)>);
+
+impl LastAction {
+    pub fn at(&self) -> Option<SimTime> {
+        self.0.map(|(at, _)| at)
+    }
+    pub fn action(&self) -> Option<crate::kernel::ActionKind> {
+        self.0.map(|(_, action)| action)
+    }
+}
+
+/// Per-window limits on renewable resources (`cpu`, `llm_tokens`, `llm_calls`, …),
+/// keyed by resource name. A resource without an entry is unlimited.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Quota {
+    pub(crate) limits: BTreeMap<Arc<str>, u64>,
+}
+
+impl Quota {
+    pub fn limit(&self, resource: &str) -> Option<u64> {
+        self.limits.get(resource).copied()
+    }
+    pub fn limits(&self) -> &BTreeMap<Arc<str>, u64> {
+        &self.limits
+    }
+}
+
+/// JavaScript code, with the hash under which compiled forms are cached.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[require(Interface)]
+pub struct Executable {
+    pub(crate) code: Arc<str>,
+    pub(crate) code_hash: u64,
+}
+
+impl Executable {
+    pub(crate) fn new(code: Arc<str>) -> Self {
+        let code_hash = xxhash_rust::xxh3::xxh3_64(code.as_bytes());
+        Self { code, code_hash }
+    }
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    pub fn code_hash(&self) -> u64 {
+        self.code_hash
+    }
+}
+
+/// An MCP-style tool schema: what an executable artifact offers and how to call it.
+#[derive(Component, Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tools: Vec<Tool>,
+}
+
+/// One method of an [`Interface`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A JSON Schema object describing the arguments.
+    #[serde(rename = "inputSchema", default = "empty_object_schema")]
+    pub input_schema: serde_json::Value,
+}
+
+fn empty_object_schema() -> serde_json::Value {
+    serde_json::json!({ "type": "object" })
+}
+
+impl Interface {
+    /// Checks the shape SPEC §1 requires of an executable's interface.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tools.is_empty() {
+            return Err("an interface needs at least one tool".into());
+        }
+        let mut seen = BTreeSet::new();
+        for (i, tool) in self.tools.iter().enumerate() {
+            if tool.name.is_empty() {
+                return Err(format!("tools[{i}].name is empty"));
+            }
+            if !seen.insert(tool.name.as_str()) {
+                return Err(format!("tools[{i}].name {:?} appears twice", tool.name));
+            }
+            if !tool.input_schema.is_object() {
+                return Err(format!("tools[{i}].inputSchema must be a JSON object"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+}
+
+/// The artifact that answers permission questions about this one. An artifact without
+/// this component is governed by the built-in `freeware` contract.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessContract(pub(crate) ArtifactId);
+
+impl AccessContract {
+    pub fn id(&self) -> &ArtifactId {
+        &self.0
+    }
+}
+
+/// Who bears the measured resource cost of invoking an artifact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourcePolicy {
+    #[default]
+    CallerPays,
+    OwnerPays,
+}
+
+/// Scrip prices paid to the owner, and the resource policy. Absent means free.
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pricing {
+    pub invoke_price: u64,
+    pub read_price: u64,
+    pub resource_policy: ResourcePolicy,
+}
+
+/// The artifact runs autonomously: it is an agent, woken at `wake_at`.
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Loop {
+    pub(crate) wake_at: SimTime,
+}
+
+impl Loop {
+    pub fn wake_at(&self) -> SimTime {
+        self.wake_at
+    }
+}
+
+/// Privileges such as `can_call_llm` and `can_mint`.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities(pub(crate) BTreeSet<String>);
+
+impl Capabilities {
+    pub fn has(&self, capability: &str) -> bool {
+        self.0.contains(capability)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+/// A deleted artifact. The entity stays so the id is never reused and history stays
+/// readable; reads and invokes fail with `DELETED`.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tombstone {
+    pub(crate) deleted_at: SimTime,
+    pub(crate) deleted_by: ArtifactId,
+}
+
+impl Tombstone {
+    pub fn deleted_at(&self) -> SimTime {
+        self.deleted_at
+    }
+    pub fn deleted_by(&self) -> &ArtifactId {
+        &self.deleted_by
+    }
+}
+
+/// A principal that may not act until rescued; it keeps its holdings.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Frozen {
+    pub(crate) since: SimTime,
+    pub(crate) reason: String,
+}
+
+impl Frozen {
+    pub fn since(&self) -> SimTime {
+        self.since
+    }
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Part of the world's machinery (the `kernel` principal, the built-in contracts):
+/// present in every world, not saved into scenes, excluded from UBI.
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct System;

@@ -1,0 +1,78 @@
+//! The world's settings, validated from a scene's `config` section.
+//!
+//! Every field has the default of SPEC §2 when the scene omits it; the scene module
+//! does the parsing and reports errors with positions, so values here are trusted.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use bevy_ecs::prelude::*;
+use serde::Serialize;
+
+use super::time::SimTime;
+
+/// Rate resources the kernel knows by name. A scene may limit others as well.
+pub const BUILTIN_RATES: &[&str] = &["cpu", "llm_tokens", "llm_calls"];
+
+/// The configuration of one world.
+#[derive(Resource, Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// Seeds [`SimRng`](super::rng::SimRng); `ecology run --seed` overrides it.
+    pub seed: u64,
+    /// Simulated length of one step.
+    pub dt: SimTime,
+    /// Steps a run takes when neither `--steps` nor `--until` is given.
+    pub steps: u64,
+    /// Length of the rolling window of rate limits.
+    pub window: SimTime,
+    /// What a principal gets when the scene does not say.
+    pub defaults: PrincipalDefaults,
+    /// Extra stock resources (name → default holding per principal).
+    pub stock_resources: BTreeMap<Arc<str>, u64>,
+    /// Extra rate resources, beyond [`BUILTIN_RATES`].
+    pub rate_resources: Vec<Arc<str>>,
+    /// Events kept in memory for queries.
+    pub event_ring: usize,
+}
+
+/// Default holdings and limits of a principal declared in a scene.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrincipalDefaults {
+    pub scrip: u64,
+    pub llm_budget_micro_usd: u64,
+    pub disk_bytes: u64,
+    /// Per-window limits; a rate without an entry is unlimited.
+    pub quota: BTreeMap<Arc<str>, u64>,
+}
+
+impl Default for PrincipalDefaults {
+    fn default() -> Self {
+        Self {
+            scrip: 100,
+            llm_budget_micro_usd: 2_000_000,
+            disk_bytes: 100_000,
+            quota: BTreeMap::from([(Arc::from("cpu"), 5_000_000)]),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            dt: SimTime::from_millis(1000),
+            steps: 600,
+            window: SimTime::from_millis(60_000),
+            defaults: PrincipalDefaults::default(),
+            stock_resources: BTreeMap::new(),
+            rate_resources: Vec::new(),
+            event_ring: crate::kernel::events::DEFAULT_RING_CAPACITY,
+        }
+    }
+}
+
+impl Config {
+    /// Whether `name` is a rate resource in this world.
+    pub fn is_rate(&self, name: &str) -> bool {
+        BUILTIN_RATES.contains(&name) || self.rate_resources.iter().any(|r| &**r == name)
+    }
+}
