@@ -72,7 +72,7 @@ mod tests {
         let anchors = ["principals".to_owned(), "\"b\"".to_owned(), "owner".to_owned()];
         assert_eq!(locate(src, &anchors), Some((4, 15)));
         let anchors = ["principals".to_owned(), "\"b\"".to_owned(), "quota".to_owned()];
-        assert_eq!(locate(src, &anchors), Some((4, 11)));
+        assert_eq!(locate(src, &anchors), Some((4, 10)));
         assert_eq!(locate(src, &["nowhere".to_owned()]), None);
     }
 }

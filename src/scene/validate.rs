@@ -116,7 +116,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     if file.version != SCENE_VERSION {
         return Err(check.err(
             "version",
-            &["version".into()],
+            &["version:".into()],
             format!("this build reads scene version {SCENE_VERSION}, not {}", file.version),
         ));
     }
@@ -128,7 +128,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
     let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
         let path = format!("{section}[{index}].id");
-        let anchors = [section.to_owned(), quoted(id)];
+        let anchors = entry(section, index, id, None);
         let parsed = ArtifactId::parse(id).map_err(|e| check.err(&path, &anchors, e.to_string()))?;
         if !taken.insert(id.to_owned()) {
             let why = if contracts::is_attachable(id) || id == KERNEL_ID { "is reserved by the world" } else { "appears twice" };
@@ -141,7 +141,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     for (i, p) in file.principals.iter().enumerate() {
         let id = id_of("principals", i, &p.id)?;
         let path = |field: &str| format!("principals[{i}] ({}).{field}", p.id);
-        let anchors = |field: &str| vec!["principals".to_owned(), quoted(&p.id), field.to_owned()];
+        let anchors = |field: &str| entry("principals", i, &p.id, Some(field));
         let owner = match &p.owner {
             None => id.clone(),
             Some(owner) if principal_ids.contains(owner.as_str()) => ArtifactId::trusted(owner),
@@ -208,7 +208,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     let mut artifacts = Vec::with_capacity(file.artifacts.len());
     for (i, a) in file.artifacts.iter().enumerate() {
         let id = id_of("artifacts", i, &a.id)?;
-        let anchors = |field: &str| vec!["artifacts".to_owned(), quoted(&a.id), field.to_owned()];
+        let anchors = |field: &str| entry("artifacts", i, &a.id, Some(field));
         if !principal_ids.contains(a.owner.as_str()) {
             return Err(check.err(
                 format!("artifacts[{i}] ({}).owner", a.id),
@@ -242,7 +242,7 @@ fn unknown_rate(config: &Config, name: &str) -> String {
 }
 
 fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneError> {
-    let at = |field: &str| vec!["config".to_owned(), field.to_owned()];
+    let at = |field: &str| vec!["config:".to_owned(), field.to_owned()];
     let mut config = Config::default();
     if let Some(seed) = spec.seed {
         config.seed = seed;
@@ -279,7 +279,7 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         config.stock_resources.insert(Arc::from(name.as_str()), *default);
     }
     if let Some(defaults) = &spec.defaults {
-        let at = |field: &str| vec!["config".to_owned(), "defaults".to_owned(), field.to_owned()];
+        let at = |field: &str| vec!["config:".to_owned(), "defaults:".to_owned(), field.to_owned()];
         let mut out = PrincipalDefaults::default();
         if let Some(scrip) = defaults.scrip {
             out.scrip = scrip;
@@ -320,7 +320,7 @@ fn resource_name_problem(name: &str) -> String {
 
 fn validate_parts(check: &Checker, section: &str, index: usize, id: &str, parts: PartsRef) -> Result<ValidParts, SceneError> {
     let path = |field: &str| format!("{section}[{index}] ({id}).{field}");
-    let anchors = |field: &str| vec![section.to_owned(), quoted(id), field.to_owned()];
+    let anchors = |field: &str| entry(section, index, id, Some(field));
     let content = match (parts.content, parts.content_file) {
         (Some(_), Some(_)) => {
             return Err(check.err(path("content_file"), &anchors("content_file"), "give content or content_file, not both"));
@@ -371,16 +371,17 @@ fn check_disk(check: &Checker, principals: &[ValidPrincipal], artifacts: &[Valid
     let mut used: BTreeMap<&str, u64> = BTreeMap::new();
     let owned = principals
         .iter()
-        .map(|p| ("principals", &p.id, &p.owner, p.parts.bytes()))
-        .chain(artifacts.iter().filter(|a| !a.deleted).map(|a| ("artifacts", &a.id, &a.owner, a.parts.bytes())));
-    for (section, id, owner, bytes) in owned {
+        .enumerate()
+        .map(|(i, p)| ("principals", i, &p.id, &p.owner, p.parts.bytes()))
+        .chain(artifacts.iter().enumerate().filter(|(_, a)| !a.deleted).map(|(i, a)| ("artifacts", i, &a.id, &a.owner, a.parts.bytes())));
+    for (section, index, id, owner, bytes) in owned {
         let total = used.entry(owner.as_str()).or_default();
         *total += bytes;
         let limit = allocation.get(owner.as_str()).copied().unwrap_or(0);
         if *total > limit {
             return Err(check.err(
-                format!("{section} ({id})"),
-                &[section.to_owned(), quoted(id.as_str())],
+                format!("{section}[{index}] ({id})"),
+                &entry(section, index, id.as_str(), None),
                 format!(
                     "{owner} owns {total} bytes of artifacts up to and including {id}, but its disk allocation is {limit} bytes (disk_bytes)"
                 ),
@@ -448,9 +449,19 @@ fn validate_interventions(
     Ok(out)
 }
 
-/// Anchors that find the `i`-th entry of `interventions` (by its `at:` field).
+/// Anchors that find entry `index` of `section` (by counting `id:` fields) and in it
+/// the quoted `id`, then `field` if given.
+fn entry(section: &str, index: usize, id: &str, field: Option<&str>) -> Vec<String> {
+    let mut anchors = vec![format!("{section}:")];
+    anchors.extend(std::iter::repeat_n("id:".to_owned(), index + 1));
+    anchors.push(quoted(id));
+    anchors.extend(field.map(str::to_owned));
+    anchors
+}
+
+/// Anchors that find entry `i` of `interventions` (by counting `at:` fields).
 fn nth_entry(i: usize) -> Vec<String> {
-    let mut anchors = vec!["interventions".to_owned()];
-    anchors.extend(std::iter::repeat_n("at".to_owned(), i + 1));
+    let mut anchors = vec!["interventions:".to_owned()];
+    anchors.extend(std::iter::repeat_n("at:".to_owned(), i + 1));
     anchors
 }

@@ -1,0 +1,136 @@
+//! The `ecology` binary as a user runs it.
+
+use std::process::{Command, Output};
+
+fn ecology(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ecology")).args(args).output().expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bare_command_runs_the_default_scene_with_a_summary() {
+    let out = ecology(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Agent Ecology — default (seed 42)"), "{text}");
+    assert!(text.contains("ran 300 steps"), "{text}");
+    assert!(text.contains("checksum "), "{text}");
+}
+
+#[test]
+fn report_has_the_documented_fields() {
+    let out = ecology(&["run", "--report", "-", "--steps", "50", "--seed", "9"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is only the JSON report");
+    assert_eq!(report["seed"], 9);
+    assert_eq!(report["steps"], 50);
+    assert_eq!(report["sim_time_secs"], 50.0);
+    let alice = &report["principals"]["alice"];
+    for key in ["scrip", "resources", "frozen", "owned_artifacts"] {
+        assert!(alice.get(key).is_some(), "principal lacks {key}");
+    }
+    assert!(alice["resources"]["llm_budget"].is_u64());
+    let tool = &report["artifacts"]["text_tools"];
+    for key in ["owner", "deleted", "invoke_count", "content_bytes"] {
+        assert!(tool.get(key).is_some(), "artifact lacks {key}");
+    }
+    assert!(report["events"]["total"].as_u64().unwrap() > 0);
+    assert!(report["events"]["by_type"]["INTERVENTION"].as_u64().unwrap() > 0);
+    assert!(report["scrip_supply"].is_u64());
+    assert_eq!(report["minted_total"], 0);
+    assert_eq!(report["checksum"].as_str().unwrap().len(), 64);
+    // The summary went to stderr, keeping stdout parseable.
+    assert!(stderr(&out).contains("checksum"));
+}
+
+#[test]
+fn events_file_and_until() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let report = dir.path().join("report.json");
+    let out = ecology(&[
+        "run",
+        "--until",
+        "100",
+        "--events",
+        events.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "--quiet prints nothing");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["sim_time_secs"], 100.0);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    assert_eq!(lines.len() as u64, report["events"]["total"].as_u64().unwrap());
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], i as u64 + 1);
+        for key in ["time", "actor", "type", "payload"] {
+            assert!(line.get(key).is_some(), "event lacks {key}: {line}");
+        }
+    }
+    assert!(lines.iter().all(|l| l["time"].as_f64().unwrap() < 100.0));
+}
+
+#[test]
+fn validate_accepts_good_scenes_and_points_at_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.ron");
+    std::fs::write(&good, "Scene(principals: [(id: \"a\")])").unwrap();
+    let out = ecology(&["validate", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ok (1 principals"));
+
+    let bad = dir.path().join("bad.ron");
+    std::fs::write(&bad, "Scene(\n  principals: [(id: \"a\", scirp: 1)],\n)").unwrap();
+    let out = ecology(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:2:", bad.display())), "{err}");
+    assert!(err.contains("scirp"), "{err}");
+
+    let out = ecology(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = ecology(&["validate", dir.path().join("missing.ron").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.ron"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    assert_eq!(ecology(&["run", "--until", "-3"]).status.code(), Some(2));
+    assert_eq!(ecology(&["run", "--steps", "many"]).status.code(), Some(2));
+    assert_eq!(ecology(&["run", "--steps", "1", "--until", "2"]).status.code(), Some(2));
+    assert_eq!(ecology(&["fly"]).status.code(), Some(2));
+    let out = ecology(&["run", "--steps", "1", "--events", "/nonexistent/dir/e.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/dir/e.jsonl"));
+}
+
+#[test]
+fn saved_scene_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved.ron");
+    let out = ecology(&["run", "--steps", "100", "--save-scene", saved.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ecology(&["validate", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ecology(&["run", saved.to_str().unwrap(), "--steps", "10", "--report", "-", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 100, plus bob's 30 and a 5 scrip read price, minus 20 to fund her helper: all before the save.
+    assert_eq!(report["principals"]["alice"]["scrip"], 115);
+    assert_eq!(report["principals"]["alice_helper"]["scrip"], 20);
+}

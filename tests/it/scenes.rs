@@ -1,0 +1,199 @@
+//! Scenes: the default scene, timelines, round trips and broken files.
+
+use agent_ecology::{
+    kernel::EventLog,
+    run::{Simulation, audit},
+    scene::{Scene, SceneError},
+};
+
+use crate::sim;
+
+fn error_of(ron: &str) -> SceneError {
+    let scene = match Scene::from_ron_str("broken.ron", ron) {
+        Ok(scene) => scene,
+        Err(e) => return e,
+    };
+    scene.validate().err().unwrap_or_else(|| panic!("scene should be refused:\n{ron}"))
+}
+
+/// Asserts the error points at `line:col` of broken.ron and says `what`.
+fn assert_error(ron: &str, line: usize, col: usize, what: &str) {
+    let err = error_of(ron);
+    let text = err.to_string();
+    assert!(text.starts_with(&format!("broken.ron:{line}:{col}: ")), "wrong position: {text}");
+    assert!(text.contains(what), "{text:?} should say {what:?}");
+}
+
+#[test]
+fn default_scene_is_valid_and_balanced() {
+    let scene = Scene::embedded_default().unwrap();
+    let valid = scene.validate().unwrap();
+    assert!(valid.principals.len() >= 5);
+    assert!(!valid.interventions.is_empty());
+    let mut sim = Simulation::new(&scene, None).unwrap();
+    sim.run_steps(valid.config.steps);
+    audit(sim.world()).unwrap();
+    let report = sim.report();
+    assert_eq!(report.interventions.pending, 0);
+    assert_eq!(report.artifacts["text_tools"].code_bytes as usize, include_str!("../../assets/tools/text_tools.js").len());
+}
+
+#[test]
+fn timeline_produces_the_expected_report() {
+    let mut sim = sim(r#"Scene(
+        config: (dt_secs: 0.5),
+        principals: [(id: "alice", scrip: 100), (id: "bob", scrip: 50), (id: "carol", scrip: 10)],
+        artifacts: [(id: "menu", owner: "bob", content: "soup")],
+        interventions: [
+            (at: 3.0, as: "bob", do: Edit(id: "menu", old: "soup", new: "stew")),
+            (at: 1.0, as: "alice", do: Transfer(to: "bob", amount: 30)),
+            (at: 1.0, as: "bob", do: Transfer(to: "carol", amount: 70)),
+            (at: 2.0, system: GrantScrip(to: "carol", amount: 5)),
+            (at: 2.5, as: "carol", do: Delete(id: "menu")),
+            (at: 4.0, system: Freeze(principal: "carol")),
+            (at: 9.0, as: "carol", do: Noop),
+        ],
+    )"#);
+    sim.run_steps(10);
+    let report = sim.report();
+    assert_eq!(report.steps, 10);
+    assert_eq!(report.sim_time_secs, 5.0);
+    // Same-time interventions run in file order: alice pays bob before bob pays carol.
+    assert_eq!(report.principals["alice"].scrip, 70);
+    assert_eq!(report.principals["bob"].scrip, 10);
+    assert_eq!(report.principals["carol"].scrip, 85);
+    assert_eq!(report.granted_total, 5);
+    assert_eq!(report.scrip_supply, 165);
+    assert!(report.principals["carol"].frozen);
+    assert_eq!(report.principals["bob"].resources["disk_used"], 4, "the edit happened before the failed delete");
+    assert_eq!(report.interventions.applied, 6);
+    assert_eq!(report.interventions.failed, 1, "carol may not delete bob's menu");
+    assert_eq!(report.interventions.pending, 1);
+    assert_eq!(report.events.by_type["INTERVENTION"], 6);
+    assert_eq!(report.events.by_type["ACTION_FAILED"], 1);
+    assert_eq!(report.artifacts["menu"].content_bytes, 4);
+    assert!(!report.artifacts["menu"].deleted);
+    sim.run_steps(10);
+    let report = sim.report();
+    assert_eq!(report.events.by_type["ACTION_FAILED"], 2, "carol's noop fails: she is frozen");
+    assert_eq!(report.interventions.pending, 0);
+}
+
+#[test]
+fn round_trip_gives_the_same_world() {
+    let scene = Scene::embedded_default().unwrap();
+    let first = Simulation::new(&scene, None).unwrap();
+    let text = first.save_scene().to_ron_string().unwrap();
+    let reloaded = Scene::from_ron_str("saved.ron", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let second = Simulation::new(&reloaded, None).unwrap();
+    assert_eq!(first.checksum(), second.checksum(), "saved scene:\n{text}");
+    // ...and saving again gives the same text.
+    assert_eq!(second.save_scene().to_ron_string().unwrap(), text);
+}
+
+#[test]
+fn a_world_saved_mid_run_reloads_with_its_state() {
+    let scene = Scene::embedded_default().unwrap();
+    let mut sim = Simulation::new(&scene, None).unwrap();
+    sim.run_steps(130);
+    let saved = sim.save_scene();
+    let text = saved.to_ron_string().unwrap();
+    let mut reloaded = Simulation::new(&Scene::from_ron_str("saved.ron", &text).unwrap(), None).unwrap();
+    let (before, after) = (sim.report(), reloaded.report());
+    assert_eq!(before.principals, after.principals.clone().into_iter().map(|(k, mut v)| {
+        v.last_action_at = before.principals[&k].last_action_at;
+        (k, v)
+    }).collect());
+    assert_eq!(before.artifacts, after.artifacts);
+    assert_eq!(after.interventions.pending, before.interventions.pending);
+    // The remaining timeline is shifted so that the saved moment is time zero.
+    sim.run_steps(200);
+    reloaded.run_steps(200);
+    let (a, b) = (sim.report(), reloaded.report());
+    for (id, p) in &a.principals {
+        assert_eq!(p.scrip, b.principals[id].scrip, "{id}");
+        assert_eq!(p.resources, b.principals[id].resources, "{id}");
+        assert_eq!(p.frozen, b.principals[id].frozen, "{id}");
+    }
+    audit(reloaded.world()).unwrap();
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    assert_error("Scene(\n  principals: [\n    (id: \"a\",, )\n  ],\n)", 3, 14, "Expected identifier");
+    assert_error("Scene(\n  principals: [(id: 5)],\n)", 2, 20, "Expected string");
+}
+
+#[test]
+fn unknown_fields_are_errors() {
+    assert_error("Scene(\n  principals: [\n    (id: \"a\", scrp: 5),\n  ],\n)", 3, 15, "scrp");
+    assert_error("Scene(\n  config: (dt: 1.0),\n)", 2, 12, "expected one of `seed`, `dt_secs`");
+    assert_error("Scene(\n  interventions: [(at: 1.0, as: \"a\", do: Transfer(to: \"b\", amount: 1, from: \"c\"))],\n)", 2, 71, "`from`");
+}
+
+#[test]
+fn semantic_errors_name_the_entry_and_its_place() {
+    let ron = "Scene(\n  principals: [\n    (id: \"alice\"),\n    (id: \"bob\", owner: \"zed\"),\n  ],\n)";
+    assert_error(ron, 4, 17, "\"zed\" is not a principal");
+    let ron = "Scene(\n  principals: [(id: \"alice\")],\n  artifacts: [\n    (id: \"doc\", owner: \"alicia\"),\n  ],\n)";
+    assert_error(ron, 4, 17, "\"alicia\" is not a principal");
+    let ron = "Scene(\n  principals: [(id: \"a\"), (id: \"a\")],\n)";
+    assert_error(ron, 2, 32, "appears twice");
+    let ron = "Scene(\n  principals: [(id: \"kernel\")],\n)";
+    assert_error(ron, 2, 21, "reserved");
+    let ron = "Scene(\n  principals: [(id: \"has space\")],\n)";
+    assert_error(ron, 2, 21, "contains ' '");
+    let ron = "Scene(\n  principals: [(id: \"a\", disk_bytes: 3)],\n  artifacts: [(id: \"big\", owner: \"a\", content: \"abcd\")],\n)";
+    assert_error(ron, 3, 20, "disk allocation is 3 bytes");
+    let ron = "Scene(\n  principals: [(id: \"a\")],\n  artifacts: [(id: \"t\", owner: \"a\", code: \"x\")],\n)";
+    assert_error(ron, 3, 37, "needs an interface");
+    let ron = "Scene(\n  principals: [(id: \"a\")],\n  artifacts: [(id: \"t\", owner: \"a\", code_file: \"assets/nope.js\", interface: (tools: [(name: \"run\")]))],\n)";
+    assert_error(ron, 3, 37, "cannot find \"assets/nope.js\"");
+    let ron = "Scene(\n  principals: [(id: \"a\", quota: {\"cpux\": 5})],\n)";
+    assert_error(ron, 2, 34, "not a rate");
+    let ron = "Scene(\n  principals: [(id: \"a\")],\n  interventions: [\n    (at: 1.0, as: \"a\", do: Noop),\n    (at: 2.0, as: \"b\", do: Noop),\n  ],\n)";
+    assert_error(ron, 5, 19, "\"b\" is not a principal");
+    let ron = "Scene(\n  principals: [(id: \"a\")],\n  interventions: [(at: -1.0, as: \"a\", do: Noop)],\n)";
+    assert_error(ron, 3, 20, "not a time");
+    let ron = "Scene(\n  config: (dt_secs: 0.0),\n)";
+    assert_error(ron, 2, 12, "at least 0.001");
+    let ron = "Scene(\n  version: 7,\n)";
+    assert_error(ron, 2, 3, "version 1");
+}
+
+#[test]
+fn spawned_principals_may_act_later_in_the_timeline() {
+    let mut sim = sim(r#"Scene(
+        principals: [(id: "a")],
+        interventions: [
+            (at: 0.0, as: "a", do: Spawn(id: "child", scrip: 10)),
+            (at: 1.0, as: "child", do: Transfer(to: "a", amount: 4)),
+        ],
+    )"#);
+    sim.run_steps(3);
+    let report = sim.report();
+    assert_eq!(report.principals["child"].scrip, 6);
+    assert_eq!(report.interventions.failed, 0);
+    assert_eq!(sim.world().resource::<EventLog>().by_type()["PRINCIPAL_SPAWNED"], 1);
+}
+
+#[test]
+fn files_are_found_next_to_the_scene_and_in_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("scenes")).unwrap();
+    std::fs::create_dir_all(dir.path().join("assets")).unwrap();
+    std::fs::write(dir.path().join("assets/mine.js"), "function run(){ return 1 }").unwrap();
+    let path = dir.path().join("scenes/s.ron");
+    std::fs::write(
+        &path,
+        r#"Scene(principals: [(id: "a")], artifacts: [
+            (id: "mine", owner: "a", code_file: "assets/mine.js", interface: (tools: [(name: "run")])),
+            (id: "builtin", owner: "a", code_file: "assets/tools/text_tools.js", interface: (tools: [(name: "run")])),
+        ])"#,
+    )
+    .unwrap();
+    let sim = Simulation::new(&Scene::load(&path).unwrap(), None).unwrap();
+    let report = sim.report();
+    assert_eq!(report.artifacts["mine"].code_bytes, 26);
+    assert!(report.artifacts["builtin"].code_bytes > 100);
+}
