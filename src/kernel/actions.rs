@@ -265,7 +265,7 @@ impl Kernel<'_> {
         };
         let now = self.now;
         if let Some(mut last) = self.world.get_mut::<LastAction>(self.caller_entity) {
-            last.0 = Some((now, kind));
+            last.record(now, kind);
         }
         match outcome {
             Ok(done) => ActionResult {

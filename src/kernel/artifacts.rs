@@ -14,7 +14,7 @@ use super::{
 };
 use crate::world::{
     components::{AccessContract, Artifact, Executable, Interface, Metadata, Pricing, Standing, Tombstone},
-    ids::{ArtifactId, Ids},
+    ids::{self, ArtifactId},
 };
 
 /// Create an artifact, or replace parts of an existing one. Fields left out of a
@@ -92,7 +92,7 @@ impl Kernel<'_> {
         if let Some(interface) = &spec.interface {
             interface.validate().map_err(|e| KernelError::invalid(format!("interface: {e}")))?;
         }
-        match self.world.resource::<Ids>().get(&spec.id) {
+        match ids::lookup(self.world, &spec.id) {
             Some(entity) => self.replace(entity, spec),
             None => self.create(spec),
         }
@@ -108,7 +108,6 @@ impl Kernel<'_> {
         self.charge_disk(self.caller_entity, bytes as i64)?;
         let mut artifact = Artifact {
             owner: self.caller.clone(),
-            created_by: self.caller.clone(),
             created_at: self.now,
             updated_at: self.now,
             content: content.into_boxed_str(),

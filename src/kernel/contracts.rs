@@ -80,7 +80,6 @@ pub(crate) fn spawn_builtins(world: &mut World) {
     let kernel = ArtifactId::trusted(KERNEL_ID);
     let artifact = |content: &str| Artifact {
         owner: kernel.clone(),
-        created_by: kernel.clone(),
         created_at: SimTime::ZERO,
         updated_at: SimTime::ZERO,
         content: Box::from(content),

@@ -101,16 +101,20 @@ event_kinds! {
     /// A quota limit was set (`None`: unlimited).
     QuotaSet "QUOTA_SET" { principal: ArtifactId, resource: String, limit: Option<u64> },
     /// A principal stopped acting; its assets are listed for would-be rescuers.
-    AgentFrozen "AGENT_FROZEN" {
-        principal: ArtifactId,
-        reason: String,
-        scrip: u64,
-        resources: BTreeMap<String, u64>,
-        owned_artifacts: Vec<ArtifactId>,
-        last_action_at: Option<f64>,
-    },
+    AgentFrozen "AGENT_FROZEN" { principal: ArtifactId, reason: String, assets: Box<FrozenAssets> },
     /// A frozen principal may act again.
     AgentUnfrozen "AGENT_UNFROZEN" { principal: ArtifactId, rescuer: Option<ArtifactId> },
+}
+
+/// What a frozen principal holds: the "dinner bell" for whoever might rescue it.
+/// (Boxed in its event: it is large, and rare.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrozenAssets {
+    pub scrip: u64,
+    pub resources: BTreeMap<String, u64>,
+    pub owned_artifacts: Vec<ArtifactId>,
+    /// Simulated seconds of its last action, if it ever acted.
+    pub last_action_at: Option<f64>,
 }
 
 /// How many events the in-memory ring keeps unless the scene says otherwise.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
-use super::{ErrorCode, EventKind, Kernel, KernelError, KERNEL_ID, Supply, positive, state};
+use super::{ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, Supply, events::FrozenAssets, positive, state};
 use crate::world::{
-    components::{Artifact, Frozen, Quota, Standing},
+    components::{Artifact, CreatedBy, Frozen, Quota, Standing},
     config::Config,
     ids::{ArtifactId, Ids},
 };
@@ -62,7 +62,7 @@ impl ResourceRef {
             Self::Scrip => standing.scrip,
             Self::LlmBudget => standing.llm_budget_micro_usd,
             Self::Disk => standing.disk_free(),
-            Self::Stock(name) => standing.other.get(name).copied().unwrap_or(0),
+            Self::Stock(name) => standing.stock(name),
             Self::Rate(_) => 0,
         }
     }
@@ -73,7 +73,7 @@ impl ResourceRef {
             Self::Scrip => Some(&mut standing.scrip),
             Self::LlmBudget => Some(&mut standing.llm_budget_micro_usd),
             Self::Disk => Some(&mut standing.disk_quota),
-            Self::Stock(name) => Some(standing.other.entry(name.clone()).or_insert(0)),
+            Self::Stock(name) => Some(standing.stock_mut(name)),
             Self::Rate(_) => None,
         }
     }
@@ -103,7 +103,7 @@ impl Kernel<'_> {
     /// `kernel` principal holds nothing and can be given nothing.
     fn principal_with_id(&self, id: &str) -> Result<(ArtifactId, Entity), KernelError> {
         let (key, entity) =
-            self.world.resource::<Ids>().resolve(id).ok_or_else(|| KernelError::not_a_principal(id))?;
+            self.world.resource::<Ids>().resolve(self.world, id).ok_or_else(|| KernelError::not_a_principal(id))?;
         let key = key.clone();
         if self.world.get::<Standing>(entity).is_none() {
             return Err(KernelError::not_a_principal(id));
@@ -197,10 +197,10 @@ impl Kernel<'_> {
         };
         let credited = to_limit.checked_add(amount).ok_or_else(|| overflow(to_id, name))?;
         if let Some(mut quota) = self.world.get_mut::<Quota>(self.caller_entity) {
-            quota.limits.insert(name.clone(), from_limit - amount);
+            quota.set(name, Some(from_limit - amount));
         }
         if let Some(mut quota) = self.world.get_mut::<Quota>(to_entity) {
-            quota.limits.insert(name.clone(), credited);
+            quota.set(name, Some(credited));
         }
         Ok(())
     }
@@ -215,16 +215,15 @@ impl Kernel<'_> {
     /// it with transfers.
     pub fn spawn_principal(&mut self, id: &str) -> Result<Entity, KernelError> {
         let new_id = self.new_id(id)?;
-        let limits = self.world.resource::<Config>().defaults.quota.keys().map(|k| (k.clone(), 0)).collect();
+        let limits = Arc::new(self.world.resource::<Config>().defaults.quota.keys().map(|k| (k.clone(), 0)).collect());
         let artifact = Artifact {
             owner: self.caller.clone(),
-            created_by: self.caller.clone(),
             created_at: self.now,
             updated_at: self.now,
             content: Box::from(""),
             details: None,
         };
-        let entity = self.world.spawn((new_id.clone(), artifact, Standing::default(), Quota { limits })).id();
+        let entity = self.world.spawn((new_id.clone(), artifact, Standing::default(), Quota::new(limits))).id();
         self.emit(EventKind::PrincipalSpawned { id: new_id });
         Ok(entity)
     }
@@ -232,7 +231,7 @@ impl Kernel<'_> {
     /// A fresh id: valid, and never used before in this world.
     pub(crate) fn new_id(&self, id: &str) -> Result<ArtifactId, KernelError> {
         let new_id = ArtifactId::parse(id).map_err(|e| KernelError::invalid(e.to_string()).with("id", id))?;
-        if self.world.resource::<Ids>().contains(id) {
+        if self.world.resource::<Ids>().contains(self.world, id) {
             return Err(KernelError::new(ErrorCode::AlreadyExists, format!("{id:?} already exists")).with("id", id));
         }
         Ok(new_id)
@@ -260,9 +259,14 @@ impl Kernel<'_> {
             }
             self.standing_mut(self.caller_entity)?.disk_used -= bytes;
             self.standing_mut(to_entity)?.disk_used += bytes;
-            if let Some(mut moved) = self.world.get_mut::<Artifact>(artifact_entity) {
-                moved.owner = to_id.clone();
-                moved.updated_at = self.now;
+            let mut moved = self.world.entity_mut(artifact_entity);
+            if !moved.contains::<CreatedBy>() {
+                // The creator was the first owner; now that it is leaving, keep it.
+                moved.insert(CreatedBy(self.caller.clone()));
+            }
+            if let Some(mut artifact) = moved.get_mut::<Artifact>() {
+                artifact.owner = to_id.clone();
+                artifact.updated_at = self.now;
             }
         }
         self.emit(EventKind::OwnershipTransfer { artifact: artifact_id, to: to_id, disk_bytes: bytes });
@@ -302,8 +306,9 @@ impl Kernel<'_> {
             ResourceRef::Rate(name) => {
                 let mut quota = self.world.get_mut::<Quota>(to_entity).ok_or_else(|| KernelError::not_a_principal(to))?;
                 // Granting to an unlimited rate changes nothing: it stays unlimited.
-                if let Some(limit) = quota.limits.get_mut(name) {
-                    *limit = limit.checked_add(amount).ok_or_else(|| overflow(&to_id, name))?;
+                if let Some(limit) = quota.limit(name) {
+                    let raised = limit.checked_add(amount).ok_or_else(|| overflow(&to_id, name))?;
+                    quota.set(name, Some(raised));
                 }
             }
             stock => {
@@ -327,10 +332,7 @@ impl Kernel<'_> {
         match &resource {
             ResourceRef::Rate(name) => {
                 let mut quota = self.world.get_mut::<Quota>(entity).ok_or_else(|| KernelError::not_a_principal(principal))?;
-                match limit {
-                    Some(limit) => quota.limits.insert(name.clone(), limit),
-                    None => quota.limits.remove(name),
-                };
+                quota.set(name, limit);
             }
             ResourceRef::Disk => {
                 let Some(limit) = limit else {
@@ -365,10 +367,12 @@ impl Kernel<'_> {
         self.emit(EventKind::AgentFrozen {
             principal: id,
             reason: reason.to_owned(),
-            scrip: summary.scrip,
-            resources: summary.resources,
-            owned_artifacts: summary.owned_artifacts,
-            last_action_at: summary.last_action_at.map(|t| t.as_secs_f64()),
+            assets: Box::new(FrozenAssets {
+                scrip: summary.scrip,
+                resources: summary.resources,
+                owned_artifacts: summary.owned_artifacts,
+                last_action_at: summary.last_action_at.map(|t| t.as_secs_f64()),
+            }),
         });
         Ok(())
     }

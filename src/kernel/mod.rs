@@ -27,7 +27,7 @@ pub use events::{Event, EventKind, EventLog};
 use crate::world::{
     StepSystems,
     components::{Standing, System, Tombstone},
-    ids::{ArtifactId, Ids},
+    ids::{self, ArtifactId},
     time::{SimClock, SimTime},
 };
 
@@ -109,7 +109,7 @@ pub struct Kernel<'w> {
 impl<'w> Kernel<'w> {
     /// The kernel acting as principal `id`; `NOT_FOUND` if there is no such principal.
     pub fn as_principal(world: &'w mut World, id: &str) -> Result<Self, KernelError> {
-        let entity = world.resource::<Ids>().get(id).ok_or_else(|| KernelError::not_a_principal(id))?;
+        let entity = ids::lookup(world, id).ok_or_else(|| KernelError::not_a_principal(id))?;
         let entity_ref = world.entity(entity);
         if !entity_ref.contains::<Standing>() {
             return Err(KernelError::not_a_principal(id));
@@ -147,7 +147,7 @@ impl<'w> Kernel<'w> {
     }
 
     fn entity(&self, id: &str) -> Result<Entity, KernelError> {
-        self.world.resource::<Ids>().get(id).ok_or_else(|| KernelError::not_found(id))
+        ids::lookup(self.world, id).ok_or_else(|| KernelError::not_found(id))
     }
 
     /// An artifact that exists and is not deleted.
@@ -161,7 +161,7 @@ impl<'w> Kernel<'w> {
 
     /// A principal (an artifact with standing).
     fn principal(&self, id: &str) -> Result<Entity, KernelError> {
-        let entity = self.world.resource::<Ids>().get(id).ok_or_else(|| KernelError::not_a_principal(id))?;
+        let entity = ids::lookup(self.world, id).ok_or_else(|| KernelError::not_a_principal(id))?;
         if self.world.get::<Standing>(entity).is_none() {
             return Err(KernelError::not_a_principal(id));
         }
@@ -173,8 +173,10 @@ impl<'w> Kernel<'w> {
     }
 
     fn standing_mut(&mut self, entity: Entity) -> Result<Mut<'_, Standing>, KernelError> {
-        let lost = self.lost(entity);
-        self.world.get_mut::<Standing>(entity).ok_or(lost)
+        if self.world.get::<Standing>(entity).is_none() {
+            return Err(self.lost(entity));
+        }
+        self.world.get_mut::<Standing>(entity).ok_or_else(|| KernelError::new(ErrorCode::NotFound, "no standing"))
     }
 
     /// An entity that was checked a moment ago is gone: only possible if the world was

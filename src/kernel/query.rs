@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{KernelError, contracts::BuiltinContract};
 use crate::world::{
-    components::{AccessContract, Artifact, Executable, Frozen, Interface, Loop, Pricing, Standing, Tombstone},
+    components::{AccessContract, Artifact, Executable, Frozen, Interface, Loop, Pricing, Standing, Tombstone, created_by},
     ids::{ArtifactId, Ids},
 };
 
@@ -89,7 +89,7 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
         "id": id,
         "kind": kind_of(world, entity),
         "owner": artifact.owner(),
-        "created_by": artifact.created_by(),
+        "created_by": created_by(world, entity),
         "created_at": artifact.created_at().as_secs_f64(),
         "updated_at": artifact.updated_at().as_secs_f64(),
         "description": artifact.description(),
@@ -125,7 +125,7 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
 pub fn run(world: &World, spec: &QuerySpec) -> Result<(Value, u64), KernelError> {
     let ids = world.resource::<Ids>();
     if let Some(id) = &spec.id {
-        let entity = ids.get(id).ok_or_else(|| KernelError::not_found(id))?;
+        let entity = ids.get(world, id).ok_or_else(|| KernelError::not_found(id))?;
         if world.get::<Tombstone>(entity).is_some() && !spec.include_deleted {
             return Err(KernelError::deleted(id));
         }

@@ -11,12 +11,12 @@ use super::{KernelError, ledger::ResourceRef};
 use crate::world::{
     components::{Artifact, Executable, LastAction, Quota, Standing, Tombstone},
     config::Config,
-    ids::{ArtifactId, Ids},
+    ids::{self, ArtifactId, Ids},
     time::SimTime,
 };
 
 fn principal(world: &World, id: &str) -> Result<Entity, KernelError> {
-    let entity = world.resource::<Ids>().get(id).ok_or_else(|| KernelError::not_a_principal(id))?;
+    let entity = ids::lookup(world, id).ok_or_else(|| KernelError::not_a_principal(id))?;
     if world.get::<Standing>(entity).is_none() {
         return Err(KernelError::not_a_principal(id));
     }
@@ -41,7 +41,7 @@ pub fn get_resource(world: &World, id: &str, resource: &str) -> Result<u64, Kern
         ResourceRef::Scrip => standing.scrip,
         ResourceRef::LlmBudget => standing.llm_budget_micro_usd,
         ResourceRef::Disk => standing.disk_free(),
-        ResourceRef::Stock(name) => standing.other.get(&name).copied().unwrap_or(0),
+        ResourceRef::Stock(name) => standing.stock(&name),
         ResourceRef::Rate(name) => {
             return Err(KernelError::invalid(format!("{name} is a rate; read its limit with get_quota")));
         }
@@ -79,7 +79,7 @@ pub fn resources_of(standing: &Standing) -> BTreeMap<String, u64> {
         ("disk".to_owned(), standing.disk_free()),
         ("disk_used".to_owned(), standing.disk_used),
     ]);
-    out.extend(standing.other.iter().map(|(k, v)| (k.to_string(), *v)));
+    out.extend(standing.stocks().map(|(k, v)| (k.to_string(), v)));
     out
 }
 

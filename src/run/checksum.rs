@@ -15,8 +15,8 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, LastAction, Loop, Pricing, Quota,
-            Standing, System, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Interface, LastAction, Loop, Pricing,
+            Quota, Standing, System, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -30,6 +30,7 @@ use crate::{
 struct EntityState<'a> {
     id: &'a ArtifactId,
     artifact: Option<&'a Artifact>,
+    created_by: Option<&'a CreatedBy>,
     standing: Option<&'a Standing>,
     quota: Option<&'a Quota>,
     last_action: Option<&'a LastAction>,
@@ -88,6 +89,7 @@ pub fn world_checksum(world: &World) -> String {
         digest.feed(&EntityState {
             id,
             artifact: world.get(e),
+            created_by: world.get(e),
             standing: world.get(e),
             quota: world.get(e),
             last_action: world.get(e),

@@ -33,17 +33,18 @@ impl Simulation {
         if let Some(seed) = seed {
             valid.config.seed = seed;
         }
-        Ok(Self::from_valid(&valid))
+        Ok(Self::from_valid(valid))
     }
 
     /// Builds the world of an already validated scene.
-    pub fn from_valid(scene: &ValidScene) -> Self {
+    pub fn from_valid(scene: ValidScene) -> Self {
         let mut app = App::new();
         app.add_plugins(EcologyPlugin);
         app.finish();
         app.cleanup();
+        let scene_name = scene.name.clone();
         crate::scene::spawn_scene(app.world_mut(), scene);
-        Self { app, scene_name: scene.name.clone() }
+        Self { app, scene_name }
     }
 
     /// Runs one step.

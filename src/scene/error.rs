@@ -37,19 +37,45 @@ impl SceneError {
     }
 }
 
+/// Something to look for in a scene's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Anchor {
+    Text(String),
+    /// The `n`-th occurrence (1-based) of a text, e.g. the third `id:` of a section.
+    Nth(&'static str, usize),
+}
+
+impl From<&str> for Anchor {
+    fn from(text: &str) -> Self {
+        Anchor::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Anchor {
+    fn from(text: String) -> Self {
+        Anchor::Text(text)
+    }
+}
+
 /// Finds the position of the last of `anchors`, each searched for after the previous
 /// one, in `source`. When a later anchor is missing, the last one found is used, so
 /// the error at least points at the right entry.
-pub(crate) fn locate(source: &str, anchors: &[String]) -> Option<(usize, usize)> {
+pub(crate) fn locate(source: &str, anchors: &[Anchor]) -> Option<(usize, usize)> {
     let mut from = 0;
     let mut found = None;
-    for anchor in anchors {
-        match source[from..].find(anchor.as_str()) {
-            Some(at) => {
-                found = Some(from + at);
-                from += at + anchor.len();
+    'anchors: for anchor in anchors {
+        let (text, times) = match anchor {
+            Anchor::Text(text) => (text.as_str(), 1),
+            Anchor::Nth(text, n) => (*text, *n),
+        };
+        for _ in 0..times {
+            match source[from..].find(text) {
+                Some(at) => {
+                    found = Some(from + at);
+                    from += at + text.len();
+                }
+                None => break 'anchors,
             }
-            None => break,
         }
     }
     found.map(|at| line_col(source, at))
@@ -69,10 +95,11 @@ mod tests {
     #[test]
     fn locates_nested_anchors() {
         let src = "Scene(\n  principals: [\n    (id: \"a\"),\n    (id: \"b\", owner: \"zed\"),\n  ],\n)";
-        let anchors = ["principals".to_owned(), "\"b\"".to_owned(), "owner".to_owned()];
+        let anchors = ["principals".into(), "\"b\"".into(), "owner".into()];
         assert_eq!(locate(src, &anchors), Some((4, 15)));
-        let anchors = ["principals".to_owned(), "\"b\"".to_owned(), "quota".to_owned()];
+        let anchors = ["principals".into(), "\"b\"".into(), "quota".into()];
         assert_eq!(locate(src, &anchors), Some((4, 10)));
-        assert_eq!(locate(src, &["nowhere".to_owned()]), None);
+        assert_eq!(locate(src, &[Anchor::Nth("id:", 2)]), Some((4, 6)));
+        assert_eq!(locate(src, &["nowhere".into()]), None);
     }
 }

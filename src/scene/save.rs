@@ -44,7 +44,7 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                 scrip: Some(standing.scrip()),
                 llm_budget_usd: Some(standing.llm_budget_micro_usd() as f64 / 1_000_000.0),
                 disk_bytes: Some(standing.disk_quota()),
-                resources: standing.other().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                resources: standing.stocks().map(|(k, v)| (k.to_string(), v)).collect(),
                 quota: quota_overrides(config, world.get::<Quota>(entity)),
                 capabilities: world.get::<Capabilities>(entity).map(|c| c.iter().map(str::to_owned).collect()).unwrap_or_default(),
                 agent: world.get::<Loop>(entity).is_some(),

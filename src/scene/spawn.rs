@@ -1,9 +1,13 @@
 //! Turning a validated scene into entities.
 //!
 //! Principals are spawned first, then artifacts, each in file order, so creation order
-//! (what discovery paginates over) follows the file. Disk usage is not read from the
-//! file: it is computed from what each principal owns, which keeps the kernel's
-//! invariant (`disk_used` = bytes of live owned artifacts) true from the first step.
+//! (what discovery paginates over) follows the file. Each group is spawned as one
+//! batch of its common parts, which lets bevy size its tables exactly (a world of
+//! 100 000 principals would otherwise carry up to twice the storage it needs); the
+//! optional parts are inserted afterwards on the entities that have them. Disk usage
+//! is not read from the file: it is computed from what each principal owns, which
+//! keeps the kernel's invariant (`disk_used` = bytes of live owned artifacts) true
+//! from the first step.
 
 use std::collections::BTreeMap;
 
@@ -26,79 +30,120 @@ use crate::{
     },
 };
 
+/// The parts of an entry that only some entries have.
+struct Extras {
+    parts: ValidParts,
+    capabilities: Option<Capabilities>,
+    agent: bool,
+    frozen: bool,
+    deleted: Option<ArtifactId>,
+}
+
 /// Sets up `world` (which must hold the ecology plugins and nothing else yet) as the
 /// scene describes.
-pub(crate) fn spawn_scene(world: &mut World, scene: &ValidScene) {
-    let config = scene.config.clone();
+pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
+    let config = scene.config;
     world.insert_resource(SimClock::new(config.dt));
     world.insert_resource(SimRng::from_seed(config.seed));
     world.insert_resource(EventLog::with_capacity(config.event_ring));
     world.insert_resource(Supply { initial: scene.principals.iter().map(|p| p.scrip).sum(), ..Supply::default() });
-    world.insert_resource(Timeline::new(scene.interventions.clone()));
+    world.insert_resource(Timeline::new(scene.interventions));
     world.insert_resource(config);
 
-    let mut disk_used: BTreeMap<&ArtifactId, u64> = BTreeMap::new();
+    let mut disk_used: BTreeMap<ArtifactId, u64> = BTreeMap::new();
     for p in &scene.principals {
-        *disk_used.entry(&p.owner).or_default() += p.parts.bytes();
+        *disk_used.entry(p.owner.clone()).or_default() += p.parts.bytes();
     }
     for a in scene.artifacts.iter().filter(|a| !a.deleted) {
-        *disk_used.entry(&a.owner).or_default() += a.parts.bytes();
+        *disk_used.entry(a.owner.clone()).or_default() += a.parts.bytes();
     }
 
-    for p in &scene.principals {
+    let mut extras = Vec::with_capacity(scene.principals.len());
+    let principals = scene.principals.into_iter().map(|mut p| {
         let standing = Standing {
             scrip: p.scrip,
             llm_budget_micro_usd: p.llm_budget_micro_usd,
             disk_quota: p.disk_bytes,
             disk_used: disk_used.get(&p.id).copied().unwrap_or(0),
-            other: p.stocks.clone(),
-        };
-        let mut entity = world.spawn((p.id.clone(), artifact(&p.owner, &p.parts), standing, Quota { limits: p.quota.clone() }));
-        insert_parts(&mut entity, &p.parts);
-        if !p.capabilities.is_empty() {
-            entity.insert(Capabilities(p.capabilities.clone()));
+            other: None,
         }
-        if p.agent {
-            entity.insert(Loop { wake_at: SimTime::ZERO });
-        }
-        if p.frozen {
-            entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into() });
-        }
-    }
-    for a in &scene.artifacts {
-        let mut entity = world.spawn((a.id.clone(), artifact(&a.owner, &a.parts)));
-        insert_parts(&mut entity, &a.parts);
-        if a.deleted {
-            entity.insert(Tombstone { deleted_at: SimTime::ZERO, deleted_by: a.owner.clone() });
-        }
-    }
+        .with_stocks(p.stocks);
+        let artifact = artifact(&p.owner, &mut p.parts);
+        extras.push(Extras {
+            parts: p.parts,
+            capabilities: (!p.capabilities.is_empty()).then(|| Capabilities(p.capabilities)),
+            agent: p.agent,
+            frozen: p.frozen,
+            deleted: None,
+        });
+        (p.id, artifact, standing, Quota::new(p.quota))
+    });
+    let entities: Vec<Entity> = world.spawn_batch(principals).collect();
+    insert_extras(world, entities, extras);
+
+    let mut extras = Vec::with_capacity(scene.artifacts.len());
+    let artifacts = scene.artifacts.into_iter().map(|mut a| {
+        let artifact = artifact(&a.owner, &mut a.parts);
+        extras.push(Extras { parts: a.parts, capabilities: None, agent: false, frozen: false, deleted: a.deleted.then_some(a.owner) });
+        (a.id, artifact)
+    });
+    let entities: Vec<Entity> = world.spawn_batch(artifacts).collect();
+    insert_extras(world, entities, extras);
 }
 
-fn artifact(owner: &ArtifactId, parts: &ValidParts) -> Artifact {
-    let has_details = !parts.description.is_empty() || !parts.metadata.is_empty();
+/// The `Artifact` component of an entry; takes the content, description and
+/// metadata out of `parts` rather than copying them.
+fn artifact(owner: &ArtifactId, parts: &mut ValidParts) -> Artifact {
+    let description = std::mem::take(&mut parts.description);
+    let metadata = std::mem::take(&mut parts.metadata);
+    let has_details = !description.is_empty() || !metadata.is_empty();
     Artifact {
         owner: owner.clone(),
-        created_by: owner.clone(),
         created_at: SimTime::ZERO,
         updated_at: SimTime::ZERO,
-        content: parts.content.clone().into_boxed_str(),
-        details: has_details.then(|| {
-            Box::new(ArtifactDetails { description: parts.description.clone(), metadata: parts.metadata.clone() })
-        }),
+        content: std::mem::take(&mut parts.content).into_boxed_str(),
+        details: has_details.then(|| Box::new(ArtifactDetails { description, metadata })),
     }
 }
 
-fn insert_parts(entity: &mut EntityWorldMut, parts: &ValidParts) {
-    if let Some(interface) = &parts.interface {
-        entity.insert(interface.clone());
-    }
-    if let Some(code) = &parts.code {
-        entity.insert(Executable::new(code.as_str().into()));
-    }
-    if let Some(contract) = &parts.contract {
-        entity.insert(AccessContract(contract.clone()));
-    }
-    if let Some(pricing) = parts.pricing {
-        entity.insert(pricing);
+fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>) {
+    for (entity, extra) in entities.into_iter().zip(extras) {
+        let parts = extra.parts;
+        let plain = parts.interface.is_none()
+            && parts.code.is_none()
+            && parts.contract.is_none()
+            && parts.pricing.is_none()
+            && extra.capabilities.is_none()
+            && !extra.agent
+            && !extra.frozen
+            && extra.deleted.is_none();
+        if plain {
+            continue;
+        }
+        let mut entity = world.entity_mut(entity);
+        if let Some(interface) = parts.interface {
+            entity.insert(interface);
+        }
+        if let Some(code) = parts.code {
+            entity.insert(Executable::new(code.into()));
+        }
+        if let Some(contract) = parts.contract {
+            entity.insert(AccessContract(contract));
+        }
+        if let Some(pricing) = parts.pricing {
+            entity.insert(pricing);
+        }
+        if let Some(capabilities) = extra.capabilities {
+            entity.insert(capabilities);
+        }
+        if extra.agent {
+            entity.insert(Loop { wake_at: SimTime::ZERO });
+        }
+        if extra.frozen {
+            entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into() });
+        }
+        if let Some(owner) = extra.deleted {
+            entity.insert(Tombstone { deleted_at: SimTime::ZERO, deleted_by: owner });
+        }
     }
 }

@@ -13,14 +13,14 @@ use std::{
 
 use super::{
     Scene, SceneError,
-    error::locate,
+    error::{Anchor, locate},
     raw::{ConfigSpec, InterventionSpec, PartsRef, SCENE_VERSION},
     timeline::{InterventionAct, ScheduledIntervention},
 };
 use crate::{
     kernel::{Action, KERNEL_ID, contracts::{self, BuiltinContract}},
     world::{
-        components::{Interface, Metadata, Pricing},
+        components::{Interface, Limits, Metadata, Pricing, Quota},
         config::{BUILTIN_RATES, Config, PrincipalDefaults},
         ids::ArtifactId,
         time::SimTime,
@@ -46,7 +46,7 @@ pub struct ValidPrincipal {
     pub llm_budget_micro_usd: u64,
     pub disk_bytes: u64,
     pub stocks: BTreeMap<Arc<str>, u64>,
-    pub quota: BTreeMap<Arc<str>, u64>,
+    pub quota: Limits,
     pub capabilities: BTreeSet<String>,
     pub agent: bool,
     pub frozen: bool,
@@ -89,7 +89,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     /// An error at `path`, located by searching for `anchors` in the source.
-    fn err(&self, path: impl Into<String>, anchors: &[String], message: impl Into<String>) -> SceneError {
+    fn err(&self, path: impl Into<String>, anchors: &[Anchor], message: impl Into<String>) -> SceneError {
         let at = self.scene.source().and_then(|source| locate(source, anchors));
         SceneError::Invalid { file: self.scene.name().to_owned(), at, path: path.into(), message: message.into() }
     }
@@ -127,12 +127,12 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     taken.insert(KERNEL_ID.to_owned());
     let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
     let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
-        let path = format!("{section}[{index}].id");
-        let anchors = entry(section, index, id, None);
-        let parsed = ArtifactId::parse(id).map_err(|e| check.err(&path, &anchors, e.to_string()))?;
+        let path = || format!("{section}[{index}].id");
+        let anchors = || entry(section, index, id, None);
+        let parsed = ArtifactId::parse(id).map_err(|e| check.err(path(), &anchors(), e.to_string()))?;
         if !taken.insert(id.to_owned()) {
             let why = if contracts::is_attachable(id) || id == KERNEL_ID { "is reserved by the world" } else { "appears twice" };
-            return Err(check.err(&path, &anchors, format!("id {id:?} {why}")));
+            return Err(check.err(path(), &anchors(), format!("id {id:?} {why}")));
         }
         Ok(parsed)
     };
@@ -167,16 +167,15 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             };
             stocks.insert(key.clone(), *amount);
         }
-        let mut quota = defaults.quota.clone();
+        // Shares the defaults unless this principal overrides them.
+        let mut quota = Quota::new(defaults.quota.clone());
         for (name, limit) in &p.quota {
             if !config.is_rate(name) {
                 return Err(check.err(path("quota"), &anchors(&quoted(name)), unknown_rate(&config, name)));
             }
-            match limit {
-                Some(limit) => quota.insert(Arc::from(name.as_str()), *limit),
-                None => quota.remove(name.as_str()),
-            };
+            quota.set(&Arc::from(name.as_str()), *limit);
         }
+        let quota = quota.limits;
         for capability in &p.capabilities {
             if !valid_name(capability) {
                 return Err(check.err(
@@ -242,7 +241,7 @@ fn unknown_rate(config: &Config, name: &str) -> String {
 }
 
 fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneError> {
-    let at = |field: &str| vec!["config:".to_owned(), field.to_owned()];
+    let at = |field: &str| vec![Anchor::from("config:"), Anchor::from(field)];
     let mut config = Config::default();
     if let Some(seed) = spec.seed {
         config.seed = seed;
@@ -279,7 +278,7 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         config.stock_resources.insert(Arc::from(name.as_str()), *default);
     }
     if let Some(defaults) = &spec.defaults {
-        let at = |field: &str| vec!["config:".to_owned(), "defaults:".to_owned(), field.to_owned()];
+        let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("defaults:"), Anchor::from(field)];
         let mut out = PrincipalDefaults::default();
         if let Some(scrip) = defaults.scrip {
             out.scrip = scrip;
@@ -293,15 +292,16 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
             out.disk_bytes = disk;
         }
         if let Some(quota) = &defaults.quota {
-            out.quota.clear();
+            let mut limits = BTreeMap::new();
             for (name, limit) in quota {
                 if !config.is_rate(name) {
                     return Err(check.err("config.defaults.quota", &at(&quoted(name)), unknown_rate(&config, name)));
                 }
                 if let Some(limit) = limit {
-                    out.quota.insert(Arc::from(name.as_str()), *limit);
+                    limits.insert(Arc::from(name.as_str()), *limit);
                 }
             }
+            out.quota = Arc::new(limits);
         }
         config.defaults = out;
     }
@@ -414,7 +414,7 @@ fn validate_interventions(
         let act = match (&spec.actor, &spec.action, &spec.system) {
             (Some(actor), Some(action), None) => {
                 if !known.contains(actor) {
-                    anchors.push(quoted(actor));
+                    anchors.push(quoted(actor).into());
                     return Err(check.err(path("as"), &anchors, format!(
                         "{actor:?} is not a principal of this scene, nor spawned by an earlier intervention"
                     )));
@@ -428,7 +428,7 @@ fn validate_interventions(
             (None, None, Some(system)) => {
                 let subject = system.subject();
                 if !known.contains(subject) {
-                    anchors.push(quoted(subject));
+                    anchors.push(quoted(subject).into());
                     return Err(check.err(path("system"), &anchors, format!(
                         "{subject:?} is not a principal of this scene, nor spawned by an earlier intervention"
                     )));
@@ -450,18 +450,14 @@ fn validate_interventions(
 }
 
 /// Anchors that find entry `index` of `section` (by counting `id:` fields) and in it
-/// the quoted `id`, then `field` if given.
-fn entry(section: &str, index: usize, id: &str, field: Option<&str>) -> Vec<String> {
-    let mut anchors = vec![format!("{section}:")];
-    anchors.extend(std::iter::repeat_n("id:".to_owned(), index + 1));
-    anchors.push(quoted(id));
-    anchors.extend(field.map(str::to_owned));
+/// the quoted `id`, then `field` if given. Built only when an error is reported.
+fn entry(section: &str, index: usize, id: &str, field: Option<&str>) -> Vec<Anchor> {
+    let mut anchors = vec![Anchor::Text(format!("{section}:")), Anchor::Nth("id:", index + 1), Anchor::Text(quoted(id))];
+    anchors.extend(field.map(Anchor::from));
     anchors
 }
 
 /// Anchors that find entry `i` of `interventions` (by counting `at:` fields).
-fn nth_entry(i: usize) -> Vec<String> {
-    let mut anchors = vec!["interventions:".to_owned()];
-    anchors.extend(std::iter::repeat_n("at:".to_owned(), i + 1));
-    anchors
+fn nth_entry(i: usize) -> Vec<Anchor> {
+    vec!["interventions:".into(), Anchor::Nth("at:", i + 1)]
 }

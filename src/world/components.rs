@@ -17,12 +17,12 @@ pub type Metadata = BTreeMap<String, serde_json::Value>;
 
 /// What every artifact has: content, ownership and bookkeeping.
 ///
-/// `created_by` is informational; `owner` is the principal that may write and delete
-/// the artifact, receives its prices and bears its disk usage.
+/// `owner` is the principal that may write and delete the artifact, receives its
+/// prices and bears its disk usage. Who created it is informational: the creator is
+/// the first owner, so it is only stored ([`CreatedBy`]) once ownership has moved.
 #[derive(Component, Debug, Clone, PartialEq, Serialize)]
 pub struct Artifact {
     pub(crate) owner: ArtifactId,
-    pub(crate) created_by: ArtifactId,
     pub(crate) created_at: SimTime,
     pub(crate) updated_at: SimTime,
     pub(crate) content: Box<str>,
@@ -41,9 +41,6 @@ pub struct ArtifactDetails {
 impl Artifact {
     pub fn owner(&self) -> &ArtifactId {
         &self.owner
-    }
-    pub fn created_by(&self) -> &ArtifactId {
-        &self.created_by
     }
     pub fn created_at(&self) -> SimTime {
         self.created_at
@@ -78,6 +75,19 @@ impl Artifact {
     }
 }
 
+/// The creator of an artifact that no longer belongs to it. Absent: the owner
+/// created it.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedBy(pub(crate) ArtifactId);
+
+/// Who created the artifact on `entity`.
+pub fn created_by(world: &World, entity: Entity) -> Option<&ArtifactId> {
+    match world.get::<CreatedBy>(entity) {
+        Some(creator) => Some(&creator.0),
+        None => world.get::<Artifact>(entity).map(Artifact::owner),
+    }
+}
+
 /// A principal's holdings: scrip and stock resources, all integers.
 ///
 /// `disk_quota` is the principal's disk allocation in bytes and `disk_used` the bytes
@@ -90,8 +100,9 @@ pub struct Standing {
     pub(crate) llm_budget_micro_usd: u64,
     pub(crate) disk_quota: u64,
     pub(crate) disk_used: u64,
-    /// Stock resources a scene declares beyond the built-in ones.
-    pub(crate) other: BTreeMap<Arc<str>, u64>,
+    /// Stock resources a scene declares beyond the built-in ones; boxed because most
+    /// worlds declare none.
+    pub(crate) other: Option<Box<BTreeMap<Arc<str>, u64>>>,
 }
 
 impl Standing {
@@ -110,38 +121,76 @@ impl Standing {
     pub fn disk_free(&self) -> u64 {
         self.disk_quota - self.disk_used
     }
-    pub fn other(&self) -> &BTreeMap<Arc<str>, u64> {
-        &self.other
+    /// Holding of a scene-declared stock resource.
+    pub fn stock(&self, name: &str) -> u64 {
+        self.other.as_ref().and_then(|m| m.get(name).copied()).unwrap_or(0)
+    }
+    /// Every scene-declared stock held, by name.
+    pub fn stocks(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
+        self.other.iter().flat_map(|m| m.iter().map(|(k, v)| (k, *v)))
+    }
+    pub(crate) fn stock_mut(&mut self, name: &Arc<str>) -> &mut u64 {
+        self.other.get_or_insert_with(Default::default).entry(name.clone()).or_insert(0)
+    }
+    pub(crate) fn with_stocks(mut self, stocks: BTreeMap<Arc<str>, u64>) -> Self {
+        self.other = (!stocks.is_empty()).then(|| Box::new(stocks));
+        self
     }
 }
 
 /// A principal's heartbeat: when it last acted, and how. Public, like the ledger, so
 /// others can tell an idle principal from a busy one.
 #[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct LastAction(pub(crate) Option<(SimTime, crate::kernel::ActionKind)>);
+pub struct LastAction {
+    /// Meaningful only once `action` is set (kept flat: this is on every principal).
+    at: SimTime,
+    action: Option<crate::kernel::ActionKind>,
+}
 
 impl LastAction {
+    pub(crate) fn record(&mut self, at: SimTime, action: crate::kernel::ActionKind) {
+        *self = Self { at, action: Some(action) };
+    }
     pub fn at(&self) -> Option<SimTime> {
-        self.0.map(|(at, _)| at)
+        self.action.map(|_| self.at)
     }
     pub fn action(&self) -> Option<crate::kernel::ActionKind> {
-        self.0.map(|(_, action)| action)
+        self.action
     }
 }
+
+/// Per-window limits by rate name. Shared copy-on-write: most principals have the
+/// scene's default limits, and a world of 100 000 principals should hold them once,
+/// not 100 000 times.
+pub type Limits = Arc<BTreeMap<Arc<str>, u64>>;
 
 /// Per-window limits on renewable resources (`cpu`, `llm_tokens`, `llm_calls`, …),
 /// keyed by resource name. A resource without an entry is unlimited.
 #[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Quota {
-    pub(crate) limits: BTreeMap<Arc<str>, u64>,
+    pub(crate) limits: Limits,
 }
 
 impl Quota {
+    pub fn new(limits: Limits) -> Self {
+        Self { limits }
+    }
     pub fn limit(&self, resource: &str) -> Option<u64> {
         self.limits.get(resource).copied()
     }
     pub fn limits(&self) -> &BTreeMap<Arc<str>, u64> {
         &self.limits
+    }
+    /// Sets (or with `None` removes, making it unlimited) the limit of `resource`.
+    pub(crate) fn set(&mut self, resource: &Arc<str>, limit: Option<u64>) {
+        if self.limit(resource) == limit {
+            return;
+        }
+        let limits = Arc::make_mut(&mut self.limits);
+        match limit {
+            Some(limit) => limits.insert(resource.clone(), limit),
+            None => limits.remove(resource),
+        };
     }
 }
 

@@ -41,7 +41,7 @@ pub struct PrincipalDefaults {
     pub llm_budget_micro_usd: u64,
     pub disk_bytes: u64,
     /// Per-window limits; a rate without an entry is unlimited.
-    pub quota: BTreeMap<Arc<str>, u64>,
+    pub quota: super::components::Limits,
 }
 
 impl Default for PrincipalDefaults {
@@ -50,7 +50,7 @@ impl Default for PrincipalDefaults {
             scrip: 100,
             llm_budget_micro_usd: 2_000_000,
             disk_bytes: 100_000,
-            quota: BTreeMap::from([(Arc::from("cpu"), 5_000_000)]),
+            quota: Arc::new(BTreeMap::from([(Arc::from("cpu"), 5_000_000)])),
         }
     }
 }

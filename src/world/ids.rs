@@ -6,21 +6,27 @@
 //! index can be maintained entirely by observers: an id is indexed when it is inserted
 //! and unindexed only when its entity loses it. Ids are never reused, not even after
 //! deletion: a tombstoned artifact keeps its entity, its id and its place in the index.
+//!
+//! Memory matters here — a world may hold hundreds of thousands of artifacts — so ids
+//! of up to 23 bytes are stored inline (no allocation, copies instead of reference
+//! counts), and the index stores only entities, hashed by id: the id itself is read
+//! from the entity when a lookup needs to confirm a match.
 
-use std::{borrow::Borrow, fmt, sync::Arc};
+use std::{borrow::Borrow, fmt, hash::BuildHasher};
 
 use bevy_ecs::prelude::*;
-use bevy_platform::collections::HashMap;
+use bevy_platform::{collections::HashTable, hash::FixedHasher};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
 
 /// The longest id the kernel accepts, in bytes (ids are ASCII, so also characters).
 pub const MAX_ID_LEN: usize = 128;
 
-/// The stable name of an artifact. Cheap to clone (a shared string), ordered by its
-/// text, which is the order every report and checksum uses.
+/// The stable name of an artifact. Cheap to clone (inline up to 23 bytes, shared
+/// beyond), ordered by its text, which is the order every report and checksum uses.
 #[derive(Component, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[component(immutable)]
-pub struct ArtifactId(Arc<str>);
+pub struct ArtifactId(SmolStr);
 
 /// Why a string is not a valid artifact id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,14 +43,14 @@ impl ArtifactId {
     /// Validates `s` against the id rules and makes an id of it.
     pub fn parse(s: &str) -> Result<Self, IdError> {
         validate_id(s)?;
-        Ok(Self(Arc::from(s)))
+        Ok(Self(SmolStr::new(s)))
     }
 
     /// An id the kernel itself names (built-in artifacts, ids already validated as
     /// part of a larger value). Checked in debug builds.
     pub(crate) fn trusted(s: &str) -> Self {
         debug_assert!(validate_id(s).is_ok(), "{s:?} is not a valid id");
-        Self(Arc::from(s))
+        Self(SmolStr::new(s))
     }
 
     pub fn as_str(&self) -> &str {
@@ -125,22 +131,34 @@ impl<'de> Deserialize<'de> for ArtifactId {
 /// second, sorted index would cost a tree node.
 #[derive(Resource, Default)]
 pub struct Ids {
-    by_id: HashMap<ArtifactId, Entity>,
+    /// Entities, hashed by their id.
+    by_id: HashTable<Entity>,
     order: Vec<Entity>,
 }
 
+fn hash_id(id: &str) -> u64 {
+    FixedHasher.hash_one(id)
+}
+
+/// Whether `entity` carries `id`.
+fn holds(world: &World, entity: Entity, id: &str) -> bool {
+    world.get::<ArtifactId>(entity).is_some_and(|held| held.as_str() == id)
+}
+
 impl Ids {
-    pub fn get(&self, id: &str) -> Option<Entity> {
-        self.by_id.get(id).copied()
+    /// The entity of `id` in `world` (the world this index belongs to).
+    pub fn get(&self, world: &World, id: &str) -> Option<Entity> {
+        self.by_id.find(hash_id(id), |&e| holds(world, e, id)).copied()
     }
 
-    /// The entity of `id` together with the shared id itself (cloning it is cheap).
-    pub fn resolve(&self, id: &str) -> Option<(&ArtifactId, Entity)> {
-        self.by_id.get_key_value(id).map(|(id, entity)| (id, *entity))
+    /// The entity of `id` together with the id as stored on it.
+    pub fn resolve<'w>(&self, world: &'w World, id: &str) -> Option<(&'w ArtifactId, Entity)> {
+        let entity = self.get(world, id)?;
+        Some((world.get::<ArtifactId>(entity)?, entity))
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        self.by_id.contains_key(id)
+    pub fn contains(&self, world: &World, id: &str) -> bool {
+        self.get(world, id).is_some()
     }
 
     /// Number of artifacts ever created that still have an entity (tombstones included).
@@ -158,6 +176,11 @@ impl Ids {
     }
 }
 
+/// The entity of artifact `id` in `world`.
+pub fn lookup(world: &World, id: &str) -> Option<Entity> {
+    world.resource::<Ids>().get(world, id)
+}
+
 /// Registers the observers that keep [`Ids`] in sync with the world.
 pub(crate) fn plugin(app: &mut bevy_app::App) {
     app.init_resource::<Ids>()
@@ -172,18 +195,24 @@ fn order_new_id(add: On<Add<ArtifactId>>, mut ids: ResMut<Ids>) {
 }
 
 fn index_id(insert: On<Insert<ArtifactId>>, query: Query<&ArtifactId>, mut ids: ResMut<Ids>) {
-    if let Ok(id) = query.get(insert.entity) {
-        ids.by_id.insert(id.clone(), insert.entity);
+    let entity = insert.entity;
+    let Ok(id) = query.get(entity) else { return };
+    let same_id = |e: &Entity| query.get(*e).is_ok_and(|held| held == id);
+    // A different entity may hold the id after a world reload: the newest wins.
+    if let Some(slot) = ids.by_id.find_mut(hash_id(id.as_str()), same_id) {
+        *slot = entity;
+        return;
     }
+    // Growing the table rehashes every entry, reading each id from its entity.
+    let rehash = |e: &Entity| query.get(*e).map_or(0, |held| hash_id(held.as_str()));
+    ids.by_id.insert_unique(hash_id(id.as_str()), entity, rehash);
 }
 
 fn unindex_id(discard: On<Discard<ArtifactId>>, query: Query<&ArtifactId>, mut ids: ResMut<Ids>) {
-    if let Ok(id) = query.get(discard.entity) {
-        // Only forget the mapping if it still points here; a different entity may
-        // legitimately hold the id after a world reload.
-        if ids.by_id.get(id.as_str()) == Some(&discard.entity) {
-            ids.by_id.remove(id.as_str());
-        }
+    let entity = discard.entity;
+    let Ok(id) = query.get(entity) else { return };
+    if let Ok(slot) = ids.by_id.find_entry(hash_id(id.as_str()), |e| *e == entity) {
+        slot.remove();
     }
 }
 
@@ -216,10 +245,19 @@ mod tests {
         let world = app.world_mut();
         let a = world.spawn(ArtifactId::parse("a").unwrap()).id();
         let b = world.spawn(ArtifactId::parse("b").unwrap()).id();
-        assert_eq!(world.resource::<Ids>().get("a"), Some(a));
-        assert_eq!(world.resource::<Ids>().in_creation_order(), &[a, b]);
+        let long = "l".repeat(100);
+        let c = world.spawn(ArtifactId::parse(&long).unwrap()).id();
+        // Enough entries to make the table grow (and rehash) several times.
+        let many: Vec<Entity> = (0..1000).map(|i| world.spawn(ArtifactId::parse(&format!("m{i}")).unwrap()).id()).collect();
+        assert_eq!(lookup(world, "a"), Some(a));
+        assert_eq!(lookup(world, &long), Some(c));
+        assert_eq!(lookup(world, "m999"), Some(many[999]));
+        assert_eq!(lookup(world, "m1000"), None);
+        assert_eq!(&world.resource::<Ids>().in_creation_order()[..3], &[a, b, c]);
         world.despawn(a);
-        assert_eq!(world.resource::<Ids>().get("a"), None);
-        assert_eq!(world.resource::<Ids>().in_creation_order(), &[b]);
+        assert_eq!(lookup(world, "a"), None);
+        assert_eq!(lookup(world, "b"), Some(b));
+        assert_eq!(world.resource::<Ids>().in_creation_order()[0], b);
+        assert_eq!(world.resource::<Ids>().len(), 1002);
     }
 }

@@ -182,9 +182,14 @@ fn ownership_moves_with_its_disk() {
     let w = sim.world();
     assert_eq!(state::get_resource(w, "bob", "disk").unwrap(), 1);
     assert_eq!(state::owned_artifacts(w, &"bob".parse_id()), vec!["small".parse_id()]);
+    let meta = agent_ecology::kernel::query::run(sim.world(), &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() }).unwrap().0;
+    assert_eq!(meta["artifact"]["owner"], "bob");
+    assert_eq!(meta["artifact"]["created_by"], "alice", "the creator outlives the sale");
     // Now bob owns it: alice may no longer give it away, bob may.
     act_fails(&mut sim, "alice", r#"{"action":"transfer","to":"alice","artifact":"small"}"#, ErrorCode::NotOwner);
     act_ok(&mut sim, "bob", r#"{"action":"transfer","to":"alice","artifact":"small"}"#);
+    let meta = agent_ecology::kernel::query::run(sim.world(), &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() }).unwrap().0;
+    assert_eq!(meta["artifact"]["created_by"], "alice");
     audit(sim.world()).unwrap();
 }
 
@@ -204,8 +209,9 @@ fn frozen_principals_cannot_act_but_can_be_rescued() {
     assert_eq!(by_type["AGENT_UNFROZEN"], 1);
     let frozen = sim.world().resource::<EventLog>().recent().find(|e| e.kind.type_name() == "AGENT_FROZEN").unwrap();
     let payload = serde_json::to_value(frozen).unwrap()["payload"].clone();
-    assert_eq!(payload["scrip"], 50);
-    assert_eq!(payload["resources"]["llm_budget"], 2_000_000);
+    assert_eq!(payload["principal"], "bob");
+    assert_eq!(payload["assets"]["scrip"], 50);
+    assert_eq!(payload["assets"]["resources"]["llm_budget"], 2_000_000);
 }
 
 #[test]
