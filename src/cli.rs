@@ -71,6 +71,14 @@ pub fn is_bad_input(err: &anyhow::Error) -> bool {
     err.downcast_ref::<BadInput>().is_some() || err.downcast_ref::<SceneError>().is_some()
 }
 
+/// A reader that stopped reading (`ecology run --report - | head`) is not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind()) == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -136,13 +144,14 @@ fn load_scene(path: Option<&Path>) -> Result<Scene> {
 fn validate(path: &Path) -> Result<()> {
     let scene = Scene::load(path)?;
     let valid = scene.validate()?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "{}: ok ({} principals, {} artifacts, {} interventions)",
         path.display(),
         valid.principals.len(),
         valid.artifacts.len(),
         valid.interventions.len()
-    );
+    )?;
     Ok(())
 }
 
@@ -207,9 +216,9 @@ fn run(options: RunOptions) -> Result<()> {
         // Keep standard output clean for the report when it goes there.
         let summary = summary(&report, wall.as_secs_f64());
         if matches!(options.report, Some(ReportTo::Stdout)) {
-            eprint!("{summary}");
+            std::io::stderr().lock().write_all(summary.as_bytes())?;
         } else {
-            print!("{summary}");
+            std::io::stdout().lock().write_all(summary.as_bytes())?;
         }
     }
     Ok(())

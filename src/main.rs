@@ -8,6 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match cli::main() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             if cli::is_bad_input(&err) { ExitCode::from(2) } else { ExitCode::from(1) }

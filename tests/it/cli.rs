@@ -134,3 +134,18 @@ fn saved_scene_runs_again() {
     assert_eq!(report["principals"]["alice"]["scrip"], 115);
     assert_eq!(report["principals"]["alice_helper"]["scrip"], 20);
 }
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecology"))
+        .args(["run", "--report", "-", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
