@@ -22,7 +22,8 @@ fn main() {
     let mut files = Vec::new();
     env::set_current_dir(&root).expect("the manifest directory exists");
     collect(Path::new("assets"), &mut files);
-    let mut code = String::from("/// Files under `assets/`, by path, as text.\npub static ASSETS: &[(&str, &str)] = &[\n");
+    let mut code =
+        String::from("/// Files under `assets/`, by path, as text.\npub static ASSETS: &[(&str, &str)] = &[\n");
     for file in &files {
         let _ = writeln!(code, "    ({file:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/\", {file:?}))),");
         println!("cargo::rerun-if-changed={file}");

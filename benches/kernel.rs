@@ -23,7 +23,12 @@ fn world(principals: usize, disk_bytes: u64) -> (Simulation, Vec<String>) {
     let file = SceneFile {
         principals: ids
             .iter()
-            .map(|id| PrincipalSpec { id: id.clone(), scrip: Some(1_000_000), disk_bytes: Some(disk_bytes), ..Default::default() })
+            .map(|id| PrincipalSpec {
+                id: id.clone(),
+                scrip: Some(1_000_000),
+                disk_bytes: Some(disk_bytes),
+                ..Default::default()
+            })
             .collect(),
         ..Scene::embedded_default().expect("default scene").file().clone()
     };
@@ -86,7 +91,9 @@ fn writes(c: &mut Criterion) {
     let (mut sim, _) = world(1, 10_000_000);
     for name in &names {
         let mut kernel = Kernel::as_principal(sim.world_mut(), "p000000").expect("principal");
-        kernel.write(WriteSpec { id: name.clone(), content: Some(content.clone()), ..Default::default() }).expect("room");
+        kernel
+            .write(WriteSpec { id: name.clone(), content: Some(content.clone()), ..Default::default() })
+            .expect("room");
     }
     let mut n = 0usize;
     group.bench_function("write 100-byte artifact (replace)", |b| {

@@ -52,9 +52,7 @@ fn rss_bytes() -> u64 {
 
 fn scene(principals: usize) -> Scene {
     let file = SceneFile {
-        principals: (0..principals)
-            .map(|i| PrincipalSpec { id: format!("p{i:06}"), ..Default::default() })
-            .collect(),
+        principals: (0..principals).map(|i| PrincipalSpec { id: format!("p{i:06}"), ..Default::default() }).collect(),
         artifacts: (0..principals)
             .map(|i| {
                 let mut a = ArtifactSpec { id: format!("a{i:06}"), owner: format!("p{i:06}"), ..Default::default() };
@@ -62,7 +60,15 @@ fn scene(principals: usize) -> Scene {
                 a
             })
             .collect(),
-        ..SceneFile { version: 1, name: String::new(), description: String::new(), config: Default::default(), principals: vec![], artifacts: vec![], interventions: vec![] }
+        ..SceneFile {
+            version: 1,
+            name: String::new(),
+            description: String::new(),
+            config: Default::default(),
+            principals: vec![],
+            artifacts: vec![],
+            interventions: vec![],
+        }
     };
     Scene::from_file("memory", file)
 }

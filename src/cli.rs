@@ -10,7 +10,7 @@ use std::{
 
 use agent_ecology::{
     run::{Report, Simulation, audit},
-    scene::{Scene, SceneError},
+    scene::{Scene, SceneError, ValidScene},
     world::time::SimTime,
 };
 use anyhow::{Context, Result};
@@ -18,7 +18,11 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Parser, Debug)]
-#[command(name = "ecology", version, about = "Agent Ecology: an economy of LLM agents and artifacts under real scarcity")]
+#[command(
+    name = "ecology",
+    version,
+    about = "Agent Ecology: an economy of LLM agents and artifacts under real scarcity"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -75,7 +79,8 @@ pub fn is_bad_input(err: &anyhow::Error) -> bool {
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind()) == Some(std::io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -121,7 +126,8 @@ impl RunOptions {
             ),
             (None, None) => Stop::SceneDefault,
         };
-        let report = args.report.map(|path| if path.as_os_str() == "-" { ReportTo::Stdout } else { ReportTo::File(path) });
+        let report =
+            args.report.map(|path| if path.as_os_str() == "-" { ReportTo::Stdout } else { ReportTo::File(path) });
         Ok(Self {
             scene: args.scene,
             stop,
@@ -141,9 +147,21 @@ fn load_scene(path: Option<&Path>) -> Result<Scene> {
     })
 }
 
+/// Validates `scene`, showing its warnings on standard error.
+fn validate_showing_warnings(scene: &Scene, quiet: bool) -> Result<ValidScene> {
+    let valid = scene.validate()?;
+    if !quiet {
+        let mut err = std::io::stderr().lock();
+        for warning in &valid.warnings {
+            writeln!(err, "warning: {warning}")?;
+        }
+    }
+    Ok(valid)
+}
+
 fn validate(path: &Path) -> Result<()> {
     let scene = Scene::load(path)?;
-    let valid = scene.validate()?;
+    let valid = validate_showing_warnings(&scene, false)?;
     writeln!(
         std::io::stdout().lock(),
         "{}: ok ({} principals, {} artifacts, {} interventions)",
@@ -161,7 +179,11 @@ fn create(path: &Path, what: &str) -> Result<std::fs::File> {
 
 fn run(options: RunOptions) -> Result<()> {
     let scene = load_scene(options.scene.as_deref())?;
-    let mut sim = Simulation::new(&scene, options.seed)?;
+    let mut valid = validate_showing_warnings(&scene, options.quiet)?;
+    if let Some(seed) = options.seed {
+        valid.config.seed = seed;
+    }
+    let mut sim = Simulation::from_valid(valid);
     if let Some(path) = &options.events {
         let file = create(path, "event file")?;
         sim.stream_events_to(Box::new(std::io::BufWriter::with_capacity(1 << 16, file)));
@@ -210,7 +232,8 @@ fn run(options: RunOptions) -> Result<()> {
     }
     if let Some(path) = &options.save_scene {
         let text = sim.save_scene().to_ron_string()?;
-        write_atomically(path, text.as_bytes()).map_err(|e| BadInput(format!("cannot save scene {}: {e}", path.display())))?;
+        write_atomically(path, text.as_bytes())
+            .map_err(|e| BadInput(format!("cannot save scene {}: {e}", path.display())))?;
     }
     if !options.quiet {
         // Keep standard output clean for the report when it goes there.

@@ -113,16 +113,8 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 8] = [
-        Self::Read,
-        Self::Write,
-        Self::Edit,
-        Self::Delete,
-        Self::Transfer,
-        Self::Spawn,
-        Self::Query,
-        Self::Noop,
-    ];
+    pub const ALL: [ActionKind; 8] =
+        [Self::Read, Self::Write, Self::Edit, Self::Delete, Self::Transfer, Self::Spawn, Self::Query, Self::Noop];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -195,7 +187,8 @@ impl Action {
 
     /// Parses an action from JSON text.
     pub fn from_json_str(text: &str) -> Result<Action, KernelError> {
-        let value = serde_json::from_str(text).map_err(|e| KernelError::invalid(format!("an action must be JSON: {e}")))?;
+        let value =
+            serde_json::from_str(text).map_err(|e| KernelError::invalid(format!("an action must be JSON: {e}")))?;
         Self::from_json(value)
     }
 
@@ -238,7 +231,13 @@ pub struct ActionResult {
 
 impl ActionResult {
     pub fn failed(error: KernelError, charged_to: Option<ArtifactId>) -> Self {
-        Self { success: false, result: None, error: Some(error), resources_consumed: ResourcesConsumed::default(), charged_to }
+        Self {
+            success: false,
+            result: None,
+            error: Some(error),
+            resources_consumed: ResourcesConsumed::default(),
+            charged_to,
+        }
     }
 
     pub fn error_code(&self) -> Option<ErrorCode> {
@@ -340,10 +339,12 @@ impl Kernel<'_> {
                 self.transfer_ownership(artifact, &spec.to)?;
                 Ok(json!({ "artifact": artifact, "to": spec.to }))
             }
-            (Some(_), _, _) => Err(KernelError::invalid(
-                "a transfer moves either an artifact or an amount of a resource, not both",
-            )),
-            (None, None, _) => Err(KernelError::invalid("a transfer needs an amount (or an artifact)").with("field", "amount")),
+            (Some(_), _, _) => {
+                Err(KernelError::invalid("a transfer moves either an artifact or an amount of a resource, not both"))
+            }
+            (None, None, _) => {
+                Err(KernelError::invalid("a transfer needs an amount (or an artifact)").with("field", "amount"))
+            }
             (None, Some(Amount(amount)), resource) => {
                 let resource = resource.as_deref().unwrap_or("scrip");
                 self.transfer_resource(&spec.to, resource, amount)?;
@@ -369,10 +370,13 @@ impl Kernel<'_> {
             let available = self.holding_of(name)?;
             if available < *amount {
                 let code = if name == "scrip" { ErrorCode::InsufficientFunds } else { ErrorCode::InsufficientResource };
-                return Err(KernelError::new(code, format!("{} holds {available} {name}, needs {amount} to fund {}", self.caller, spec.id))
-                    .with("resource", name.as_str())
-                    .with("needed", *amount)
-                    .with("available", available));
+                return Err(KernelError::new(
+                    code,
+                    format!("{} holds {available} {name}, needs {amount} to fund {}", self.caller, spec.id),
+                )
+                .with("resource", name.as_str())
+                .with("needed", *amount)
+                .with("available", available));
             }
         }
         self.new_id(&spec.id)?;
@@ -402,7 +406,12 @@ mod tests {
         let action = Action::from_json_str(r#"{"action":"transfer","to":"bob","amount":30}"#).unwrap();
         assert_eq!(
             action,
-            Action::Transfer(TransferSpec { to: "bob".into(), amount: Some(Amount(30)), resource: None, artifact: None })
+            Action::Transfer(TransferSpec {
+                to: "bob".into(),
+                amount: Some(Amount(30)),
+                resource: None,
+                artifact: None
+            })
         );
         assert_eq!(Action::from_json(action.to_json()).unwrap(), action);
         assert_eq!(Action::from_json_str(r#"{"action":"noop"}"#).unwrap(), Action::Noop);
@@ -420,7 +429,12 @@ mod tests {
         assert!(err.message.contains("not an integer"), "{}", err.message);
         assert_eq!(
             Action::from_json_str(r#"{"action":"transfer","to":"b","amount":3e9}"#).unwrap(),
-            Action::Transfer(TransferSpec { to: "b".into(), amount: Some(Amount(3_000_000_000)), resource: None, artifact: None })
+            Action::Transfer(TransferSpec {
+                to: "b".into(),
+                amount: Some(Amount(3_000_000_000)),
+                resource: None,
+                artifact: None
+            })
         );
         assert!(Action::from_json_str("[1]").is_err());
         assert!(Action::from_json_str("{").is_err());

@@ -145,9 +145,12 @@ impl Kernel<'_> {
         contracts::check(self.world, &self.caller, entity, Permission::Write)?;
         let (id, owner) = self.id_and_owner(entity)?;
         if (spec.contract.is_some() || spec.pricing.is_some()) && owner != self.caller {
-            return Err(KernelError::new(ErrorCode::NotOwner, format!("only {owner} may change the contract or prices of {id}"))
-                .with("id", id.as_str())
-                .with("owner", owner.as_str()));
+            return Err(KernelError::new(
+                ErrorCode::NotOwner,
+                format!("only {owner} may change the contract or prices of {id}"),
+            )
+            .with("id", id.as_str())
+            .with("owner", owner.as_str()));
         }
         let has_interface = self.world.get::<Interface>(entity).is_some_and(|i| !i.tools.is_empty());
         if spec.code.is_some() && spec.interface.is_none() && !has_interface {
@@ -220,7 +223,9 @@ impl Kernel<'_> {
             },
         };
         let Some(at) = text.find(&spec.old) else {
-            return Err(KernelError::invalid(format!("{:?} does not occur in {}", spec.old, spec.id)).with("occurrences", 0));
+            return Err(
+                KernelError::invalid(format!("{:?} does not occur in {}", spec.old, spec.id)).with("occurrences", 0)
+            );
         };
         let next = at + spec.old.chars().next().map_or(1, char::len_utf8);
         if text[next..].contains(&spec.old) {

@@ -95,17 +95,16 @@ pub(crate) fn spawn_builtins(world: &mut World) {
     let about = "The world itself: owner of the built-in contracts, actor of its mechanisms.";
     disk_used += about.len() as u64;
     let standing = Standing { disk_quota: disk_used, disk_used, ..Standing::default() };
-    world.spawn((
-        kernel.clone(),
-        artifact(about),
-        standing,
-        Quota::default(),
-        System,
-    ));
+    world.spawn((kernel.clone(), artifact(about), standing, Quota::default(), System));
 }
 
 /// Asks the contract of `target` whether `caller` may do `permission` to it.
-pub(crate) fn check(world: &World, caller: &ArtifactId, target: Entity, permission: Permission) -> Result<(), KernelError> {
+pub(crate) fn check(
+    world: &World,
+    caller: &ArtifactId,
+    target: Entity,
+    permission: Permission,
+) -> Result<(), KernelError> {
     let Some(artifact) = world.get::<Artifact>(target) else {
         return Err(KernelError::new(ErrorCode::NotFound, "no such artifact"));
     };

@@ -46,8 +46,9 @@ impl ErrorCode {
         match self {
             NotFound | Deleted | InvalidArgs | AlreadyExists => ErrorCategory::Validation,
             AccessDenied | NotOwner => ErrorCategory::Permission,
-            InsufficientFunds | InsufficientResource | QuotaExceeded | BudgetExhausted
-            | Frozen => ErrorCategory::Resource,
+            InsufficientFunds | InsufficientResource | QuotaExceeded | BudgetExhausted | Frozen => {
+                ErrorCategory::Resource
+            }
             DepthExceeded | ExecutionError | Timeout => ErrorCategory::Execution,
         }
     }

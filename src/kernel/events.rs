@@ -166,9 +166,8 @@ impl EventLog {
         let event = Event { seq, time, actor, kind };
         self.fold_into_digest(&event);
         if let Some(sink) = &mut self.sink {
-            let written = serde_json::to_writer(&mut *sink, &event)
-                .map_err(io::Error::from)
-                .and_then(|()| sink.write_all(b"\n"));
+            let written =
+                serde_json::to_writer(&mut *sink, &event).map_err(io::Error::from).and_then(|()| sink.write_all(b"\n"));
             if let Err(err) = written {
                 self.stop_streaming(err);
             }
@@ -219,12 +218,7 @@ impl EventLog {
 
     /// Counts of every event type that occurred, by type name.
     pub fn by_type(&self) -> BTreeMap<&'static str, u64> {
-        EventKind::TYPES
-            .iter()
-            .zip(&self.by_type)
-            .filter(|(_, n)| **n > 0)
-            .map(|(name, n)| (*name, *n))
-            .collect()
+        EventKind::TYPES.iter().zip(&self.by_type).filter(|(_, n)| **n > 0).map(|(name, n)| (*name, *n)).collect()
     }
 
     /// Digest of every event appended so far.

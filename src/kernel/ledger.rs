@@ -40,8 +40,7 @@ impl ResourceRef {
                 } else if config.is_rate(name) {
                     Self::Rate(Arc::from(name))
                 } else {
-                    return Err(KernelError::invalid(format!("unknown resource {name:?}"))
-                        .with("resource", name));
+                    return Err(KernelError::invalid(format!("unknown resource {name:?}")).with("resource", name));
                 }
             }
         })
@@ -124,7 +123,8 @@ impl Kernel<'_> {
             return Err(insufficient(ErrorCode::InsufficientFunds, &self.caller, "scrip", amount, from_scrip));
         }
         if to_entity != self.caller_entity {
-            let credited = self.standing(to_entity)?.scrip.checked_add(amount).ok_or_else(|| overflow(&to_id, "scrip"))?;
+            let credited =
+                self.standing(to_entity)?.scrip.checked_add(amount).ok_or_else(|| overflow(&to_id, "scrip"))?;
             self.standing_mut(self.caller_entity)?.scrip = from_scrip - amount;
             self.standing_mut(to_entity)?.scrip = credited;
         }
@@ -176,7 +176,13 @@ impl Kernel<'_> {
         Ok(())
     }
 
-    fn move_rate(&mut self, name: &Arc<str>, to_entity: Entity, to_id: &ArtifactId, amount: u64) -> Result<(), KernelError> {
+    fn move_rate(
+        &mut self,
+        name: &Arc<str>,
+        to_entity: Entity,
+        to_id: &ArtifactId,
+        amount: u64,
+    ) -> Result<(), KernelError> {
         let limit_of = |kernel: &Self, entity: Entity| kernel.world.get::<Quota>(entity).and_then(|q| q.limit(name));
         let Some(from_limit) = limit_of(self, self.caller_entity) else {
             return Err(KernelError::invalid(format!(
@@ -249,7 +255,8 @@ impl Kernel<'_> {
                 .with("id", artifact)
                 .with("owner", current.owner.as_str()));
         }
-        let artifact_id = self.world.get::<ArtifactId>(artifact_entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
+        let artifact_id =
+            self.world.get::<ArtifactId>(artifact_entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
         let (to_id, to_entity) = self.principal_with_id(to)?;
         let bytes = state::artifact_bytes(self.world, artifact_entity);
         if to_entity != self.caller_entity {
@@ -304,7 +311,8 @@ impl Kernel<'_> {
         let (to_id, to_entity) = self.principal_with_id(to)?;
         match &resource {
             ResourceRef::Rate(name) => {
-                let mut quota = self.world.get_mut::<Quota>(to_entity).ok_or_else(|| KernelError::not_a_principal(to))?;
+                let mut quota =
+                    self.world.get_mut::<Quota>(to_entity).ok_or_else(|| KernelError::not_a_principal(to))?;
                 // Granting to an unlimited rate changes nothing: it stays unlimited.
                 if let Some(limit) = quota.limit(name) {
                     let raised = limit.checked_add(amount).ok_or_else(|| overflow(&to_id, name))?;
@@ -331,7 +339,8 @@ impl Kernel<'_> {
         let (id, entity) = self.principal_with_id(principal)?;
         match &resource {
             ResourceRef::Rate(name) => {
-                let mut quota = self.world.get_mut::<Quota>(entity).ok_or_else(|| KernelError::not_a_principal(principal))?;
+                let mut quota =
+                    self.world.get_mut::<Quota>(entity).ok_or_else(|| KernelError::not_a_principal(principal))?;
                 quota.set(name, limit);
             }
             ResourceRef::Disk => {
@@ -340,13 +349,18 @@ impl Kernel<'_> {
                 };
                 let used = self.standing(entity)?.disk_used;
                 if limit < used {
-                    return Err(KernelError::invalid(format!("{id} already uses {used} bytes of disk; the allocation cannot be {limit}"))
-                        .with("disk_used", used));
+                    return Err(KernelError::invalid(format!(
+                        "{id} already uses {used} bytes of disk; the allocation cannot be {limit}"
+                    ))
+                    .with("disk_used", used));
                 }
                 self.standing_mut(entity)?.disk_quota = limit;
             }
             other => {
-                return Err(KernelError::invalid(format!("{} is a holding, not a quota; grant or transfer it", other.name())));
+                return Err(KernelError::invalid(format!(
+                    "{} is a holding, not a quota; grant or transfer it",
+                    other.name()
+                )));
             }
         }
         let resource = resource.name().to_owned();

@@ -114,10 +114,7 @@ impl<'w> Kernel<'w> {
         if !entity_ref.contains::<Standing>() {
             return Err(KernelError::not_a_principal(id));
         }
-        let caller = entity_ref
-            .get::<ArtifactId>()
-            .cloned()
-            .ok_or_else(|| KernelError::not_a_principal(id))?;
+        let caller = entity_ref.get::<ArtifactId>().cloned().ok_or_else(|| KernelError::not_a_principal(id))?;
         let now = world.resource::<SimClock>().now();
         Ok(Self { world, caller, caller_entity: entity, now })
     }
@@ -193,8 +190,7 @@ impl<'w> Kernel<'w> {
 /// Checks that an amount coming from outside is a positive integer.
 pub(crate) fn positive(amount: i64, what: &str) -> Result<u64, KernelError> {
     if amount <= 0 {
-        return Err(KernelError::invalid(format!("{what} must be positive, got {amount}"))
-            .with("amount", amount));
+        return Err(KernelError::invalid(format!("{what} must be positive, got {amount}")).with("amount", amount));
     }
     Ok(amount as u64)
 }

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use super::{KernelError, contracts::BuiltinContract};
 use crate::world::{
-    components::{AccessContract, Artifact, Executable, Frozen, Interface, Loop, Pricing, Standing, Tombstone, created_by},
+    components::{
+        AccessContract, Artifact, Executable, Frozen, Interface, Loop, Pricing, Standing, Tombstone, created_by,
+    },
     ids::{ArtifactId, Ids},
 };
 
@@ -169,7 +171,9 @@ fn matches(world: &World, entity: Entity, spec: &QuerySpec) -> bool {
         || contains_ignore_case(artifact.description(), text)
         || world.get::<Interface>(entity).is_some_and(|i| {
             contains_ignore_case(&i.description, text)
-                || i.tools.iter().any(|t| contains_ignore_case(&t.name, text) || contains_ignore_case(&t.description, text))
+                || i.tools
+                    .iter()
+                    .any(|t| contains_ignore_case(&t.name, text) || contains_ignore_case(&t.description, text))
         })
 }
 

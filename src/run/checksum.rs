@@ -15,8 +15,8 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Interface, LastAction, Loop, Pricing,
-            Quota, Standing, System, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Interface, LastAction, Loop,
+            Pricing, Quota, Standing, System, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -55,7 +55,8 @@ impl Digest {
         let buf = std::mem::take(&mut self.buf);
         // Every type fed here has known lengths and plain fields, which postcard
         // always encodes; falling back to JSON keeps the digest total regardless.
-        let buf = postcard::to_extend(value, buf).unwrap_or_else(|_| serde_json::to_vec(&serde_json::to_value(value).ok()).unwrap_or_default());
+        let buf = postcard::to_extend(value, buf)
+            .unwrap_or_else(|_| serde_json::to_vec(&serde_json::to_value(value).ok()).unwrap_or_default());
         self.hasher.update(&(buf.len() as u64).to_le_bytes());
         self.hasher.update(&buf);
         self.buf = buf;
@@ -78,11 +79,8 @@ pub fn world_checksum(world: &World) -> String {
     digest.feed(&timeline);
 
     let ids = world.resource::<Ids>();
-    let mut entities: Vec<(&ArtifactId, Entity)> = ids
-        .in_creation_order()
-        .iter()
-        .filter_map(|&e| world.get::<ArtifactId>(e).map(|id| (id, e)))
-        .collect();
+    let mut entities: Vec<(&ArtifactId, Entity)> =
+        ids.in_creation_order().iter().filter_map(|&e| world.get::<ArtifactId>(e).map(|id| (id, e))).collect();
     entities.sort_by(|a, b| a.0.cmp(b.0));
     digest.feed(&(entities.len() as u64));
     for (id, e) in entities {

@@ -17,7 +17,10 @@ use crate::{
     EcologyPlugin,
     kernel::{Action, EventLog, intents::Intent},
     scene::{Scene, SceneError, ValidScene},
-    world::{ids::ArtifactId, time::{SimClock, SimTime}},
+    world::{
+        ids::ArtifactId,
+        time::{SimClock, SimTime},
+    },
 };
 
 /// A world built from a scene, ready to step.

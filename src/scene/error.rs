@@ -26,6 +26,17 @@ pub enum SceneError {
     Save(String),
 }
 
+/// Something in a scene that is probably a mistake, but not certainly: the scene is
+/// used as it is, and the warning is shown to whoever loads it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {path}: {message}", at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+pub struct SceneWarning {
+    pub file: String,
+    pub at: Option<(usize, usize)>,
+    pub path: String,
+    pub message: String,
+}
+
 impl SceneError {
     /// Line and column of the problem, when known (1-based).
     pub fn position(&self) -> Option<(usize, usize)> {

@@ -23,11 +23,11 @@ use bevy_app::{App, Update};
 use bevy_ecs::prelude::*;
 use ron::extensions::Extensions;
 
-pub use error::SceneError;
+pub use error::{SceneError, SceneWarning};
 pub use raw::SceneFile;
+pub(crate) use spawn::spawn_scene;
 pub use timeline::{InterventionAct, ScheduledIntervention, Timeline};
 pub use validate::ValidScene;
-pub(crate) use spawn::spawn_scene;
 
 use crate::world::StepSystems;
 
@@ -46,8 +46,7 @@ pub fn embedded_asset(path: &str) -> Option<&'static str> {
 }
 
 pub(crate) fn plugin(app: &mut App) {
-    app.init_resource::<Timeline>()
-        .add_systems(Update, timeline::apply_due_interventions.in_set(StepSystems::Ingest));
+    app.init_resource::<Timeline>().add_systems(Update, timeline::apply_due_interventions.in_set(StepSystems::Ingest));
 }
 
 fn ron_options() -> ron::Options {
@@ -124,7 +123,8 @@ impl Scene {
     /// The scene as RON text, in the form the loader reads.
     pub fn to_ron_string(&self) -> Result<String, SceneError> {
         let pretty = ron::ser::PrettyConfig::new().struct_names(false).indentor("  ".to_owned());
-        let mut text = ron_options().to_string_pretty(&self.file, pretty).map_err(|e| SceneError::Save(e.to_string()))?;
+        let mut text =
+            ron_options().to_string_pretty(&self.file, pretty).map_err(|e| SceneError::Save(e.to_string()))?;
         text.push('\n');
         Ok(text)
     }

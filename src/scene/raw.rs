@@ -9,10 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    kernel::{
-        Action,
-        actions::Amount,
-    },
+    kernel::{Action, actions::Amount},
     world::components::{Interface, Metadata, Pricing},
 };
 
@@ -83,6 +80,9 @@ pub struct DefaultsSpec {
     pub scrip: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_budget_usd: Option<f64>,
+    /// The same in exact integer micro-dollars (instead of `llm_budget_usd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_budget_micro_usd: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes: Option<u64>,
     /// Per-window limits (rate name → limit, `None` for unlimited). Replaces the
@@ -193,6 +193,9 @@ entry_with_parts! {
         pub scrip: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub llm_budget_usd: Option<f64>,
+        /// The same in exact integer micro-dollars (instead of `llm_budget_usd`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub llm_budget_micro_usd: Option<u64>,
         /// Disk allocation in bytes.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub disk_bytes: Option<u64>,
@@ -242,17 +245,30 @@ pub struct InterventionSpec {
 #[serde(deny_unknown_fields)]
 pub enum SystemAct {
     /// Create scrip for a principal (outside the mint; booked as granted).
-    GrantScrip { to: String, amount: Amount },
+    GrantScrip {
+        to: String,
+        amount: Amount,
+    },
     /// Add to a principal's holding of a resource (or to its limit of a rate).
-    GrantResource { to: String, resource: String, amount: Amount },
+    GrantResource {
+        to: String,
+        resource: String,
+        amount: Amount,
+    },
     /// Set a per-window limit (`None`: unlimited), or the disk allocation.
-    SetQuota { principal: String, resource: String, limit: Option<u64> },
+    SetQuota {
+        principal: String,
+        resource: String,
+        limit: Option<u64>,
+    },
     Freeze {
         principal: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    Unfreeze { principal: String },
+    Unfreeze {
+        principal: String,
+    },
 }
 
 impl SystemAct {
@@ -260,7 +276,9 @@ impl SystemAct {
     pub fn subject(&self) -> &str {
         match self {
             Self::GrantScrip { to, .. } | Self::GrantResource { to, .. } => to,
-            Self::SetQuota { principal, .. } | Self::Freeze { principal, .. } | Self::Unfreeze { principal } => principal,
+            Self::SetQuota { principal, .. } | Self::Freeze { principal, .. } | Self::Unfreeze { principal } => {
+                principal
+            }
         }
     }
 }

@@ -11,13 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use bevy_ecs::prelude::*;
 
 use super::{
-    raw::{ArtifactSpec, ConfigSpec, DefaultsSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION, SceneFile},
+    raw::{
+        ArtifactSpec, ConfigSpec, DefaultsSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION, SceneFile,
+    },
     timeline::{InterventionAct, Timeline},
 };
 use crate::world::{
     components::{
-        AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, Pricing, Quota, Standing,
-        System, Tombstone,
+        AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, Pricing, Quota, Standing, System,
+        Tombstone,
     },
     config::Config,
     ids::{ArtifactId, Ids},
@@ -42,11 +44,15 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                 id: id.to_string(),
                 owner: (artifact.owner() != id).then(|| artifact.owner().to_string()),
                 scrip: Some(standing.scrip()),
-                llm_budget_usd: Some(standing.llm_budget_micro_usd() as f64 / 1_000_000.0),
+                llm_budget_usd: as_usd(standing.llm_budget_micro_usd()),
+                llm_budget_micro_usd: as_micro(standing.llm_budget_micro_usd()),
                 disk_bytes: Some(standing.disk_quota()),
                 resources: standing.stocks().map(|(k, v)| (k.to_string(), v)).collect(),
                 quota: quota_overrides(config, world.get::<Quota>(entity)),
-                capabilities: world.get::<Capabilities>(entity).map(|c| c.iter().map(str::to_owned).collect()).unwrap_or_default(),
+                capabilities: world
+                    .get::<Capabilities>(entity)
+                    .map(|c| c.iter().map(str::to_owned).collect())
+                    .unwrap_or_default(),
                 agent: world.get::<Loop>(entity).is_some(),
                 frozen: world.get::<Frozen>(entity).is_some(),
                 ..PrincipalSpec::default()
@@ -55,7 +61,12 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
             principals.push(spec);
         } else {
             let deleted = world.get::<Tombstone>(entity).is_some();
-            let mut spec = ArtifactSpec { id: id.to_string(), owner: artifact.owner().to_string(), deleted, ..ArtifactSpec::default() };
+            let mut spec = ArtifactSpec {
+                id: id.to_string(),
+                owner: artifact.owner().to_string(),
+                deleted,
+                ..ArtifactSpec::default()
+            };
             if !deleted {
                 spec.set_parts(parts);
             }
@@ -68,13 +79,12 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
         .map(|scheduled| {
             let at = scheduled.at.millis().saturating_sub(now.millis()) as f64 / 1000.0;
             match &scheduled.act {
-                InterventionAct::As { actor, action } => InterventionSpec {
-                    at,
-                    actor: Some(actor.to_string()),
-                    action: Some(action.clone()),
-                    system: None,
-                },
-                InterventionAct::System(act) => InterventionSpec { at, actor: None, action: None, system: Some(act.clone()) },
+                InterventionAct::As { actor, action } => {
+                    InterventionSpec { at, actor: Some(actor.to_string()), action: Some(action.clone()), system: None }
+                }
+                InterventionAct::System(act) => {
+                    InterventionSpec { at, actor: None, action: None, system: Some(act.clone()) }
+                }
             }
         })
         .collect();
@@ -115,6 +125,17 @@ fn quota_overrides(config: &Config, quota: Option<&Quota>) -> BTreeMap<String, O
         .collect()
 }
 
+/// Dollars, when they convert back to exactly `micro` (readable)...
+fn as_usd(micro: u64) -> Option<f64> {
+    let usd = micro as f64 / 1_000_000.0;
+    ((usd * 1_000_000.0).round() == micro as f64 && micro < (1 << 53)).then_some(usd)
+}
+
+/// ...or else exact micro-dollars.
+fn as_micro(micro: u64) -> Option<u64> {
+    as_usd(micro).is_none().then_some(micro)
+}
+
 fn config_spec(config: &Config) -> ConfigSpec {
     ConfigSpec {
         seed: Some(config.seed),
@@ -123,7 +144,8 @@ fn config_spec(config: &Config) -> ConfigSpec {
         window_secs: Some(config.window.as_secs_f64()),
         defaults: Some(DefaultsSpec {
             scrip: Some(config.defaults.scrip),
-            llm_budget_usd: Some(config.defaults.llm_budget_micro_usd as f64 / 1_000_000.0),
+            llm_budget_usd: as_usd(config.defaults.llm_budget_micro_usd),
+            llm_budget_micro_usd: as_micro(config.defaults.llm_budget_micro_usd),
             disk_bytes: Some(config.defaults.disk_bytes),
             quota: Some(config.defaults.quota.iter().map(|(k, v)| (k.to_string(), Some(*v))).collect()),
         }),

@@ -84,7 +84,13 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
     let mut extras = Vec::with_capacity(scene.artifacts.len());
     let artifacts = scene.artifacts.into_iter().map(|mut a| {
         let artifact = artifact(&a.owner, &mut a.parts);
-        extras.push(Extras { parts: a.parts, capabilities: None, agent: false, frozen: false, deleted: a.deleted.then_some(a.owner) });
+        extras.push(Extras {
+            parts: a.parts,
+            capabilities: None,
+            agent: false,
+            frozen: false,
+            deleted: a.deleted.then_some(a.owner),
+        });
         (a.id, artifact)
     });
     let entities: Vec<Entity> = world.spawn_batch(artifacts).collect();

@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 
 use super::raw::SystemAct;
 use crate::{
-    kernel::{
-        Action, ActionResult, EventKind, EventLog, KERNEL_ID, Kernel, KernelError, intents::ActionOutcome,
+    kernel::{Action, ActionResult, EventKind, EventLog, KERNEL_ID, Kernel, KernelError, intents::ActionOutcome},
+    world::{
+        ids::ArtifactId,
+        time::{SimClock, SimTime},
     },
-    world::{ids::ArtifactId, time::{SimClock, SimTime}},
 };
 
 /// One act of an intervention.

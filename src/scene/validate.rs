@@ -13,12 +13,15 @@ use std::{
 
 use super::{
     Scene, SceneError,
-    error::{Anchor, locate},
+    error::{Anchor, SceneWarning, locate},
     raw::{ConfigSpec, InterventionSpec, PartsRef, SCENE_VERSION},
     timeline::{InterventionAct, ScheduledIntervention},
 };
 use crate::{
-    kernel::{Action, KERNEL_ID, contracts::{self, BuiltinContract}},
+    kernel::{
+        Action, KERNEL_ID,
+        contracts::{self, BuiltinContract},
+    },
     world::{
         components::{Interface, Limits, Metadata, Pricing, Quota},
         config::{BUILTIN_RATES, Config, PrincipalDefaults},
@@ -36,6 +39,8 @@ pub struct ValidScene {
     pub artifacts: Vec<ValidArtifact>,
     /// In time order.
     pub interventions: Vec<ScheduledIntervention>,
+    /// Probable mistakes that do not stop the scene from running.
+    pub warnings: Vec<SceneWarning>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +98,12 @@ impl Checker<'_> {
         let at = self.scene.source().and_then(|source| locate(source, anchors));
         SceneError::Invalid { file: self.scene.name().to_owned(), at, path: path.into(), message: message.into() }
     }
+
+    /// A warning at `path`, located like an error.
+    fn warn(&self, path: impl Into<String>, anchors: &[Anchor], message: impl Into<String>) -> SceneWarning {
+        let at = self.scene.source().and_then(|source| locate(source, anchors));
+        SceneWarning { file: self.scene.name().to_owned(), at, path: path.into(), message: message.into() }
+    }
 }
 
 fn quoted(s: &str) -> String {
@@ -131,7 +142,11 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         let anchors = || entry(section, index, id, None);
         let parsed = ArtifactId::parse(id).map_err(|e| check.err(path(), &anchors(), e.to_string()))?;
         if !taken.insert(id.to_owned()) {
-            let why = if contracts::is_attachable(id) || id == KERNEL_ID { "is reserved by the world" } else { "appears twice" };
+            let why = if contracts::is_attachable(id) || id == KERNEL_ID {
+                "is reserved by the world"
+            } else {
+                "appears twice"
+            };
             return Err(check.err(path(), &anchors(), format!("id {id:?} {why}")));
         }
         Ok(parsed)
@@ -146,16 +161,16 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             None => id.clone(),
             Some(owner) if principal_ids.contains(owner.as_str()) => ArtifactId::trusted(owner),
             Some(owner) => {
-                return Err(check.err(path("owner"), &anchors("owner"), format!("{owner:?} is not a principal of this scene")));
+                return Err(check.err(
+                    path("owner"),
+                    &anchors("owner"),
+                    format!("{owner:?} is not a principal of this scene"),
+                ));
             }
         };
         let defaults = &config.defaults;
-        let llm_budget_micro_usd = match p.llm_budget_usd {
-            None => defaults.llm_budget_micro_usd,
-            Some(usd) => usd_to_micro(usd).ok_or_else(|| {
-                check.err(path("llm_budget_usd"), &anchors("llm_budget_usd"), format!("{usd} is not an amount of dollars"))
-            })?,
-        };
+        let llm_budget_micro_usd = budget(&check, p.llm_budget_usd, p.llm_budget_micro_usd, &path, &anchors)?
+            .unwrap_or(defaults.llm_budget_micro_usd);
         let mut stocks: BTreeMap<Arc<str>, u64> = config.stock_resources.clone();
         for (name, amount) in &p.resources {
             let Some((key, _)) = config.stock_resources.get_key_value(name.as_str()) else {
@@ -227,10 +242,32 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     }
 
     check_disk(&check, &principals, &artifacts)?;
-    let interventions = validate_interventions(&check, &file.interventions, &principal_ids)?;
+    let mut warnings = Vec::new();
+    let interventions = validate_interventions(&check, &file.interventions, &principal_ids, &mut warnings)?;
 
     let name = if file.name.is_empty() { scene.name().to_owned() } else { file.name.clone() };
-    Ok(ValidScene { name, config, principals, artifacts, interventions })
+    Ok(ValidScene { name, config, principals, artifacts, interventions, warnings })
+}
+
+/// An LLM budget given in dollars or in micro-dollars (not both), in micro-dollars.
+fn budget(
+    check: &Checker,
+    usd: Option<f64>,
+    micro: Option<u64>,
+    path: &dyn Fn(&str) -> String,
+    anchors: &dyn Fn(&str) -> Vec<Anchor>,
+) -> Result<Option<u64>, SceneError> {
+    match (usd, micro) {
+        (Some(_), Some(_)) => Err(check.err(
+            path("llm_budget_micro_usd"),
+            &anchors("llm_budget_micro_usd"),
+            "give llm_budget_usd or llm_budget_micro_usd, not both",
+        )),
+        (Some(usd), None) => usd_to_micro(usd).map(Some).ok_or_else(|| {
+            check.err(path("llm_budget_usd"), &anchors("llm_budget_usd"), format!("{usd} is not an amount of dollars"))
+        }),
+        (None, micro) => Ok(micro),
+    }
 }
 
 fn unknown_rate(config: &Config, name: &str) -> String {
@@ -247,21 +284,29 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         config.seed = seed;
     }
     if let Some(dt) = spec.dt_secs {
-        config.dt = SimTime::from_secs_f64(dt)
-            .filter(|t| t.millis() > 0)
-            .ok_or_else(|| check.err("config.dt_secs", &at("dt_secs"), format!("a step must last at least 0.001 s, not {dt}")))?;
+        config.dt = SimTime::from_secs_f64(dt).filter(|t| t.millis() > 0).ok_or_else(|| {
+            check.err("config.dt_secs", &at("dt_secs"), format!("a step must last at least 0.001 s, not {dt}"))
+        })?;
     }
     if let Some(steps) = spec.steps {
         config.steps = steps;
     }
     if let Some(window) = spec.window_secs {
         config.window = SimTime::from_secs_f64(window).filter(|t| t.millis() > 0).ok_or_else(|| {
-            check.err("config.window_secs", &at("window_secs"), format!("a window must last at least 0.001 s, not {window}"))
+            check.err(
+                "config.window_secs",
+                &at("window_secs"),
+                format!("a window must last at least 0.001 s, not {window}"),
+            )
         })?;
     }
     if let Some(ring) = spec.event_ring {
         if ring == 0 {
-            return Err(check.err("config.event_ring", &at("event_ring"), "the event ring must hold at least one event"));
+            return Err(check.err(
+                "config.event_ring",
+                &at("event_ring"),
+                "the event ring must hold at least one event",
+            ));
         }
         config.event_ring = ring;
     }
@@ -283,10 +328,9 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         if let Some(scrip) = defaults.scrip {
             out.scrip = scrip;
         }
-        if let Some(usd) = defaults.llm_budget_usd {
-            out.llm_budget_micro_usd = usd_to_micro(usd).ok_or_else(|| {
-                check.err("config.defaults.llm_budget_usd", &at("llm_budget_usd"), format!("{usd} is not an amount of dollars"))
-            })?;
+        let path = |field: &str| format!("config.defaults.{field}");
+        if let Some(micro) = budget(check, defaults.llm_budget_usd, defaults.llm_budget_micro_usd, &path, &at)? {
+            out.llm_budget_micro_usd = micro;
         }
         if let Some(disk) = defaults.disk_bytes {
             out.disk_bytes = disk;
@@ -318,15 +362,27 @@ fn resource_name_problem(name: &str) -> String {
     }
 }
 
-fn validate_parts(check: &Checker, section: &str, index: usize, id: &str, parts: PartsRef) -> Result<ValidParts, SceneError> {
+fn validate_parts(
+    check: &Checker,
+    section: &str,
+    index: usize,
+    id: &str,
+    parts: PartsRef,
+) -> Result<ValidParts, SceneError> {
     let path = |field: &str| format!("{section}[{index}] ({id}).{field}");
     let anchors = |field: &str| entry(section, index, id, Some(field));
     let content = match (parts.content, parts.content_file) {
         (Some(_), Some(_)) => {
-            return Err(check.err(path("content_file"), &anchors("content_file"), "give content or content_file, not both"));
+            return Err(check.err(
+                path("content_file"),
+                &anchors("content_file"),
+                "give content or content_file, not both",
+            ));
         }
         (Some(text), None) => text.to_owned(),
-        (None, Some(file)) => check.scene.read_file(file).map_err(|e| check.err(path("content_file"), &anchors("content_file"), e))?,
+        (None, Some(file)) => {
+            check.scene.read_file(file).map_err(|e| check.err(path("content_file"), &anchors("content_file"), e))?
+        }
         (None, None) => String::new(),
     };
     let code = match (parts.code, parts.code_file) {
@@ -334,14 +390,20 @@ fn validate_parts(check: &Checker, section: &str, index: usize, id: &str, parts:
             return Err(check.err(path("code_file"), &anchors("code_file"), "give code or code_file, not both"));
         }
         (Some(text), None) => Some(text.to_owned()),
-        (None, Some(file)) => Some(check.scene.read_file(file).map_err(|e| check.err(path("code_file"), &anchors("code_file"), e))?),
+        (None, Some(file)) => {
+            Some(check.scene.read_file(file).map_err(|e| check.err(path("code_file"), &anchors("code_file"), e))?)
+        }
         (None, None) => None,
     };
     if let Some(interface) = parts.interface {
         interface.validate().map_err(|e| check.err(path("interface"), &anchors("interface"), e))?;
     } else if code.is_some() {
         let field = if parts.code_file.is_some() { "code_file" } else { "code" };
-        return Err(check.err(path("interface"), &anchors(field), "code needs an interface: every executable declares its tools"));
+        return Err(check.err(
+            path("interface"),
+            &anchors(field),
+            "code needs an interface: every executable declares its tools",
+        ));
     }
     let contract = match parts.contract {
         None | Some("freeware") => None,
@@ -350,7 +412,9 @@ fn validate_parts(check: &Checker, section: &str, index: usize, id: &str, parts:
             return Err(check.err(
                 path("contract"),
                 &anchors("contract"),
-                format!("unknown contract {name:?}; the built-in contracts are freeware, public, private and self_owned"),
+                format!(
+                    "unknown contract {name:?}; the built-in contracts are freeware, public, private and self_owned"
+                ),
             ));
         }
     };
@@ -369,11 +433,13 @@ fn validate_parts(check: &Checker, section: &str, index: usize, id: &str, parts:
 fn check_disk(check: &Checker, principals: &[ValidPrincipal], artifacts: &[ValidArtifact]) -> Result<(), SceneError> {
     let allocation: BTreeMap<&str, u64> = principals.iter().map(|p| (p.id.as_str(), p.disk_bytes)).collect();
     let mut used: BTreeMap<&str, u64> = BTreeMap::new();
-    let owned = principals
-        .iter()
-        .enumerate()
-        .map(|(i, p)| ("principals", i, &p.id, &p.owner, p.parts.bytes()))
-        .chain(artifacts.iter().enumerate().filter(|(_, a)| !a.deleted).map(|(i, a)| ("artifacts", i, &a.id, &a.owner, a.parts.bytes())));
+    let owned = principals.iter().enumerate().map(|(i, p)| ("principals", i, &p.id, &p.owner, p.parts.bytes())).chain(
+        artifacts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.deleted)
+            .map(|(i, a)| ("artifacts", i, &a.id, &a.owner, a.parts.bytes())),
+    );
     for (section, index, id, owner, bytes) in owned {
         let total = used.entry(owner.as_str()).or_default();
         *total += bytes;
@@ -395,50 +461,72 @@ fn validate_interventions(
     check: &Checker,
     specs: &[InterventionSpec],
     principal_ids: &HashSet<&str>,
+    warnings: &mut Vec<SceneWarning>,
 ) -> Result<Vec<ScheduledIntervention>, SceneError> {
     let mut timed: Vec<(SimTime, usize, &InterventionSpec)> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         let at = SimTime::from_secs_f64(spec.at).ok_or_else(|| {
-            check.err(format!("interventions[{i}].at"), &nth_entry(i), format!("{} is not a time (seconds ≥ 0)", spec.at))
+            check.err(
+                format!("interventions[{i}].at"),
+                &nth_entry(i),
+                format!("{} is not a time (seconds ≥ 0)", spec.at),
+            )
         })?;
         timed.push((at, i, spec));
     }
     // Stable: interventions due at the same time keep their file order.
     timed.sort_by_key(|(at, i, _)| (*at, *i));
 
+    // Whether a principal will exist when an intervention comes due cannot be known
+    // before running (a spawn may fail; agents may spawn principals), so naming one
+    // that is neither declared nor spawned earlier in the timeline is a warning — most
+    // likely a typo — and the intervention fails cleanly at run time if it still does
+    // not exist.
     let mut known: HashSet<String> = principal_ids.iter().map(|s| (*s).to_owned()).collect();
+    let mut unknown = |field: &str, i: usize, who: &str, known: &HashSet<String>| {
+        if !known.contains(who) {
+            let mut anchors = nth_entry(i);
+            anchors.push(quoted(who).into());
+            warnings.push(check.warn(
+                format!("interventions[{i}].{field}"),
+                &anchors,
+                format!(
+                    "{who:?} is not a principal of this scene, nor spawned by an earlier intervention; \
+                     unless it exists by then, this intervention will fail"
+                ),
+            ));
+        }
+    };
     let mut out = Vec::with_capacity(timed.len());
     for (at, i, spec) in timed {
         let path = |field: &str| format!("interventions[{i}].{field}");
-        let mut anchors = nth_entry(i);
+        let anchors = nth_entry(i);
         let act = match (&spec.actor, &spec.action, &spec.system) {
             (Some(actor), Some(action), None) => {
-                if !known.contains(actor) {
-                    anchors.push(quoted(actor).into());
-                    return Err(check.err(path("as"), &anchors, format!(
-                        "{actor:?} is not a principal of this scene, nor spawned by an earlier intervention"
-                    )));
-                }
+                let actor_id =
+                    ArtifactId::parse(actor).map_err(|e| check.err(path("as"), &anchors, e.to_string()))?;
+                unknown("as", i, actor, &known);
                 if let Action::Spawn(spawn) = action {
                     known.insert(spawn.id.clone());
                 }
-                let actor = ArtifactId::parse(actor).map_err(|e| check.err(path("as"), &anchors, e.to_string()))?;
-                InterventionAct::As { actor, action: action.clone() }
+                InterventionAct::As { actor: actor_id, action: action.clone() }
             }
             (None, None, Some(system)) => {
-                let subject = system.subject();
-                if !known.contains(subject) {
-                    anchors.push(quoted(subject).into());
-                    return Err(check.err(path("system"), &anchors, format!(
-                        "{subject:?} is not a principal of this scene, nor spawned by an earlier intervention"
-                    )));
-                }
+                unknown("system", i, system.subject(), &known);
                 InterventionAct::System(system.clone())
             }
-            (None, Some(_), _) => return Err(check.err(path("as"), &anchors, "`do` needs `as`: the principal who acts")),
-            (Some(_), None, None) => return Err(check.err(path("do"), &anchors, "`as` needs `do`: the action to perform")),
+            (None, Some(_), _) => {
+                return Err(check.err(path("as"), &anchors, "`do` needs `as`: the principal who acts"));
+            }
+            (Some(_), None, None) => {
+                return Err(check.err(path("do"), &anchors, "`as` needs `do`: the action to perform"));
+            }
             (_, Some(_), Some(_)) | (Some(_), None, Some(_)) => {
-                return Err(check.err(path("system"), &anchors, "an intervention is either `as` + `do` or `system`, not both"));
+                return Err(check.err(
+                    path("system"),
+                    &anchors,
+                    "an intervention is either `as` + `do` or `system`, not both",
+                ));
             }
             (None, None, None) => {
                 return Err(check.err(path("do"), &anchors, "an intervention needs `as` + `do`, or `system`"));
@@ -452,7 +540,8 @@ fn validate_interventions(
 /// Anchors that find entry `index` of `section` (by counting `id:` fields) and in it
 /// the quoted `id`, then `field` if given. Built only when an error is reported.
 fn entry(section: &str, index: usize, id: &str, field: Option<&str>) -> Vec<Anchor> {
-    let mut anchors = vec![Anchor::Text(format!("{section}:")), Anchor::Nth("id:", index + 1), Anchor::Text(quoted(id))];
+    let mut anchors =
+        vec![Anchor::Text(format!("{section}:")), Anchor::Nth("id:", index + 1), Anchor::Text(quoted(id))];
     anchors.extend(field.map(Anchor::from));
     anchors
 }

@@ -66,10 +66,7 @@ pub fn validate_id(s: &str) -> Result<(), IdError> {
     if s.len() > MAX_ID_LEN {
         return Err(IdError::TooLong { len: s.chars().count() });
     }
-    if let Some(ch) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
-    {
+    if let Some(ch) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))) {
         return Err(IdError::BadChar { id: s.to_owned(), ch });
     }
     Ok(())
@@ -248,7 +245,8 @@ mod tests {
         let long = "l".repeat(100);
         let c = world.spawn(ArtifactId::parse(&long).unwrap()).id();
         // Enough entries to make the table grow (and rehash) several times.
-        let many: Vec<Entity> = (0..1000).map(|i| world.spawn(ArtifactId::parse(&format!("m{i}")).unwrap()).id()).collect();
+        let many: Vec<Entity> =
+            (0..1000).map(|i| world.spawn(ArtifactId::parse(&format!("m{i}")).unwrap()).id()).collect();
         assert_eq!(lookup(world, "a"), Some(a));
         assert_eq!(lookup(world, &long), Some(c));
         assert_eq!(lookup(world, "m999"), Some(many[999]));

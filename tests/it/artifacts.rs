@@ -26,8 +26,18 @@ fn write_charges_disk_on_growth_and_frees_on_shrink_and_delete() {
     // Growth beyond the allocation fails and changes nothing.
     // (doc holds 6 bytes, 94 are free: replacing it may take it to 100, not 101)
     let big = "x".repeat(101);
-    act_fails(&mut sim, "alice", &format!(r#"{{"action":"write","id":"doc","content":"{big}"}}"#), ErrorCode::InsufficientResource);
-    act_fails(&mut sim, "alice", &format!(r#"{{"action":"write","id":"other","content":"{}"}}"#, "x".repeat(95)), ErrorCode::InsufficientResource);
+    act_fails(
+        &mut sim,
+        "alice",
+        &format!(r#"{{"action":"write","id":"doc","content":"{big}"}}"#),
+        ErrorCode::InsufficientResource,
+    );
+    act_fails(
+        &mut sim,
+        "alice",
+        &format!(r#"{{"action":"write","id":"other","content":"{}"}}"#, "x".repeat(95)),
+        ErrorCode::InsufficientResource,
+    );
     assert_eq!(disk_free(&sim, "alice"), 94);
     let r = act_ok(&mut sim, "alice", r#"{"action":"delete","id":"doc"}"#);
     assert_eq!(r.resources_consumed.disk_bytes, -6);
@@ -66,7 +76,8 @@ fn code_counts_against_disk_and_needs_an_interface() {
 fn edit_replaces_exactly_one_occurrence() {
     let mut sim = three();
     act_ok(&mut sim, "alice", r#"{"action":"write","id":"doc","content":"the cat sat on the mat"}"#);
-    let r = act_fails(&mut sim, "alice", r#"{"action":"edit","id":"doc","old":"the","new":"a"}"#, ErrorCode::InvalidArgs);
+    let r =
+        act_fails(&mut sim, "alice", r#"{"action":"edit","id":"doc","old":"the","new":"a"}"#, ErrorCode::InvalidArgs);
     assert_eq!(r.error.unwrap().details["occurrences"], 2);
     act_fails(&mut sim, "alice", r#"{"action":"edit","id":"doc","old":"dog","new":"a"}"#, ErrorCode::InvalidArgs);
     act_fails(&mut sim, "alice", r#"{"action":"edit","id":"doc","old":"","new":"a"}"#, ErrorCode::InvalidArgs);
@@ -100,7 +111,11 @@ fn deleted_artifacts_read_as_deleted_and_ids_are_never_reused() {
 fn contracts_decide_who_may_do_what() {
     let mut sim = three();
     for (id, contract) in [("free", "freeware"), ("open", "public"), ("secret", "private"), ("own", "self_owned")] {
-        act_ok(&mut sim, "alice", &format!(r#"{{"action":"write","id":"{id}","content":"v1","contract":"{contract}"}}"#));
+        act_ok(
+            &mut sim,
+            "alice",
+            &format!(r#"{{"action":"write","id":"{id}","content":"v1","contract":"{contract}"}}"#),
+        );
     }
     // freeware: anyone reads, only the owner writes.
     act_ok(&mut sim, "bob", r#"{"action":"read","id":"free"}"#);
@@ -124,7 +139,12 @@ fn contracts_decide_who_may_do_what() {
     act_ok(&mut sim, "alice", r#"{"action":"write","id":"open2","content":"x","contract":"public"}"#);
     act_fails(&mut sim, "bob", r#"{"action":"write","id":"open2","contract":"private"}"#, ErrorCode::NotOwner);
     act_fails(&mut sim, "bob", r#"{"action":"write","id":"open2","pricing":{"read_price":9}}"#, ErrorCode::NotOwner);
-    act_fails(&mut sim, "alice", r#"{"action":"write","id":"x","content":"x","contract":"made_up"}"#, ErrorCode::InvalidArgs);
+    act_fails(
+        &mut sim,
+        "alice",
+        r#"{"action":"write","id":"x","content":"x","contract":"made_up"}"#,
+        ErrorCode::InvalidArgs,
+    );
     audit(sim.world()).unwrap();
 }
 

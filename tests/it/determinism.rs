@@ -61,7 +61,10 @@ fn race(seed: u64) -> String {
     let outcomes: Vec<ActionOutcome> = sim.world_mut().resource_mut::<Messages<ActionOutcome>>().drain().collect();
     assert_eq!(outcomes.len(), 4);
     assert_eq!(outcomes.iter().filter(|o| o.result.success).count(), 1, "exactly one claims it");
-    agent_ecology::kernel::query::metadata(sim.world(), agent_ecology::world::ids::lookup(sim.world(), "prize").unwrap())["owner"]
+    agent_ecology::kernel::query::metadata(
+        sim.world(),
+        agent_ecology::world::ids::lookup(sim.world(), "prize").unwrap(),
+    )["owner"]
         .as_str()
         .unwrap()
         .to_owned()

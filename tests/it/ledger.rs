@@ -103,12 +103,10 @@ fn only_principals_act() {
 
 #[test]
 fn every_stock_resource_is_transferable() {
-    let mut sim = sim(
-        r#"Scene(
+    let mut sim = sim(r#"Scene(
             config: (resources: {"gpu_hours": 3}, rates: ["api_calls"], defaults: (quota: {"cpu": 1000, "api_calls": 10})),
             principals: [(id: "alice"), (id: "bob", disk_bytes: 10)],
-        )"#,
-    );
+        )"#);
     let mut k = Kernel::as_principal(sim.world_mut(), "alice").unwrap();
     k.transfer_resource("bob", "disk", 1_000).unwrap();
     k.transfer_resource("bob", "gpu_hours", 2).unwrap();
@@ -156,7 +154,11 @@ fn spawned_principal_starts_with_nothing_and_parent_funds_it() {
     assert_eq!(state::get_resource(w, "kid", "disk").unwrap(), 0);
     assert_eq!(state::get_quota(w, "kid", "cpu").unwrap(), Some(0), "a limited rate starts at zero");
 
-    let r = act_ok(&mut sim, "alice", r#"{"action":"spawn","id":"kid2","scrip":30,"resources":{"llm_budget":1000,"disk":500}}"#);
+    let r = act_ok(
+        &mut sim,
+        "alice",
+        r#"{"action":"spawn","id":"kid2","scrip":30,"resources":{"llm_budget":1000,"disk":500}}"#,
+    );
     assert_eq!(r.result.unwrap()["id"], "kid2");
     assert_eq!(scrip(&sim, "kid2"), 30);
     assert_eq!(scrip(&sim, "alice"), 70);
@@ -165,7 +167,12 @@ fn spawned_principal_starts_with_nothing_and_parent_funds_it() {
     act_ok(&mut sim, "kid2", r#"{"action":"transfer","to":"bob","amount":5}"#);
 
     // Funding is all or nothing: nothing is created when the parent cannot pay.
-    act_fails(&mut sim, "bob", r#"{"action":"spawn","id":"kid3","scrip":20,"resources":{"llm_budget":9000000}}"#, ErrorCode::InsufficientResource);
+    act_fails(
+        &mut sim,
+        "bob",
+        r#"{"action":"spawn","id":"kid3","scrip":20,"resources":{"llm_budget":9000000}}"#,
+        ErrorCode::InsufficientResource,
+    );
     assert!(state::balance(sim.world(), "kid3").is_err());
     assert_eq!(scrip(&sim, "bob"), 55);
     audit(sim.world()).unwrap();
@@ -176,19 +183,34 @@ fn ownership_moves_with_its_disk() {
     let mut sim = sim(r#"Scene(principals: [(id: "alice"), (id: "bob", disk_bytes: 3)])"#);
     act_ok(&mut sim, "alice", r#"{"action":"write","id":"big","content":"abcdef"}"#);
     act_ok(&mut sim, "alice", r#"{"action":"write","id":"small","content":"ab"}"#);
-    let err = act_fails(&mut sim, "alice", r#"{"action":"transfer","to":"bob","artifact":"big"}"#, ErrorCode::InsufficientResource);
+    let err = act_fails(
+        &mut sim,
+        "alice",
+        r#"{"action":"transfer","to":"bob","artifact":"big"}"#,
+        ErrorCode::InsufficientResource,
+    );
     assert_eq!(err.error.unwrap().details["principal"], "bob");
     act_ok(&mut sim, "alice", r#"{"action":"transfer","to":"bob","artifact":"small"}"#);
     let w = sim.world();
     assert_eq!(state::get_resource(w, "bob", "disk").unwrap(), 1);
     assert_eq!(state::owned_artifacts(w, &"bob".parse_id()), vec!["small".parse_id()]);
-    let meta = agent_ecology::kernel::query::run(sim.world(), &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() }).unwrap().0;
+    let meta = agent_ecology::kernel::query::run(
+        sim.world(),
+        &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() },
+    )
+    .unwrap()
+    .0;
     assert_eq!(meta["artifact"]["owner"], "bob");
     assert_eq!(meta["artifact"]["created_by"], "alice", "the creator outlives the sale");
     // Now bob owns it: alice may no longer give it away, bob may.
     act_fails(&mut sim, "alice", r#"{"action":"transfer","to":"alice","artifact":"small"}"#, ErrorCode::NotOwner);
     act_ok(&mut sim, "bob", r#"{"action":"transfer","to":"alice","artifact":"small"}"#);
-    let meta = agent_ecology::kernel::query::run(sim.world(), &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() }).unwrap().0;
+    let meta = agent_ecology::kernel::query::run(
+        sim.world(),
+        &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() },
+    )
+    .unwrap()
+    .0;
     assert_eq!(meta["artifact"]["created_by"], "alice");
     audit(sim.world()).unwrap();
 }
@@ -197,7 +219,10 @@ fn ownership_moves_with_its_disk() {
 fn frozen_principals_cannot_act_but_can_be_rescued() {
     let mut sim = three();
     let world = sim.world_mut();
-    assert!(timeline::apply(world, InterventionAct::System(SystemAct::Freeze { principal: "bob".into(), reason: None })));
+    assert!(timeline::apply(
+        world,
+        InterventionAct::System(SystemAct::Freeze { principal: "bob".into(), reason: None })
+    ));
     let r = act_fails(&mut sim, "bob", r#"{"action":"transfer","to":"alice","amount":1}"#, ErrorCode::Frozen);
     assert!(r.error.unwrap().retriable);
     // Others can still give to it.
@@ -217,13 +242,25 @@ fn frozen_principals_cannot_act_but_can_be_rescued() {
 #[test]
 fn grants_are_booked_as_supply() {
     let mut sim = three();
-    assert!(timeline::apply(sim.world_mut(), InterventionAct::System(SystemAct::GrantScrip { to: "bob".into(), amount: agent_ecology::kernel::actions::Amount(25) })));
+    assert!(timeline::apply(
+        sim.world_mut(),
+        InterventionAct::System(SystemAct::GrantScrip {
+            to: "bob".into(),
+            amount: agent_ecology::kernel::actions::Amount(25)
+        })
+    ));
     assert_eq!(scrip(&sim, "bob"), 75);
     assert_eq!(sim.report().granted_total, 25);
     assert_eq!(sim.report().scrip_supply, 275);
     audit(sim.world()).unwrap();
     // A failing system act is logged, and changes nothing.
-    assert!(!timeline::apply(sim.world_mut(), InterventionAct::System(SystemAct::GrantScrip { to: "ghost".into(), amount: agent_ecology::kernel::actions::Amount(5) })));
+    assert!(!timeline::apply(
+        sim.world_mut(),
+        InterventionAct::System(SystemAct::GrantScrip {
+            to: "ghost".into(),
+            amount: agent_ecology::kernel::actions::Amount(5)
+        })
+    ));
     assert_eq!(sim.world().resource::<EventLog>().by_type()["INTERVENTION_FAILED"], 1);
     // The world itself cannot be given anything.
     act_fails(&mut sim, "alice", r#"{"action":"transfer","to":"kernel","amount":1}"#, ErrorCode::InvalidArgs);
@@ -232,7 +269,8 @@ fn grants_are_booked_as_supply() {
 #[test]
 fn error_shape_matches_the_spec() {
     let mut sim = three();
-    let result = act_fails(&mut sim, "alice", r#"{"action":"transfer","to":"bob","amount":1000}"#, ErrorCode::InsufficientFunds);
+    let result =
+        act_fails(&mut sim, "alice", r#"{"action":"transfer","to":"bob","amount":1000}"#, ErrorCode::InsufficientFunds);
     let v = serde_json::to_value(&result).unwrap();
     assert_eq!(v["success"], false);
     for key in ["code", "category", "message", "details", "retriable", "retry_after"] {

@@ -39,7 +39,11 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Principal names: the four from the scene, then ones spawned during the run.
 fn name(i: usize, spawned: &[String]) -> String {
-    PRINCIPALS.get(i).map(|s| (*s).to_owned()).or_else(|| spawned.get(i - PRINCIPALS.len()).cloned()).unwrap_or_else(|| "nobody".into())
+    PRINCIPALS
+        .get(i)
+        .map(|s| (*s).to_owned())
+        .or_else(|| spawned.get(i - PRINCIPALS.len()).cloned())
+        .unwrap_or_else(|| "nobody".into())
 }
 
 proptest! {

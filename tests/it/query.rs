@@ -15,8 +15,12 @@ fn query(sim: &mut agent_ecology::run::Simulation, args: &str) -> Value {
 
 fn populated() -> agent_ecology::run::Simulation {
     let mut sim = three();
-    act_ok(&mut sim, "alice", r#"{"action":"write","id":"text_tools","code":"function run(){}","description":"word counting",
-        "interface":{"description":"Text utilities","tools":[{"name":"count","description":"Counts words"}]}}"#);
+    act_ok(
+        &mut sim,
+        "alice",
+        r#"{"action":"write","id":"text_tools","code":"function run(){}","description":"word counting",
+        "interface":{"description":"Text utilities","tools":[{"name":"count","description":"Counts words"}]}}"#,
+    );
     act_ok(&mut sim, "alice", r#"{"action":"write","id":"notes","content":"...","description":"Alice's Notes"}"#);
     act_ok(&mut sim, "bob", r#"{"action":"write","id":"ledger","content":"..."}"#);
     act_ok(&mut sim, "bob", r#"{"action":"write","id":"gone","content":"..."}"#);
@@ -29,8 +33,21 @@ fn lists_everything_in_creation_order_and_pages() {
     let mut sim = populated();
     let all = query(&mut sim, "");
     let every = ids(&all);
-    assert!(every.starts_with(&["freeware".into(), "public".into(), "private".into(), "self_owned".into(), "kernel".into()]));
-    assert!(every.ends_with(&["alice".into(), "bob".into(), "carol".into(), "text_tools".into(), "notes".into(), "ledger".into()]));
+    assert!(every.starts_with(&[
+        "freeware".into(),
+        "public".into(),
+        "private".into(),
+        "self_owned".into(),
+        "kernel".into()
+    ]));
+    assert!(every.ends_with(&[
+        "alice".into(),
+        "bob".into(),
+        "carol".into(),
+        "text_tools".into(),
+        "notes".into(),
+        "ledger".into()
+    ]));
     assert!(!every.contains(&"gone".to_owned()), "tombstones are hidden");
     assert!(all["next_cursor"].is_null());
 
