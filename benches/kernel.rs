@@ -37,25 +37,12 @@ fn world(principals: usize, disk_bytes: u64) -> (Simulation, Vec<String>) {
     (sim, ids)
 }
 
-fn transfers(c: &mut Criterion) {
+/// Transfers of 1 scrip between rotating pairs of principals.
+fn bench_transfers(c: &mut Criterion, name: &str, mut sim: Simulation, ids: &[String]) {
     let mut group = c.benchmark_group("kernel");
     group.throughput(Throughput::Elements(1));
-    let (mut sim, ids) = world(PRINCIPALS, 100_000);
     let mut n = 0usize;
-    group.bench_function("transfer_scrip (event log on)", |b| {
-        b.iter(|| {
-            n = n.wrapping_add(1);
-            let from = &ids[n % PRINCIPALS];
-            let to = &ids[(n * 7 + 1) % PRINCIPALS];
-            let mut kernel = Kernel::as_principal(sim.world_mut(), from).expect("principal");
-            black_box(kernel.transfer_scrip(to, 1)).expect("funded");
-        })
-    });
-
-    // The same, also streaming every event as a JSON line (to a sink that discards).
-    let (mut sim, ids) = world(PRINCIPALS, 100_000);
-    sim.stream_events_to(Box::new(std::io::BufWriter::new(std::io::sink())));
-    group.bench_function("transfer_scrip (event log on, JSONL stream)", |b| {
+    group.bench_function(name, |b| {
         b.iter(|| {
             n = n.wrapping_add(1);
             let from = &ids[n % PRINCIPALS];
@@ -65,6 +52,15 @@ fn transfers(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+fn transfers(c: &mut Criterion) {
+    let (sim, ids) = world(PRINCIPALS, 100_000);
+    bench_transfers(c, "transfer_scrip (event log on)", sim, &ids);
+    // The same, also streaming every event as a JSON line (to a sink that discards).
+    let (mut sim, ids) = world(PRINCIPALS, 100_000);
+    sim.stream_events_to(Box::new(std::io::BufWriter::new(std::io::sink())));
+    bench_transfers(c, "transfer_scrip (event log on, JSONL stream)", sim, &ids);
 }
 
 fn writes(c: &mut Criterion) {

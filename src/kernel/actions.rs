@@ -299,8 +299,9 @@ impl Kernel<'_> {
             }
             Action::Write(spec) => {
                 let change = self.write(spec)?;
-                let created = change.disk_delta == change.bytes as i64;
-                let result = json!({ "id": change.id, "bytes": change.bytes, "disk_delta": change.disk_delta, "created": created });
+                let result = json!({
+                    "id": change.id, "bytes": change.bytes, "disk_delta": change.disk_delta, "created": change.created,
+                });
                 Ok(disk(change, result))
             }
             Action::Edit(spec) => {

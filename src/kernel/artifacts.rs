@@ -75,6 +75,8 @@ pub struct DiskChange {
     /// Change in the owner's disk usage (negative: freed).
     pub disk_delta: i64,
     pub charged_to: ArtifactId,
+    /// The artifact did not exist before (a write that created it).
+    pub created: bool,
 }
 
 impl Kernel<'_> {
@@ -135,7 +137,7 @@ impl Kernel<'_> {
             disk_delta: bytes as i64,
             charged_to: charged_to.clone(),
         });
-        Ok(DiskChange { id, bytes, disk_delta: bytes as i64, charged_to })
+        Ok(DiskChange { id, bytes, disk_delta: bytes as i64, charged_to, created: true })
     }
 
     fn replace(&mut self, entity: Entity, spec: WriteSpec) -> Result<DiskChange, KernelError> {
@@ -204,7 +206,7 @@ impl Kernel<'_> {
             disk_delta,
             charged_to: owner.clone(),
         });
-        Ok(DiskChange { id, bytes, disk_delta, charged_to: owner })
+        Ok(DiskChange { id, bytes, disk_delta, charged_to: owner, created: false })
     }
 
     /// Replaces the single occurrence of `spec.old`. Zero or several occurrences
@@ -258,7 +260,7 @@ impl Kernel<'_> {
         }
         let bytes = state::artifact_bytes(self.world, entity);
         self.emit(EventKind::ArtifactEdited { id: id.clone(), bytes, disk_delta, charged_to: owner.clone() });
-        Ok(DiskChange { id, bytes, disk_delta, charged_to: owner })
+        Ok(DiskChange { id, bytes, disk_delta, charged_to: owner, created: false })
     }
 
     /// Tombstones an artifact and returns its bytes to the owner. The id stays taken.
@@ -283,7 +285,7 @@ impl Kernel<'_> {
         target.remove::<Executable>();
         target.insert(tombstone);
         self.emit(EventKind::ArtifactDeleted { id: artifact_id.clone(), disk_freed: bytes, charged_to: owner.clone() });
-        Ok(DiskChange { id: artifact_id, bytes: 0, disk_delta: -(bytes as i64), charged_to: owner })
+        Ok(DiskChange { id: artifact_id, bytes: 0, disk_delta: -(bytes as i64), charged_to: owner, created: false })
     }
 
     /// Reads an artifact: its metadata plus content and code. A reader other than the

@@ -45,9 +45,21 @@ macro_rules! event_kinds {
             $( $(#[$doc])* #[serde(rename = $name)] $variant { $($field: $ty),* }, )*
         }
 
+        /// The type of an event, without its payload.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $( $variant, )*
+        }
+
         impl EventKind {
-            /// Every event type, in declaration order.
+            /// Every event type name, in declaration order.
             pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            pub fn event_type(&self) -> EventType {
+                match self {
+                    $( EventKind::$variant { .. } => EventType::$variant, )*
+                }
+            }
 
             /// The `type` of the event, as written in the log.
             pub fn type_name(&self) -> &'static str {
@@ -55,12 +67,7 @@ macro_rules! event_kinds {
             }
 
             fn type_index(&self) -> usize {
-                let mut _i = 0usize;
-                $(
-                    if matches!(self, EventKind::$variant { .. }) { return _i; }
-                    _i += 1;
-                )*
-                unreachable!("every variant is listed")
+                self.event_type() as usize
             }
         }
     };

@@ -166,25 +166,22 @@ impl<'w> Kernel<'w> {
     }
 
     fn standing(&self, entity: Entity) -> Result<&Standing, KernelError> {
-        self.world.get::<Standing>(entity).ok_or_else(|| self.lost(entity))
+        self.world.get::<Standing>(entity).ok_or_else(|| lost(entity))
     }
 
     fn standing_mut(&mut self, entity: Entity) -> Result<Mut<'_, Standing>, KernelError> {
-        if self.world.get::<Standing>(entity).is_none() {
-            return Err(self.lost(entity));
-        }
-        self.world.get_mut::<Standing>(entity).ok_or_else(|| KernelError::new(ErrorCode::NotFound, "no standing"))
-    }
-
-    /// An entity that was checked a moment ago is gone: only possible if the world was
-    /// changed behind the kernel's back.
-    fn lost(&self, entity: Entity) -> KernelError {
-        KernelError::new(ErrorCode::NotFound, format!("entity {entity} has no standing"))
+        self.world.get_mut::<Standing>(entity).ok_or_else(|| lost(entity))
     }
 
     fn is_system(&self, entity: Entity) -> bool {
         self.world.get::<System>(entity).is_some()
     }
+}
+
+/// An entity that was checked a moment ago has no standing: only possible if the
+/// world was changed behind the kernel's back.
+fn lost(entity: Entity) -> KernelError {
+    KernelError::new(ErrorCode::NotFound, format!("entity {entity} has no standing"))
 }
 
 /// Checks that an amount coming from outside is a positive integer.

@@ -71,7 +71,7 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
         let artifact = artifact(&p.owner, &mut p.parts);
         extras.push(Extras {
             parts: p.parts,
-            capabilities: (!p.capabilities.is_empty()).then(|| Capabilities(p.capabilities)),
+            capabilities: (!p.capabilities.is_empty()).then_some(Capabilities(p.capabilities)),
             agent: p.agent,
             frozen: p.frozen,
             deleted: None,

@@ -118,7 +118,7 @@ fn valid_name(name: &str) -> bool {
 
 fn usd_to_micro(usd: f64) -> Option<u64> {
     let micro = (usd * 1_000_000.0).round();
-    (usd.is_finite() && micro >= 0.0 && micro < 9.0e18).then_some(micro as u64)
+    (usd.is_finite() && (0.0..9.0e18).contains(&micro)).then_some(micro as u64)
 }
 
 pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
@@ -503,8 +503,7 @@ fn validate_interventions(
         let anchors = nth_entry(i);
         let act = match (&spec.actor, &spec.action, &spec.system) {
             (Some(actor), Some(action), None) => {
-                let actor_id =
-                    ArtifactId::parse(actor).map_err(|e| check.err(path("as"), &anchors, e.to_string()))?;
+                let actor_id = ArtifactId::parse(actor).map_err(|e| check.err(path("as"), &anchors, e.to_string()))?;
                 unknown("as", i, actor, &known);
                 if let Action::Spawn(spawn) = action {
                     known.insert(spawn.id.clone());

@@ -33,7 +33,7 @@ impl SimTime {
     /// negative, non-finite or absurdly large values.
     pub fn from_secs_f64(secs: f64) -> Option<Self> {
         let ms = (secs * 1000.0).round();
-        (secs.is_finite() && ms >= 0.0 && ms < 9.0e15).then(|| Self(ms as u64))
+        (secs.is_finite() && (0.0..9.0e15).contains(&ms)).then_some(Self(ms as u64))
     }
 
     pub fn as_secs_f64(self) -> f64 {

@@ -42,6 +42,10 @@ fn write_charges_disk_on_growth_and_frees_on_shrink_and_delete() {
     let r = act_ok(&mut sim, "alice", r#"{"action":"delete","id":"doc"}"#);
     assert_eq!(r.resources_consumed.disk_bytes, -6);
     assert_eq!(disk_free(&sim, "alice"), 100);
+    // Filling an empty artifact is a replacement, not a creation.
+    act_ok(&mut sim, "alice", r#"{"action":"write","id":"empty"}"#);
+    let r = act_ok(&mut sim, "alice", r#"{"action":"write","id":"empty","content":"abc"}"#);
+    assert_eq!(r.result.unwrap()["created"], false);
     audit(sim.world()).unwrap();
 }
 

@@ -154,7 +154,11 @@ fn a_closed_pipe_is_not_an_error() {
 fn warnings_are_shown_but_do_not_stop_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let scene = dir.path().join("typo.ron");
-    std::fs::write(&scene, "Scene(\n  principals: [(id: \"a\")],\n  interventions: [(at: 1.0, as: \"b\", do: Noop)],\n)").unwrap();
+    std::fs::write(
+        &scene,
+        "Scene(\n  principals: [(id: \"a\")],\n  interventions: [(at: 1.0, as: \"b\", do: Noop)],\n)",
+    )
+    .unwrap();
     let out = ecology(&["validate", scene.to_str().unwrap()]);
     assert!(out.status.success());
     assert!(stderr(&out).contains(&format!("warning: {}:3:", scene.display())), "{}", stderr(&out));
