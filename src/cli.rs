@@ -15,7 +15,7 @@ use agent_ecology::{
 };
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -203,8 +203,11 @@ fn run(options: RunOptions) -> Result<()> {
         },
     );
     progress.set_style(
-        ProgressStyle::with_template("{elapsed_precise} {bar:40} {pos}/{len} steps ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{elapsed_precise} {bar:40} {human_pos}/{human_len} steps ({rate}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} steps/s", state.per_sec());
+            }),
     );
     let started = Instant::now();
     for _ in 0..steps {
