@@ -159,7 +159,10 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         let anchors = |field: &str| entry("principals", i, &p.id, Some(field));
         let owner = match &p.owner {
             None => id.clone(),
-            Some(owner) if principal_ids.contains(owner.as_str()) => ArtifactId::trusted(owner),
+            // The owner may come later in the list, its id not yet checked.
+            Some(owner) if principal_ids.contains(owner.as_str()) => {
+                ArtifactId::parse(owner).map_err(|e| check.err(path("owner"), &anchors("owner"), e.to_string()))?
+            }
             Some(owner) => {
                 return Err(check.err(
                     path("owner"),

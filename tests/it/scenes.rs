@@ -156,6 +156,8 @@ fn semantic_errors_name_the_entry_and_its_place() {
     assert_error(ron, 4, 17, "\"alicia\" is not a principal");
     let ron = "Scene(\n  principals: [(id: \"a\"), (id: \"a\")],\n)";
     assert_error(ron, 2, 32, "appears twice");
+    let ron = "Scene(\n  principals: [(id: \"a\", owner: \"b c\"), (id: \"b c\")],\n)";
+    assert_error(ron, 2, 26, "contains ' '");
     let ron = "Scene(\n  principals: [(id: \"kernel\")],\n)";
     assert_error(ron, 2, 21, "reserved");
     let ron = "Scene(\n  principals: [(id: \"has space\")],\n)";
