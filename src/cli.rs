@@ -10,6 +10,7 @@ use std::{
 
 use agent_ecology::{
     run::{Report, Simulation, audit},
+    sandbox::worker::WorkerLimits,
     scene::{Scene, SceneError, ValidScene},
     world::time::SimTime,
 };
@@ -36,6 +37,16 @@ enum Command {
     Validate {
         /// The scene file.
         scene: PathBuf,
+    },
+    /// Run artifact code for a world process over stdin/stdout (started by the sandbox).
+    #[command(hide = true)]
+    SandboxWorker {
+        #[arg(long)]
+        heap_bytes: usize,
+        #[arg(long)]
+        recursion: usize,
+        #[arg(long)]
+        stack_bytes: usize,
     },
 }
 
@@ -90,6 +101,10 @@ pub fn main() -> Result<()> {
         None => run(RunOptions::from_args(RunArgs::default())?),
         Some(Command::Run(args)) => run(RunOptions::from_args(args)?),
         Some(Command::Validate { scene }) => validate(&scene),
+        Some(Command::SandboxWorker { heap_bytes, recursion, stack_bytes }) => {
+            let limits = WorkerLimits { heap_bytes, recursion, stack_bytes, ..WorkerLimits::default() };
+            std::process::exit(agent_ecology::sandbox::worker::main(limits))
+        }
     }
 }
 

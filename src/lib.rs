@@ -23,6 +23,7 @@
 
 pub mod kernel;
 pub mod run;
+pub mod sandbox;
 pub mod scene;
 pub mod world;
 
@@ -35,6 +36,7 @@ impl Plugin for EcologyPlugin {
     fn build(&self, app: &mut App) {
         world::plugin(app);
         kernel::plugin(app);
+        sandbox::plugin(app);
         scene::plugin(app);
     }
 }

@@ -5,6 +5,10 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// Counts heap use in sandbox workers (and only there); see `sandbox::alloc`.
+#[global_allocator]
+static ALLOCATOR: agent_ecology::sandbox::alloc::WorkerAllocator = agent_ecology::sandbox::alloc::WorkerAllocator;
+
 fn main() -> ExitCode {
     match cli::main() {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
+use super::exec::Charges;
 use super::{
     ErrorCode, EventKind, Kernel, KernelError,
     artifacts::{EditSpec, WriteSpec},
+    invoke::InvokeSpec,
     ledger::ResourceRef,
     positive,
     query::{self, QuerySpec},
@@ -92,6 +94,7 @@ pub enum Action {
     Write(WriteSpec),
     Edit(EditSpec),
     Delete { id: String },
+    Invoke(InvokeSpec),
     Transfer(TransferSpec),
     Spawn(SpawnSpec),
     Query(QuerySpec),
@@ -106,6 +109,7 @@ pub enum ActionKind {
     Write,
     Edit,
     Delete,
+    Invoke,
     Transfer,
     Spawn,
     Query,
@@ -113,8 +117,17 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 8] =
-        [Self::Read, Self::Write, Self::Edit, Self::Delete, Self::Transfer, Self::Spawn, Self::Query, Self::Noop];
+    pub const ALL: [ActionKind; 9] = [
+        Self::Read,
+        Self::Write,
+        Self::Edit,
+        Self::Delete,
+        Self::Invoke,
+        Self::Transfer,
+        Self::Spawn,
+        Self::Query,
+        Self::Noop,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -122,6 +135,7 @@ impl ActionKind {
             Self::Write => "write",
             Self::Edit => "edit",
             Self::Delete => "delete",
+            Self::Invoke => "invoke",
             Self::Transfer => "transfer",
             Self::Spawn => "spawn",
             Self::Query => "query",
@@ -136,6 +150,7 @@ impl ActionKind {
             Self::Write => "Write",
             Self::Edit => "Edit",
             Self::Delete => "Delete",
+            Self::Invoke => "Invoke",
             Self::Transfer => "Transfer",
             Self::Spawn => "Spawn",
             Self::Query => "Query",
@@ -151,6 +166,7 @@ impl Action {
             Self::Write(_) => ActionKind::Write,
             Self::Edit(_) => ActionKind::Edit,
             Self::Delete { .. } => ActionKind::Delete,
+            Self::Invoke(_) => ActionKind::Invoke,
             Self::Transfer(_) => ActionKind::Transfer,
             Self::Spawn(_) => ActionKind::Spawn,
             Self::Query(_) => ActionKind::Query,
@@ -266,17 +282,31 @@ impl Kernel<'_> {
         if let Some(mut last) = self.world.get_mut::<LastAction>(self.caller_entity) {
             last.record(now, kind);
         }
+        // What code run for this action used, whether it succeeded or not.
+        let charges = std::mem::take(&mut self.world.resource_mut::<Charges>().entries);
+        let code_payer = charges.first().and_then(|c| self.world.get::<ArtifactId>(c.payer).cloned());
+        let mut code_use = ResourcesConsumed::default();
+        for charge in &charges {
+            code_use.cpu_us += charge.cpu_us;
+            code_use.memory_bytes = code_use.memory_bytes.max(charge.memory_bytes);
+        }
         match outcome {
             Ok(done) => ActionResult {
                 success: true,
                 result: Some(done.result),
                 error: None,
-                resources_consumed: done.consumed,
-                charged_to: Some(done.charged_to),
+                resources_consumed: ResourcesConsumed {
+                    cpu_us: code_use.cpu_us,
+                    memory_bytes: code_use.memory_bytes,
+                    ..done.consumed
+                },
+                charged_to: Some(code_payer.unwrap_or(done.charged_to)),
             },
             Err(error) => {
                 self.emit(EventKind::ActionFailed { action: kind, code: error.code, message: error.message.clone() });
-                ActionResult::failed(error, Some(self.caller.clone()))
+                let mut failed = ActionResult::failed(error, Some(code_payer.unwrap_or_else(|| self.caller.clone())));
+                failed.resources_consumed = code_use;
+                failed
             }
         }
     }
@@ -313,6 +343,10 @@ impl Kernel<'_> {
                 let change = self.delete(&id)?;
                 let result = json!({ "id": change.id, "disk_freed": -change.disk_delta });
                 Ok(disk(change, result))
+            }
+            Action::Invoke(spec) => {
+                let invoked = self.invoke(&spec.id, &spec.method, spec.args)?;
+                Ok(nothing(self, invoked.value))
             }
             Action::Transfer(spec) => {
                 let result = self.transfer(&spec)?;

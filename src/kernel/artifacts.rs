@@ -84,10 +84,11 @@ impl Kernel<'_> {
     /// exists and its contract lets the caller write.
     pub fn write(&mut self, spec: WriteSpec) -> Result<DiskChange, KernelError> {
         if let Some(contract) = &spec.contract
-            && !contracts::is_attachable(contract)
+            && !contracts::is_attachable(self.world, contract)
         {
             return Err(KernelError::invalid(format!(
-                "unknown contract {contract:?}; the built-in contracts are freeware, public, private and self_owned"
+                "unknown contract {contract:?}: a contract is one of freeware, public, private and self_owned, \
+                 or an artifact with code exporting check_permission"
             ))
             .with("contract", contract.as_str()));
         }
@@ -144,7 +145,7 @@ impl Kernel<'_> {
         if self.world.get::<Tombstone>(entity).is_some() {
             return Err(KernelError::deleted(&spec.id));
         }
-        contracts::check(self.world, &self.caller, entity, Permission::Write)?;
+        let fee = self.check_access(entity, Permission::Write, serde_json::json!({}))?;
         let (id, owner) = self.id_and_owner(entity)?;
         if (spec.contract.is_some() || spec.pricing.is_some()) && owner != self.caller {
             return Err(KernelError::new(
@@ -170,6 +171,8 @@ impl Kernel<'_> {
         let bytes = (content_len + code_len) as u64;
         let disk_delta = bytes as i64 - old_bytes as i64;
         let owner_entity = self.owner_entity(&owner)?;
+        self.ensure_disk(owner_entity, disk_delta)?;
+        self.pay(fee, &owner, &id)?;
         self.charge_disk(owner_entity, disk_delta)?;
 
         let now = self.now;
@@ -213,7 +216,7 @@ impl Kernel<'_> {
     /// (overlapping ones included) are `INVALID_ARGS`: an edit must be unambiguous.
     pub fn edit(&mut self, spec: EditSpec) -> Result<DiskChange, KernelError> {
         let entity = self.live(&spec.id)?;
-        contracts::check(self.world, &self.caller, entity, Permission::Edit)?;
+        let fee = self.check_access(entity, Permission::Edit, serde_json::json!({}))?;
         if spec.old.is_empty() {
             return Err(KernelError::invalid("the text to replace (old) is empty"));
         }
@@ -242,6 +245,8 @@ impl Kernel<'_> {
         let (id, owner) = self.id_and_owner(entity)?;
         let disk_delta = spec.new.len() as i64 - spec.old.len() as i64;
         let owner_entity = self.owner_entity(&owner)?;
+        self.ensure_disk(owner_entity, disk_delta)?;
+        self.pay(fee, &owner, &id)?;
         self.charge_disk(owner_entity, disk_delta)?;
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
@@ -269,10 +274,11 @@ impl Kernel<'_> {
         if self.world.get::<Standing>(entity).is_some() {
             return Err(KernelError::invalid(format!("{id} is a principal; principals cannot be deleted")));
         }
-        contracts::check(self.world, &self.caller, entity, Permission::Delete)?;
+        let fee = self.check_access(entity, Permission::Delete, serde_json::json!({}))?;
         let (artifact_id, owner) = self.id_and_owner(entity)?;
         let bytes = state::artifact_bytes(self.world, entity);
         let owner_entity = self.owner_entity(&owner)?;
+        self.pay(fee, &owner, &artifact_id)?;
         self.charge_disk(owner_entity, -(bytes as i64))?;
         let tombstone = Tombstone { deleted_at: self.now, deleted_by: self.caller.clone() };
         let now = self.now;
@@ -292,11 +298,11 @@ impl Kernel<'_> {
     /// owner pays the artifact's `read_price` in scrip to the owner.
     pub fn read(&mut self, id: &str) -> Result<(serde_json::Value, u64), KernelError> {
         let entity = self.live(id)?;
-        contracts::check(self.world, &self.caller, entity, Permission::Read)?;
+        let fee = self.check_access(entity, Permission::Read, serde_json::json!({}))?;
         let (artifact_id, owner) = self.id_and_owner(entity)?;
         let price = match self.world.get::<Pricing>(entity) {
-            Some(pricing) if owner != self.caller => pricing.read_price,
-            _ => 0,
+            Some(pricing) if owner != self.caller => pricing.read_price + fee,
+            _ => fee,
         };
         if price > 0 {
             let owner_entity = self.owner_entity(&owner)?;
@@ -341,6 +347,14 @@ impl Kernel<'_> {
     /// Changes `principal`'s disk usage by `delta` bytes, refusing growth beyond its
     /// free allocation.
     fn charge_disk(&mut self, principal: Entity, delta: i64) -> Result<(), KernelError> {
+        self.ensure_disk(principal, delta)?;
+        let mut standing = self.standing_mut(principal)?;
+        standing.disk_used = standing.disk_used.saturating_add_signed(delta);
+        Ok(())
+    }
+
+    /// Refuses growth of `delta` bytes beyond `principal`'s free allocation.
+    fn ensure_disk(&self, principal: Entity, delta: i64) -> Result<(), KernelError> {
         let standing = self.standing(principal)?;
         let grow = delta.max(0) as u64;
         if grow > standing.disk_free() {
@@ -354,8 +368,6 @@ impl Kernel<'_> {
             .with("needed", grow)
             .with("available", standing.disk_free()));
         }
-        let mut standing = self.standing_mut(principal)?;
-        standing.disk_used = standing.disk_used.saturating_add_signed(delta);
         Ok(())
     }
 }

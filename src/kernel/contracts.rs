@@ -1,19 +1,34 @@
 //! Access contracts: who may do what to an artifact (SPEC §6).
 //!
 //! Every world holds the four built-in contracts as artifacts owned by the `kernel`
-//! principal, so they can be read and discovered like anything else. Their rules are
-//! native code. An artifact names its contract with [`AccessContract`]; one without it
-//! is `freeware`. The kernel asks the contract of the *target* about the *immediate
+//! principal, so they can be read and discovered like anything else; their rules are
+//! native code. Any executable artifact whose code exports
+//! `check_permission(request)` can be a contract too: it runs in the sandbox, may look
+//! at the world and invoke other code but not transfer or write, and answers
+//! `{allowed, reason, scrip_cost}`. Throwing, running out of time or answering
+//! anything else denies. A contract that no longer exists falls back to `freeware`,
+//! and says so in a `CONTRACT_FALLBACK` event. Checks nest at most
+//! `max_contract_depth` deep.
+//!
+//! An artifact names its contract with [`AccessContract`]; one without it is
+//! `freeware`. The kernel asks the contract of the *target* about the *immediate
 //! caller*.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use super::{ErrorCode, KERNEL_ID, KernelError};
-use crate::world::{
-    components::{AccessContract, Artifact, Quota, Standing, System},
-    ids::ArtifactId,
-    time::SimTime,
+use super::{ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, exec::CodeCall};
+use crate::{
+    sandbox::{
+        Sandbox,
+        protocol::{CallMode, Entry},
+    },
+    world::{
+        components::{AccessContract, Artifact, Executable, Quota, Standing, System, Tombstone},
+        ids::{self, ArtifactId},
+        time::SimTime,
+    },
 };
 
 /// What a caller wants to do to an artifact.
@@ -98,9 +113,10 @@ pub(crate) fn spawn_builtins(world: &mut World) {
     world.spawn((kernel.clone(), artifact(about), standing, Quota::default(), System));
 }
 
-/// Asks the contract of `target` whether `caller` may do `permission` to it.
-pub(crate) fn check(
+/// Applies a built-in contract's rule: may `caller` do `permission` to `target`?
+fn check_builtin(
     world: &World,
+    contract: BuiltinContract,
     caller: &ArtifactId,
     target: Entity,
     permission: Permission,
@@ -109,10 +125,6 @@ pub(crate) fn check(
         return Err(KernelError::new(ErrorCode::NotFound, "no such artifact"));
     };
     let target_id = world.get::<ArtifactId>(target);
-    let contract_id = world.get::<AccessContract>(target).map_or("freeware", |c| c.0.as_str());
-    // Only built-in contracts can be attached (the kernel refuses others), so an
-    // unknown id can only be a contract that no longer exists: freeware rules apply.
-    let contract = BuiltinContract::from_id(contract_id).unwrap_or(BuiltinContract::Freeware);
     let is_owner = &artifact.owner == caller;
     let is_self = target_id == Some(caller);
     if contract.allows(permission, is_owner, is_self) {
@@ -129,9 +141,99 @@ pub(crate) fn check(
     .with("id", what))
 }
 
-/// Whether an id names a contract the kernel can attach.
-pub fn is_attachable(id: &str) -> bool {
+/// Whether `id` names a contract that can be attached: a built-in, or an artifact
+/// with code that is not deleted.
+pub fn is_attachable(world: &World, id: &str) -> bool {
     BuiltinContract::from_id(id).is_some()
+        || ids::lookup(world, id)
+            .is_some_and(|e| world.get::<Executable>(e).is_some() && world.get::<Tombstone>(e).is_none())
+}
+
+/// What a contract's `check_permission` answered.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    allowed: bool,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    scrip_cost: Option<u64>,
+}
+
+fn denied(contract: &str, permission: Permission, caller: &ArtifactId, target: &str, reason: &str) -> KernelError {
+    let verb = serde_json::to_value(permission).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    KernelError::new(
+        ErrorCode::AccessDenied,
+        format!("contract {contract} does not let {caller} {verb} {target}: {reason}"),
+    )
+    .with("contract", contract)
+    .with("permission", verb)
+    .with("id", target)
+    .with("reason", reason)
+}
+
+impl Kernel<'_> {
+    /// Asks the contract of `target` whether the caller may do `permission` to it.
+    /// Returns the fee in scrip the contract asks for (always 0 for built-ins),
+    /// which the caller pays to the target's owner when the action succeeds.
+    pub(crate) fn check_access(
+        &mut self,
+        target: Entity,
+        permission: Permission,
+        context: Value,
+    ) -> Result<u64, KernelError> {
+        let contract_id = self.world.get::<AccessContract>(target).map(|c| c.0.clone());
+        let Some(contract_id) = contract_id else {
+            return check_builtin(self.world, BuiltinContract::Freeware, &self.caller, target, permission).map(|()| 0);
+        };
+        if let Some(builtin) = BuiltinContract::from_id(contract_id.as_str()) {
+            return check_builtin(self.world, builtin, &self.caller, target, permission).map(|()| 0);
+        }
+        let target_id = self.world.get::<ArtifactId>(target).cloned().unwrap_or_else(|| contract_id.clone());
+        let contract_entity = ids::lookup(self.world, contract_id.as_str())
+            .filter(|&e| self.world.get::<Executable>(e).is_some() && self.world.get::<Tombstone>(e).is_none());
+        let Some(contract_entity) = contract_entity else {
+            self.emit(EventKind::ContractFallback { artifact: target_id, contract: contract_id });
+            return check_builtin(self.world, BuiltinContract::Freeware, &self.caller, target, permission).map(|()| 0);
+        };
+        let config = self.sandbox_config();
+        if self.frame.contract_depth >= config.max_contract_depth {
+            let reason = format!("contract checks nest deeper than {}", config.max_contract_depth);
+            return Err(denied(contract_id.as_str(), permission, &self.caller, target_id.as_str(), &reason));
+        }
+        let owner = self.world.get::<Artifact>(target).map(|a| a.owner.clone());
+        let request = json!({
+            "caller": self.caller,
+            "action": permission,
+            "target": target_id,
+            "owner": owner,
+            "context": context,
+        });
+        let frame = super::Frame { contract_depth: self.frame.contract_depth + 1, ..self.frame };
+        let call = CodeCall {
+            entity: contract_entity,
+            id: &contract_id,
+            entry: Entry::CheckPermission,
+            input: request.to_string(),
+            ctx: "{}".to_owned(),
+            mode: CallMode::Check,
+            frame,
+            loop_limit: config.contract_loop_limit,
+        };
+        let caller = self.caller.clone();
+        let deny = |reason: String| denied(contract_id.as_str(), permission, &caller, target_id.as_str(), &reason);
+        match self.run_code(call) {
+            Ok(result) => match serde_json::from_str::<Decision>(&result.json) {
+                Ok(Decision { allowed: true, scrip_cost, .. }) => Ok(scrip_cost.unwrap_or(0)),
+                Ok(Decision { allowed: false, reason, .. }) => Err(deny(reason.unwrap_or_else(|| "denied".into()))),
+                Err(_) => Err(deny(format!("it answered {}, not {{allowed, reason, scrip_cost}}", result.json))),
+            },
+            // A contract that lost its worker while calls wait on that worker cannot
+            // be contained: those calls fail too. Otherwise a failing contract denies.
+            Err(error) if self.chain_has_open_calls() && self.world.resource::<Sandbox>().chain_lost() => Err(error),
+            Err(error) => Err(deny(format!("it failed: {}", error.message))),
+        }
+    }
 }
 
 /// True for the world's own artifacts, which scenes do not save.

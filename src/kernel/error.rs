@@ -123,6 +123,12 @@ impl KernelError {
         self
     }
 
+    /// A failure of the machinery rather than of the request (a worker that cannot
+    /// start): category `system`, worth retrying.
+    pub fn system(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { category: ErrorCategory::System, retriable: true, ..Self::new(code, message) }
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidArgs, message)
     }

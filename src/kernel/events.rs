@@ -111,6 +111,20 @@ event_kinds! {
     AgentFrozen "AGENT_FROZEN" { principal: ArtifactId, reason: String, assets: Box<FrozenAssets> },
     /// A frozen principal may act again.
     AgentUnfrozen "AGENT_UNFROZEN" { principal: ArtifactId, rescuer: Option<ArtifactId> },
+    /// The actor invoked `method` of `artifact`, which ran and returned; `price` is
+    /// the scrip paid to its owner (price plus any contract fee).
+    InvokeSuccess "INVOKE_SUCCESS" {
+        artifact: ArtifactId,
+        method: String,
+        depth: u32,
+        price: u64,
+        cpu_us: u64,
+        memory_bytes: u64,
+    },
+    /// An invoke by the actor failed; `cpu_us` is what it was charged anyway.
+    InvokeFailure "INVOKE_FAILURE" { artifact: ArtifactId, method: String, depth: u32, code: ErrorCode, cpu_us: u64 },
+    /// `artifact` names a contract that no longer exists; `freeware` rules applied.
+    ContractFallback "CONTRACT_FALLBACK" { artifact: ArtifactId, contract: ArtifactId },
 }
 
 /// What a frozen principal holds: the "dinner bell" for whoever might rescue it.

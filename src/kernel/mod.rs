@@ -12,9 +12,12 @@ pub mod artifacts;
 pub mod contracts;
 pub mod error;
 pub mod events;
+pub(crate) mod exec;
 pub mod intents;
+pub mod invoke;
 pub mod ledger;
 pub mod query;
+pub mod schemas;
 pub mod state;
 
 use bevy_app::{App, Update};
@@ -52,8 +55,8 @@ impl Supply {
     }
 }
 
-/// How often each artifact was invoked, and how often that succeeded: reputation
-/// from use (SPEC §10).
+/// How often each artifact was invoked and how that went: reputation from use
+/// (SPEC §10).
 #[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct InvocationStats {
     by_artifact: std::collections::BTreeMap<ArtifactId, InvocationCount>,
@@ -62,17 +65,51 @@ pub struct InvocationStats {
 /// Invocations of one artifact.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct InvocationCount {
+    /// The code ran and returned a result.
     pub success: u64,
+    /// The code ran and failed (threw, hit a limit, timed out).
     pub failure: u64,
+    /// Refused before running (bad arguments, no permission, no funds, too deep).
+    pub rejected: u64,
+    /// CPU-microseconds of every run, successful or not.
+    pub cpu_us: u64,
+}
+
+impl InvocationCount {
+    /// Share of runs that succeeded; `None` before the first run.
+    pub fn success_rate(&self) -> Option<f64> {
+        let runs = self.success + self.failure;
+        (runs > 0).then(|| self.success as f64 / runs as f64)
+    }
+
+    /// Mean CPU-microseconds per run.
+    pub fn mean_cpu_us(&self) -> Option<f64> {
+        let runs = self.success + self.failure;
+        (runs > 0).then(|| self.cpu_us as f64 / runs as f64)
+    }
+}
+
+/// How an invocation ended, for the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invoked {
+    Succeeded { cpu_us: u64 },
+    Failed { cpu_us: u64 },
+    Rejected,
 }
 
 impl InvocationStats {
-    pub fn record(&mut self, id: &ArtifactId, success: bool) {
+    pub(crate) fn record(&mut self, id: &ArtifactId, outcome: Invoked) {
         let count = self.by_artifact.entry(id.clone()).or_default();
-        if success {
-            count.success += 1;
-        } else {
-            count.failure += 1;
+        match outcome {
+            Invoked::Succeeded { cpu_us } => {
+                count.success += 1;
+                count.cpu_us += cpu_us;
+            }
+            Invoked::Failed { cpu_us } => {
+                count.failure += 1;
+                count.cpu_us += cpu_us;
+            }
+            Invoked::Rejected => count.rejected += 1,
         }
     }
 
@@ -80,17 +117,19 @@ impl InvocationStats {
         self.by_artifact.get(id).copied().unwrap_or_default()
     }
 
-    /// All invocations of `id`, successful or not.
+    /// All invocations of `id`, whatever their outcome.
     pub fn invocations(&self, id: &str) -> u64 {
         let count = self.counts(id);
-        count.success + count.failure
+        count.success + count.failure + count.rejected
     }
 }
 
 pub(crate) fn plugin(app: &mut App) {
+    schemas::plugin(app);
     app.init_resource::<EventLog>()
         .init_resource::<Supply>()
         .init_resource::<InvocationStats>()
+        .init_resource::<exec::Charges>()
         .add_message::<intents::Intent>()
         .add_message::<intents::ActionOutcome>()
         .add_systems(Update, intents::execute_intents.in_set(StepSystems::Act))
@@ -98,12 +137,36 @@ pub(crate) fn plugin(app: &mut App) {
     contracts::spawn_builtins(app.world_mut());
 }
 
-/// The kernel acting as one principal.
+/// Where a kernel operation sits in a chain of code calling code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// Invokes above this one (0 at the top).
+    pub depth: u32,
+    /// Contract checks in progress above this one.
+    pub contract_depth: u32,
+    /// Who bears the resource costs of code run from here.
+    pub payer: Entity,
+}
+
+impl Frame {
+    fn top(payer: Entity) -> Self {
+        Self { depth: 0, contract_depth: 0, payer }
+    }
+
+    /// The frame of an invoke made from this one.
+    pub(crate) fn nested(self) -> Self {
+        Self { depth: self.depth + 1, ..self }
+    }
+}
+
+/// The kernel acting as one principal (or, for host calls, as the artifact whose
+/// code is running).
 pub struct Kernel<'w> {
     world: &'w mut World,
     caller: ArtifactId,
     caller_entity: Entity,
     now: SimTime,
+    frame: Frame,
 }
 
 impl<'w> Kernel<'w> {
@@ -116,7 +179,7 @@ impl<'w> Kernel<'w> {
         }
         let caller = entity_ref.get::<ArtifactId>().cloned().ok_or_else(|| KernelError::not_a_principal(id))?;
         let now = world.resource::<SimClock>().now();
-        Ok(Self { world, caller, caller_entity: entity, now })
+        Ok(Self { world, caller, caller_entity: entity, now, frame: Frame::top(entity) })
     }
 
     /// The kernel acting for the world itself (grants, freezes, the mint).

@@ -18,10 +18,7 @@ use super::{
     timeline::{InterventionAct, ScheduledIntervention},
 };
 use crate::{
-    kernel::{
-        Action, KERNEL_ID,
-        contracts::{self, BuiltinContract},
-    },
+    kernel::{Action, KERNEL_ID, contracts::BuiltinContract},
     world::{
         components::{Interface, Limits, Metadata, Pricing, Quota},
         config::{BUILTIN_RATES, Config, PrincipalDefaults},
@@ -90,6 +87,9 @@ const RESERVED_RESOURCES: &[&str] = &["scrip", "llm_budget", "disk", "memory", "
 
 struct Checker<'a> {
     scene: &'a Scene,
+    /// Ids of the scene's artifacts with code: what a contract may name besides the
+    /// built-in ones.
+    executables: HashSet<&'a str>,
 }
 
 impl Checker<'_> {
@@ -122,8 +122,16 @@ fn usd_to_micro(usd: f64) -> Option<u64> {
 }
 
 pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
-    let check = Checker { scene };
     let file = scene.file();
+    let has_code = |code: &Option<String>, code_file: &Option<String>| code.is_some() || code_file.is_some();
+    let executables = file
+        .principals
+        .iter()
+        .filter(|p| has_code(&p.code, &p.code_file))
+        .map(|p| p.id.as_str())
+        .chain(file.artifacts.iter().filter(|a| !a.deleted && has_code(&a.code, &a.code_file)).map(|a| a.id.as_str()))
+        .collect();
+    let check = Checker { scene, executables };
     if file.version != SCENE_VERSION {
         return Err(check.err(
             "version",
@@ -142,7 +150,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         let anchors = || entry(section, index, id, None);
         let parsed = ArtifactId::parse(id).map_err(|e| check.err(path(), &anchors(), e.to_string()))?;
         if !taken.insert(id.to_owned()) {
-            let why = if contracts::is_attachable(id) || id == KERNEL_ID {
+            let why = if BuiltinContract::from_id(id).is_some() || id == KERNEL_ID {
                 "is reserved by the world"
             } else {
                 "appears twice"
@@ -410,13 +418,16 @@ fn validate_parts(
     }
     let contract = match parts.contract {
         None | Some("freeware") => None,
-        Some(name) if contracts::is_attachable(name) => Some(ArtifactId::trusted(name)),
+        Some(name) if BuiltinContract::from_id(name).is_some() || check.executables.contains(name) => Some(
+            ArtifactId::parse(name).map_err(|e| check.err(path("contract"), &anchors("contract"), e.to_string()))?,
+        ),
         Some(name) => {
             return Err(check.err(
                 path("contract"),
                 &anchors("contract"),
                 format!(
-                    "unknown contract {name:?}; the built-in contracts are freeware, public, private and self_owned"
+                    "unknown contract {name:?}: a contract is one of freeware, public, private and self_owned, \
+                     or an artifact of this scene with code"
                 ),
             ));
         }

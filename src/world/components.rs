@@ -259,6 +259,9 @@ impl Interface {
             if !tool.input_schema.is_object() {
                 return Err(format!("tools[{i}].inputSchema must be a JSON object"));
             }
+            if let Err(e) = crate::kernel::schemas::compile(&tool.input_schema) {
+                return Err(format!("tools[{i}].inputSchema is not a valid JSON Schema: {e}"));
+            }
         }
         Ok(())
     }

@@ -32,6 +32,8 @@ pub struct Config {
     pub rate_resources: Vec<Arc<str>>,
     /// Events kept in memory for queries.
     pub event_ring: usize,
+    /// How artifact code runs.
+    pub sandbox: crate::sandbox::SandboxConfig,
 }
 
 /// Default holdings and limits of a principal declared in a scene.
@@ -66,6 +68,7 @@ impl Default for Config {
             stock_resources: BTreeMap::new(),
             rate_resources: Vec::new(),
             event_ring: crate::kernel::events::DEFAULT_RING_CAPACITY,
+            sandbox: crate::sandbox::SandboxConfig::default(),
         }
     }
 }

@@ -1,0 +1,352 @@
+//! Running artifact code from the kernel, and answering the code's host calls.
+//!
+//! [`Kernel::run_code`] sends one call to the worker of the active chain (starting a
+//! chain if none is active) and serves the worker until the call is done: each host
+//! call the code makes is performed by a kernel acting *as the running artifact* —
+//! never as anyone the code names — and may itself run code (a nested invoke, a
+//! contract), on the same worker. What a call used is charged to its payer whatever
+//! the outcome; a call whose worker had to be killed is charged the chain's whole
+//! deadline, so that a timeout is never cheaper than finishing.
+
+use bevy_ecs::prelude::*;
+use serde_json::{Value, json};
+
+use super::{ErrorCode, EventLog, Frame, InvocationStats, Kernel, KernelError, artifacts::WriteSpec, query, state};
+use crate::{
+    sandbox::{
+        Sandbox, SandboxConfig, WorkerFailure,
+        protocol::{CallMode, CallRequest, Entry, FailureKind, FromWorker, HostCall, ToWorker},
+    },
+    world::{
+        components::{Executable, Standing},
+        config::Config,
+        ids::ArtifactId,
+        rng::SimRng,
+    },
+};
+
+/// One call of artifact code, as the kernel asks for it.
+pub(crate) struct CodeCall<'a> {
+    /// The artifact whose code runs (and as whom its host calls act).
+    pub entity: Entity,
+    pub id: &'a ArtifactId,
+    pub entry: Entry,
+    /// First argument, JSON text.
+    pub input: String,
+    /// Second argument, JSON text.
+    pub ctx: String,
+    pub mode: CallMode,
+    /// Where this call sits in its chain, and who pays for it.
+    pub frame: Frame,
+    pub loop_limit: u64,
+}
+
+/// What a finished call returned and used.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CodeResult {
+    pub json: String,
+    pub cpu_us: u64,
+    pub memory_bytes: u64,
+}
+
+/// Resources charged during the current action, payer by payer.
+#[derive(Resource, Debug, Clone, Default)]
+pub(crate) struct Charges {
+    pub entries: Vec<Charge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Charge {
+    pub payer: Entity,
+    pub cpu_us: u64,
+    pub memory_bytes: u64,
+}
+
+/// A kernel error for a call that failed, carrying what it used.
+fn code_error(code: ErrorCode, message: String, cpu_us: u64) -> KernelError {
+    KernelError::new(code, message).with("cpu_us", cpu_us)
+}
+
+fn worker_error(failure: &WorkerFailure) -> KernelError {
+    match failure {
+        WorkerFailure::Timeout => KernelError::new(ErrorCode::Timeout, failure.to_string()),
+        WorkerFailure::Start(_) => KernelError::system(ErrorCode::ExecutionError, failure.to_string()),
+        WorkerFailure::Died(_) | WorkerFailure::Protocol(_) => {
+            KernelError::new(ErrorCode::ExecutionError, failure.to_string())
+        }
+    }
+}
+
+impl Kernel<'_> {
+    pub(crate) fn sandbox_config(&self) -> SandboxConfig {
+        self.world.resource::<Config>().sandbox.clone()
+    }
+
+    /// Runs one call of artifact code to completion.
+    pub(crate) fn run_code(&mut self, call: CodeCall) -> Result<CodeResult, KernelError> {
+        let config = self.sandbox_config();
+        let lane = self.world.resource::<Sandbox>().lane_for(call.id.as_str(), &config);
+        let root = self.world.resource_mut::<Sandbox>().begin_chain(lane, &config).map_err(|e| worker_error(&e))?;
+        let result = self.drive(&call, &config);
+        if root {
+            self.world.resource_mut::<Sandbox>().end_chain();
+        }
+        result
+    }
+
+    fn drive(&mut self, call: &CodeCall, config: &SandboxConfig) -> Result<CodeResult, KernelError> {
+        let Some(executable) = self.world.get::<Executable>(call.entity) else {
+            return Err(KernelError::invalid(format!("{} has no code", call.id)));
+        };
+        let (code, code_hash) = (executable.code.clone(), executable.code_hash());
+        let seed = self.world.resource_mut::<SimRng>().next_u64();
+        let now_ms = self.now.millis();
+        let mut sandbox = self.world.resource_mut::<Sandbox>();
+        let id = sandbox.next_call_id();
+        let Some(chain) = sandbox.active.as_mut() else {
+            return Err(KernelError::system(ErrorCode::ExecutionError, "no sandbox chain is active"));
+        };
+        let Some(worker) = chain.worker.as_mut() else {
+            let failure = chain.failure.clone().unwrap_or(WorkerFailure::Died("gone".into()));
+            return Err(worker_error(&failure));
+        };
+        let (code, forget) = worker.code_to_send(code_hash, &code);
+        let request = CallRequest {
+            id,
+            code_hash,
+            code,
+            forget,
+            entry: call.entry,
+            input: call.input.clone(),
+            ctx: call.ctx.clone(),
+            now_ms,
+            seed,
+            loop_limit: call.loop_limit,
+            result_limit: config.result_bytes,
+            mode: call.mode,
+        };
+        if let Err(failure) = worker.send(&ToWorker::Call(request)) {
+            chain.worker = None;
+            chain.failure = Some(failure.clone());
+            return Err(worker_error(&failure));
+        }
+        chain.open_calls += 1;
+        drop(sandbox);
+
+        loop {
+            let received = {
+                let mut sandbox = self.world.resource_mut::<Sandbox>();
+                let Some(chain) = sandbox.active.as_mut() else {
+                    return Err(KernelError::system(ErrorCode::ExecutionError, "the sandbox chain ended early"));
+                };
+                let deadline = chain.deadline;
+                match chain.worker.as_mut() {
+                    Some(worker) => worker.receive(deadline),
+                    None => Err(chain.failure.clone().unwrap_or(WorkerFailure::Died("gone".into()))),
+                }
+            };
+            match received {
+                Ok(FromWorker::Rpc { call: host_call, args }) => {
+                    let reply = match self.answer_host_call(call, host_call, &args) {
+                        Ok(value) => Ok(value.to_string()),
+                        Err(error) => Err(serde_json::to_string(&error).unwrap_or_default()),
+                    };
+                    let mut sandbox = self.world.resource_mut::<Sandbox>();
+                    let Some(chain) = sandbox.active.as_mut() else {
+                        return Err(KernelError::system(ErrorCode::ExecutionError, "the sandbox chain ended early"));
+                    };
+                    // A nested call may have lost the worker; then this call is lost too.
+                    let sent = match chain.worker.as_mut() {
+                        Some(worker) => worker.send(&ToWorker::Reply(reply)),
+                        None => Err(chain.failure.clone().unwrap_or(WorkerFailure::Died("gone".into()))),
+                    };
+                    if let Err(failure) = sent {
+                        return Err(self.lose_worker(call, failure, config));
+                    }
+                }
+                Ok(FromWorker::Done(result)) => {
+                    if let Some(chain) = self.world.resource_mut::<Sandbox>().active.as_mut() {
+                        chain.open_calls = chain.open_calls.saturating_sub(1);
+                    }
+                    let cpu_us = config.cpu_us(result.instructions);
+                    self.charge(call.frame.payer, cpu_us, result.peak_bytes);
+                    return match result.outcome {
+                        Ok(json) => Ok(CodeResult { json, cpu_us, memory_bytes: result.peak_bytes }),
+                        Err(failed) => {
+                            let what = match failed.kind {
+                                FailureKind::Limit => "stopped by a limit",
+                                FailureKind::Compile => "does not compile",
+                                FailureKind::NoEntry => "has no such entry point",
+                                FailureKind::NotJson => "returned something that is not JSON",
+                                FailureKind::TooLarge => "returned too much",
+                                FailureKind::Thrown => "threw",
+                            };
+                            let message = format!("{} {what}: {}", call.id, failed.message);
+                            Err(code_error(ErrorCode::ExecutionError, message, cpu_us))
+                        }
+                    };
+                }
+                Ok(other) => {
+                    let failure = WorkerFailure::Protocol(format!("unexpected {other:?}"));
+                    return Err(self.lose_worker(call, failure, config));
+                }
+                Err(failure) => return Err(self.lose_worker(call, failure, config)),
+            }
+        }
+    }
+
+    /// The chain's worker is gone: every open call on it fails, and this one is
+    /// charged the whole deadline.
+    fn lose_worker(&mut self, call: &CodeCall, failure: WorkerFailure, config: &SandboxConfig) -> KernelError {
+        if let Some(chain) = self.world.resource_mut::<Sandbox>().active.as_mut() {
+            if let Some(mut worker) = chain.worker.take() {
+                worker.kill();
+            }
+            chain.failure.get_or_insert(failure.clone());
+            chain.open_calls = chain.open_calls.saturating_sub(1);
+        }
+        let cpu_us = config.timeout_ms * 1000;
+        self.charge(call.frame.payer, cpu_us, 0);
+        worker_error(&failure).with("cpu_us", cpu_us)
+    }
+
+    fn charge(&mut self, payer: Entity, cpu_us: u64, memory_bytes: u64) {
+        self.world.resource_mut::<Charges>().entries.push(Charge { payer, cpu_us, memory_bytes });
+    }
+
+    /// Whether calls are still waiting on the active chain's worker (so a failure
+    /// now cannot be contained: their JS frames are on that worker).
+    pub(crate) fn chain_has_open_calls(&self) -> bool {
+        self.world.resource::<Sandbox>().active.as_ref().is_some_and(|c| c.open_calls > 0)
+    }
+
+    /// Performs a host call made by the code of `call`, as that artifact.
+    fn answer_host_call(&mut self, call: &CodeCall, host_call: HostCall, args: &str) -> Result<Value, KernelError> {
+        if !host_call.allowed_in(call.mode) {
+            return Err(KernelError::new(
+                ErrorCode::AccessDenied,
+                format!("{} is not available here", host_call.name()),
+            ));
+        }
+        let args: Vec<Value> = serde_json::from_str(args).map_err(|e| KernelError::invalid(e.to_string()))?;
+        let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Null);
+        let text = |i: usize, what: &str| -> Result<String, KernelError> {
+            args.get(i).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
+                KernelError::invalid(format!("{}: argument {} ({what}) must be a string", host_call.name(), i + 1))
+            })
+        };
+        let now = self.now;
+        // The running artifact acts; its frame carries depth and payer on.
+        let mut actor = Kernel {
+            world: &mut *self.world,
+            caller: call.id.clone(),
+            caller_entity: call.entity,
+            now,
+            frame: call.frame,
+        };
+        match host_call {
+            HostCall::Invoke => {
+                let target = text(0, "artifact id")?;
+                let method = args.get(1).and_then(Value::as_str).unwrap_or("run").to_owned();
+                let nested = actor.frame.nested();
+                actor.frame = nested;
+                actor.invoke_with(&target, &method, arg(2))
+            }
+            HostCall::Transfer => {
+                actor.require_standing()?;
+                let to = text(0, "recipient")?;
+                let amount = arg(1)
+                    .as_f64()
+                    .filter(|a| a.fract() == 0.0)
+                    .map(|a| a as i64)
+                    .ok_or_else(|| KernelError::invalid("transfer: argument 2 (amount) must be an integer"))?;
+                let resource = args.get(2).and_then(Value::as_str).unwrap_or("scrip").to_owned();
+                actor.transfer_resource(&to, &resource, amount)?;
+                Ok(json!({ "to": to, "amount": amount, "resource": resource }))
+            }
+            HostCall::Write => {
+                actor.require_standing()?;
+                let id = text(0, "artifact id")?;
+                let mut spec: WriteSpec = match arg(2) {
+                    Value::Null => WriteSpec::default(),
+                    opts => {
+                        serde_json::from_value(opts).map_err(|e| KernelError::invalid(format!("write options: {e}")))?
+                    }
+                };
+                spec.id = id;
+                if let Some(content) = args.get(1).filter(|c| !c.is_null()) {
+                    spec.content = Some(match content {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                }
+                let change = actor.write(spec)?;
+                Ok(
+                    json!({ "id": change.id, "bytes": change.bytes, "disk_delta": change.disk_delta, "created": change.created }),
+                )
+            }
+            HostCall::Read => {
+                actor.require_standing()?;
+                let id = text(0, "artifact id")?;
+                actor.read(&id).map(|(value, _price)| value)
+            }
+            HostCall::Balance => Ok(state::balance(actor.world, &text(0, "principal id")?)?.into()),
+            HostCall::Resource => {
+                let id = text(0, "principal id")?;
+                let name = text(1, "resource")?;
+                Ok(state::get_resource(actor.world, &id, &name)?.into())
+            }
+            HostCall::Artifact => {
+                let id = text(0, "artifact id")?;
+                let entity = crate::world::ids::lookup(actor.world, &id).ok_or_else(|| KernelError::not_found(&id))?;
+                Ok(query::metadata(actor.world, entity))
+            }
+            HostCall::Query => {
+                let spec: query::QuerySpec = match arg(0) {
+                    Value::Null => query::QuerySpec::default(),
+                    spec => serde_json::from_value(spec).map_err(|e| KernelError::invalid(format!("query: {e}")))?,
+                };
+                query::run(actor.world, &spec).map(|(value, _)| value)
+            }
+            HostCall::Events => events_json(actor.world, &arg(0)),
+            HostCall::Invocations => {
+                let id = text(0, "artifact id")?;
+                let counts = actor.world.resource::<InvocationStats>().counts(&id);
+                Ok(json!({
+                    "success": counts.success,
+                    "failure": counts.failure,
+                    "rejected": counts.rejected,
+                    "count": counts.success + counts.failure + counts.rejected,
+                    "success_rate": counts.success_rate(),
+                    "mean_cpu_us": counts.mean_cpu_us(),
+                }))
+            }
+        }
+    }
+
+    /// Host calls that move holdings need the running artifact to have some.
+    fn require_standing(&self) -> Result<(), KernelError> {
+        if self.world.get::<Standing>(self.caller_entity).is_none() {
+            return Err(KernelError::not_a_principal(self.caller.as_str())
+                .with("hint", "only artifacts with standing can hold, pay or own"));
+        }
+        Ok(())
+    }
+}
+
+/// `kernel.events({since, type, actor, limit})`: recent events from the in-memory log.
+fn events_json(world: &World, filter: &Value) -> Result<Value, KernelError> {
+    let since = filter.get("since").and_then(Value::as_u64).unwrap_or(0);
+    let kind = filter.get("type").and_then(Value::as_str);
+    let actor = filter.get("actor").and_then(Value::as_str);
+    let limit = filter.get("limit").and_then(Value::as_u64).unwrap_or(50).clamp(1, 500) as usize;
+    let log = world.resource::<EventLog>();
+    let matching: Vec<&super::Event> = log
+        .since(since)
+        .filter(|e| kind.is_none_or(|k| e.kind.type_name() == k))
+        .filter(|e| actor.is_none_or(|a| e.actor == a))
+        .collect();
+    // The most recent `limit`, oldest first.
+    let start = matching.len().saturating_sub(limit);
+    serde_json::to_value(&matching[start..]).map_err(|e| KernelError::invalid(e.to_string()))
+}

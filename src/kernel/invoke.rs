@@ -1,0 +1,216 @@
+//! Invoke (SPEC §5): calling a method of an executable artifact.
+//!
+//! In order: the depth limit; the target exists, is not deleted and has code; the
+//! method is in its interface and the arguments match the method's `inputSchema`;
+//! the target's contract allows the *immediate* caller; the caller can pay the price
+//! (and any fee the contract asks); the code runs; on success the price moves to the
+//! owner. Measured resources are charged whatever the outcome, to the frame's payer:
+//! the owner under `owner_pays`, otherwise whoever pays for the calling frame — the
+//! principal at the root of the chain.
+//!
+//! `describe` is answered by the kernel from the interface, without running code.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    ErrorCode, EventKind, InvocationStats, Invoked, Kernel, KernelError, contracts::Permission, exec::CodeCall,
+    schemas::Schemas,
+};
+use crate::{
+    sandbox::protocol::{CallMode, Entry},
+    world::{
+        components::{Artifact, Executable, Interface, Pricing, ResourcePolicy, Standing},
+        ids::ArtifactId,
+    },
+};
+
+/// The method name every executable answers without running code.
+pub const DESCRIBE: &str = "describe";
+
+/// `invoke`: call `method` of artifact `id` with `args`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeSpec {
+    pub id: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub args: Value,
+}
+
+fn default_method() -> String {
+    "run".to_owned()
+}
+
+/// What a successful invoke returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvokeResult {
+    pub value: Value,
+    /// Scrip paid to the owner (price plus any contract fee).
+    pub paid: u64,
+}
+
+impl Kernel<'_> {
+    /// The caller invokes `method` of artifact `target` with `args`.
+    pub fn invoke(&mut self, target: &str, method: &str, args: Value) -> Result<InvokeResult, KernelError> {
+        self.invoke_full(target, method, args)
+    }
+
+    /// [`Kernel::invoke`] returning only the value (for host calls from code).
+    pub(crate) fn invoke_with(&mut self, target: &str, method: &str, args: Value) -> Result<Value, KernelError> {
+        self.invoke_full(target, method, args).map(|r| r.value)
+    }
+
+    fn invoke_full(&mut self, target: &str, method: &str, args: Value) -> Result<InvokeResult, KernelError> {
+        let config = self.sandbox_config();
+        if self.frame.depth > config.max_depth {
+            return Err(KernelError::new(
+                ErrorCode::DepthExceeded,
+                format!(
+                    "invoking {target} would nest {} calls deep; the limit is {}",
+                    self.frame.depth, config.max_depth
+                ),
+            )
+            .with("depth", self.frame.depth));
+        }
+        let entity = self.live(target)?;
+        let target_id = self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(target))?;
+        if self.world.get::<Executable>(entity).is_none() {
+            return Err(KernelError::invalid(format!("{target} has no code to invoke")).with("id", target));
+        }
+        if method == DESCRIBE && self.world.get::<Interface>(entity).is_none_or(|i| i.tool(DESCRIBE).is_none()) {
+            let interface = self.world.get::<Interface>(entity).cloned().unwrap_or_default();
+            return Ok(InvokeResult { value: serde_json::to_value(interface).unwrap_or(Value::Null), paid: 0 });
+        }
+        let outcome = self.invoke_checked(entity, &target_id, method, args, &config);
+        let (event, stats) = match &outcome {
+            Ok((result, cpu_us, memory_bytes)) => (
+                EventKind::InvokeSuccess {
+                    artifact: target_id.clone(),
+                    method: method.to_owned(),
+                    depth: self.frame.depth,
+                    price: result.paid,
+                    cpu_us: *cpu_us,
+                    memory_bytes: *memory_bytes,
+                },
+                Invoked::Succeeded { cpu_us: *cpu_us },
+            ),
+            Err((error, ran)) => {
+                let cpu_us = error.details.get("cpu_us").and_then(Value::as_u64).unwrap_or(0);
+                (
+                    EventKind::InvokeFailure {
+                        artifact: target_id.clone(),
+                        method: method.to_owned(),
+                        depth: self.frame.depth,
+                        code: error.code,
+                        cpu_us,
+                    },
+                    if *ran { Invoked::Failed { cpu_us } } else { Invoked::Rejected },
+                )
+            }
+        };
+        self.world.resource_mut::<InvocationStats>().record(&target_id, stats);
+        self.emit(event);
+        outcome.map(|(result, _, _)| result).map_err(|(error, _)| error)
+    }
+
+    /// Everything after the target is known. The error side says whether code ran.
+    #[allow(clippy::type_complexity)]
+    fn invoke_checked(
+        &mut self,
+        entity: bevy_ecs::entity::Entity,
+        target: &ArtifactId,
+        method: &str,
+        args: Value,
+        config: &crate::sandbox::SandboxConfig,
+    ) -> Result<(InvokeResult, u64, u64), (KernelError, bool)> {
+        let rejected = |error: KernelError| (error, false);
+        let interface = self.world.get::<Interface>(entity);
+        if interface.and_then(|i| i.tool(method)).is_none() {
+            let methods: Vec<&str> =
+                interface.map(|i| i.tools.iter().map(|t| t.name.as_str()).collect()).unwrap_or_default();
+            return Err(rejected(
+                KernelError::invalid(format!("{target} has no method {method:?} (it has: {})", methods.join(", ")))
+                    .with("method", method),
+            ));
+        }
+        self.world.resource::<Schemas>().check(entity, method, &args).map_err(rejected)?;
+
+        let context = json!({ "method": method, "args": args });
+        let fee = self.check_access(entity, Permission::Invoke, context).map_err(rejected)?;
+        let owner = self
+            .world
+            .get::<Artifact>(entity)
+            .map(|a| a.owner.clone())
+            .ok_or_else(|| rejected(KernelError::not_found(target.as_str())))?;
+        let pricing = self.world.get::<Pricing>(entity).copied().unwrap_or_default();
+        let price = if owner == self.caller { 0 } else { pricing.invoke_price };
+        let due = price + fee;
+        self.ensure_can_pay(due, target).map_err(rejected)?;
+
+        let payer = match pricing.resource_policy {
+            ResourcePolicy::OwnerPays => self.principal(owner.as_str()).map_err(rejected)?,
+            ResourcePolicy::CallerPays => self.frame.payer,
+        };
+        let ctx = json!({
+            "caller": self.caller,
+            "artifact": target,
+            "method": method,
+            "owner": owner,
+            "depth": self.frame.depth,
+            "now": self.now.as_secs_f64(),
+        });
+        let call = CodeCall {
+            entity,
+            id: target,
+            entry: Entry::Run,
+            input: args.to_string(),
+            ctx: ctx.to_string(),
+            mode: CallMode::Act,
+            frame: super::Frame { payer, ..self.frame },
+            loop_limit: config.loop_limit,
+        };
+        let ran = self.run_code(call).map_err(|e| (e, true))?;
+        let value: Value = serde_json::from_str(&ran.json).map_err(|e| {
+            (KernelError::new(ErrorCode::ExecutionError, format!("{target} returned bad JSON: {e}")), true)
+        })?;
+        // The code may have changed balances while it ran: check again, then pay.
+        self.pay(due, &owner, target).map_err(|e| (e.with("cpu_us", ran.cpu_us), true))?;
+        Ok((InvokeResult { value, paid: due }, ran.cpu_us, ran.memory_bytes))
+    }
+
+    /// Refuses early if the caller cannot pay `due` scrip.
+    fn ensure_can_pay(&self, due: u64, target: &ArtifactId) -> Result<(), KernelError> {
+        if due == 0 {
+            return Ok(());
+        }
+        let held = self.world.get::<Standing>(self.caller_entity).map(Standing::scrip);
+        match held {
+            Some(held) if held >= due => Ok(()),
+            held => Err(KernelError::new(
+                ErrorCode::InsufficientFunds,
+                format!("invoking {target} costs {due} scrip; {} holds {}", self.caller, held.unwrap_or(0)),
+            )
+            .with("needed", due)
+            .with("available", held.unwrap_or(0))),
+        }
+    }
+
+    /// Moves `due` scrip from the caller to `owner` (a price or a contract's fee).
+    pub(crate) fn pay(&mut self, due: u64, owner: &ArtifactId, target: &ArtifactId) -> Result<(), KernelError> {
+        if due == 0 || *owner == self.caller {
+            return Ok(());
+        }
+        self.ensure_can_pay(due, target)?;
+        let owner_entity = self.principal(owner.as_str())?;
+        let credited = self.standing(owner_entity)?.scrip.checked_add(due);
+        let Some(credited) = credited else {
+            return Err(KernelError::invalid(format!("paying {owner} would overflow")));
+        };
+        let caller = self.caller_entity;
+        self.standing_mut(caller)?.scrip -= due;
+        self.standing_mut(owner_entity)?.scrip = credited;
+        Ok(())
+    }
+}

@@ -1,0 +1,461 @@
+//! The sandbox worker: the `ecology` binary started as `ecology sandbox-worker`.
+//!
+//! It runs artifact code with `boa_engine` and nothing else: no files, no network, no
+//! clock but the simulated one, no randomness but the seed it is given. The process
+//! is the safety boundary — its heap is capped by the counting allocator, its address
+//! space and CPU by rlimits, and the host kills it when a call outlives its deadline —
+//! because boa cannot be stopped in-process by everything hostile code can do.
+//!
+//! One boa `Context` serves every call. Before the first call its intrinsics are
+//! frozen ("lockdown") and `eval`/`Function` refused, so no call can leave state
+//! behind in shared objects. Each artifact's code is compiled once, as a strict-mode
+//! function around the source that returns the requested entry function; calling it
+//! per invocation gives fresh top-level bindings every time. Artifact code therefore
+//! keeps no hidden state between calls: everything it remembers is in the world,
+//! where checkpoints can see it.
+//!
+//! CPU is accounted in VM instructions (boa's instruction counter): deterministic,
+//! unlike time. Loops are stopped deterministically by the per-loop iteration limit;
+//! what no limit can stop (a catastrophic regex, exponential recursion) the host's
+//! watchdog stops by killing the process.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    io::{self, BufReader, BufWriter, Stdin, Stdout},
+    rc::Rc,
+};
+
+use boa_engine::{
+    Context, JsError, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction, Source,
+    context::{Clock, HostHooks, time::JsInstant},
+    error::EngineError,
+    js_string,
+    object::ObjectInitializer,
+    property::Attribute,
+    realm::Realm,
+};
+
+use super::{
+    alloc,
+    protocol::{
+        CallMode, CallRequest, CallResult, Entry, Failure, FailureKind, FromWorker, HostCall, ToWorker, read_frame,
+        write_frame,
+    },
+};
+
+/// Limits a worker applies to itself at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerLimits {
+    /// Heap the worker may grow by, in bytes.
+    pub heap_bytes: usize,
+    /// Nested JS calls allowed (boa's recursion limit).
+    pub recursion: usize,
+    /// Stack of the thread that runs JS, in bytes.
+    pub stack_bytes: usize,
+    /// CPU seconds the process may use in its lifetime (a backstop).
+    pub cpu_secs: u64,
+}
+
+impl Default for WorkerLimits {
+    fn default() -> Self {
+        Self { heap_bytes: 512 << 20, recursion: 1024, stack_bytes: 256 << 20, cpu_secs: 24 * 3600 }
+    }
+}
+
+/// Runs a worker until its input closes. Returns the process exit code.
+pub fn main(limits: WorkerLimits) -> i32 {
+    apply_rlimits(&limits);
+    let js = std::thread::Builder::new().name("js".into()).stack_size(limits.stack_bytes).spawn(move || serve(limits));
+    match js.map(|handle| handle.join()) {
+        Ok(Ok(Ok(()))) => 0,
+        Ok(Ok(Err(_))) => 3,
+        _ => 4,
+    }
+}
+
+fn apply_rlimits(limits: &WorkerLimits) {
+    // Address space: the heap limit, the JS thread's stack, and room for the binary,
+    // the allocator's arenas and the compiled code. The counting allocator is the
+    // precise limit; this one catches whatever escapes it.
+    let address_space = (limits.heap_bytes + limits.stack_bytes) as u64 + (1 << 30);
+    set_rlimit(libc::RLIMIT_AS, address_space, address_space);
+    set_rlimit(libc::RLIMIT_CPU, limits.cpu_secs, limits.cpu_secs + 10);
+    // A worker that aborts must not leave a core file behind.
+    set_rlimit(libc::RLIMIT_CORE, 0, 0);
+}
+
+fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) {
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: setrlimit reads the struct we pass; failure leaves the limit as it was.
+    unsafe { libc::setrlimit(resource, &limit) };
+}
+
+struct Io {
+    input: BufReader<Stdin>,
+    output: BufWriter<Stdout>,
+    buf: Vec<u8>,
+}
+
+/// What a call in progress needs to know about itself.
+struct Frame {
+    mode: CallMode,
+    /// Instructions executed by calls nested in this one.
+    nested_instructions: u64,
+    rng: u64,
+}
+
+thread_local! {
+    static IO: RefCell<Option<Io>> = const { RefCell::new(None) };
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    static CODE: RefCell<HashMap<u64, JsObject>> = RefCell::new(HashMap::new());
+    static NOW_MS: Cell<i64> = const { Cell::new(0) };
+}
+
+fn send(message: &FromWorker) -> io::Result<()> {
+    IO.with_borrow_mut(|io| match io {
+        Some(io) => write_frame(&mut io.output, message),
+        None => Err(io::Error::other("no channel to the host")),
+    })
+}
+
+fn receive() -> io::Result<ToWorker> {
+    IO.with_borrow_mut(|io| match io {
+        Some(io) => read_frame(&mut io.input, &mut io.buf),
+        None => Err(io::Error::other("no channel to the host")),
+    })
+}
+
+fn serve(limits: WorkerLimits) -> io::Result<()> {
+    IO.set(Some(Io {
+        input: BufReader::with_capacity(1 << 16, io::stdin()),
+        output: BufWriter::with_capacity(1 << 16, io::stdout()),
+        buf: Vec::new(),
+    }));
+    let mut context = new_context(&limits).map_err(|e| io::Error::other(e.to_string()))?;
+    // Count from here: what the engine needs to exist is not any call's usage.
+    alloc::enable(limits.heap_bytes);
+    send(&FromWorker::Ready)?;
+    loop {
+        let message = match receive() {
+            Ok(message) => message,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match message {
+            ToWorker::Call(request) => {
+                let result = run_call(&mut context, request);
+                send(&FromWorker::Done(result))?;
+            }
+            ToWorker::Batch(requests) => {
+                for request in requests {
+                    let result = run_call(&mut context, request);
+                    send(&FromWorker::Done(result))?;
+                }
+            }
+            ToWorker::Reply(_) => return Err(io::Error::other("a reply with no host call pending")),
+        }
+    }
+}
+
+/// Host hooks: no `eval`, no `new Function`.
+struct Hooks;
+
+impl HostHooks for Hooks {
+    fn ensure_can_compile_strings(
+        &self,
+        _realm: Realm,
+        _parameters: &[JsString],
+        _body: &JsString,
+        _direct: bool,
+        _context: &mut Context,
+    ) -> JsResult<()> {
+        Err(JsNativeError::eval().with_message("eval and new Function are not available to artifact code").into())
+    }
+}
+
+/// `Date` reads the simulated clock.
+struct SimulatedClock;
+
+impl Clock for SimulatedClock {
+    fn now(&self) -> JsInstant {
+        let ms = NOW_MS.get().max(0) as u64;
+        JsInstant::new(ms / 1000, ((ms % 1000) * 1_000_000) as u32)
+    }
+
+    fn system_time_millis(&self) -> i64 {
+        NOW_MS.get()
+    }
+}
+
+/// Freezes everything reachable from the global object, so that no call can change
+/// what the next one sees. Removes what would make results depend on the garbage
+/// collector.
+const LOCKDOWN: &str = r#"
+(function () {
+  delete globalThis.WeakRef;
+  delete globalThis.FinalizationRegistry;
+  const seen = new Set();
+  const freeze = (value) => {
+    if (value === null || (typeof value !== "object" && typeof value !== "function") || seen.has(value)) return;
+    seen.add(value);
+    Object.freeze(value);
+    for (const key of Reflect.ownKeys(value)) {
+      const d = Object.getOwnPropertyDescriptor(value, key);
+      if (d === undefined) continue;
+      if ("value" in d) freeze(d.value); else { freeze(d.get); freeze(d.set); }
+    }
+    freeze(Object.getPrototypeOf(value));
+  };
+  freeze(globalThis);
+})();
+"#;
+
+fn new_context(limits: &WorkerLimits) -> JsResult<Context> {
+    let mut context = Context::builder()
+        .host_hooks(Rc::new(Hooks))
+        .clock(Rc::new(SimulatedClock))
+        // One long budget for the life of the worker; calls are charged the
+        // difference, and never come near the end of it.
+        .instructions_remaining(usize::MAX / 2)
+        .build()?;
+    context.runtime_limits_mut().set_recursion_limit(limits.recursion);
+    install_host_functions(&mut context)?;
+    context.eval(Source::from_bytes(LOCKDOWN))?;
+    Ok(context)
+}
+
+fn install_host_functions(context: &mut Context) -> JsResult<()> {
+    macro_rules! host_fn {
+        ($call:expr) => {
+            NativeFunction::from_fn_ptr(|_this, args, context| host_call($call, args, context))
+        };
+    }
+    context.register_global_callable(js_string!("invoke"), 3, host_fn!(HostCall::Invoke))?;
+    context.register_global_callable(js_string!("transfer"), 3, host_fn!(HostCall::Transfer))?;
+    context.register_global_callable(js_string!("write"), 3, host_fn!(HostCall::Write))?;
+    context.register_global_callable(js_string!("read"), 1, host_fn!(HostCall::Read))?;
+    let kernel = ObjectInitializer::new(context)
+        .function(host_fn!(HostCall::Balance), js_string!("balance"), 1)
+        .function(host_fn!(HostCall::Resource), js_string!("resource"), 2)
+        .function(host_fn!(HostCall::Artifact), js_string!("artifact"), 1)
+        .function(host_fn!(HostCall::Query), js_string!("query"), 1)
+        .function(host_fn!(HostCall::Events), js_string!("events"), 1)
+        .function(host_fn!(HostCall::Invocations), js_string!("invocations"), 1)
+        .build();
+    context.register_global_property(js_string!("kernel"), kernel, Attribute::READONLY | Attribute::NON_ENUMERABLE)?;
+    // Math.random draws from the call's seeded stream.
+    let math = context.intrinsics().objects().math();
+    let random = NativeFunction::from_fn_ptr(|_, _, _| Ok(JsValue::from(next_random())));
+    let random = random.to_js_function(context.realm());
+    math.set(js_string!("random"), random, true, context)?;
+    Ok(())
+}
+
+/// SplitMix64 over the current frame's state, as a double in [0, 1).
+fn next_random() -> f64 {
+    FRAMES.with_borrow_mut(|frames| {
+        let Some(frame) = frames.last_mut() else { return 0.0 };
+        frame.rng = frame.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = frame.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+/// A JS error carrying the kernel's error code, for `catch (e) { e.code }`.
+fn kernel_error(error_json: &str, context: &mut Context) -> JsError {
+    let parsed: serde_json::Value = serde_json::from_str(error_json).unwrap_or_default();
+    let message = parsed.get("message").and_then(|m| m.as_str()).unwrap_or("host call failed").to_owned();
+    let error = JsNativeError::error().with_message(message).into_opaque(context);
+    for key in ["code", "retriable", "retry_after", "details"] {
+        if let Some(value) = parsed.get(key)
+            && let Ok(value) = JsValue::from_json(value, context)
+        {
+            let _ = error.set(JsString::from(key), value, false, context);
+        }
+    }
+    JsError::from_opaque(error.into())
+}
+
+/// A host function: send the call to the host and wait for its answer, running
+/// any nested call the host sends meanwhile.
+fn host_call(call: HostCall, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let mode = FRAMES.with_borrow(|frames| frames.last().map_or(CallMode::Look, |f| f.mode));
+    if !call.allowed_in(mode) {
+        let why = match mode {
+            CallMode::Check => "a contract may look and invoke, but not transfer, write or read",
+            CallMode::Look => "an agent's step may only look; it acts by returning intents",
+            CallMode::Act => "",
+        };
+        let message = format!("{} is not available here: {why}", call.name());
+        return Err(JsNativeError::error().with_message(message).into());
+    }
+    let mut json_args = Vec::with_capacity(args.len());
+    for arg in args {
+        json_args.push(arg.to_json(context)?.unwrap_or(serde_json::Value::Null));
+    }
+    let args = serde_json::to_string(&json_args).map_err(|e| JsNativeError::typ().with_message(e.to_string()))?;
+    send(&FromWorker::Rpc { call, args }).map_err(lost_host)?;
+    loop {
+        match receive().map_err(lost_host)? {
+            ToWorker::Reply(Ok(value)) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(&value).map_err(|e| JsNativeError::typ().with_message(e.to_string()))?;
+                return JsValue::from_json(&value, context);
+            }
+            ToWorker::Reply(Err(error)) => return Err(kernel_error(&error, context)),
+            ToWorker::Call(request) => {
+                let result = run_call(context, request);
+                send(&FromWorker::Done(result)).map_err(lost_host)?;
+            }
+            ToWorker::Batch(_) => {
+                return Err(JsNativeError::error().with_message("protocol error: a batch inside a call").into());
+            }
+        }
+    }
+}
+
+fn lost_host(error: io::Error) -> JsError {
+    // Without the host there is nothing left to do; exiting ends the call cleanly.
+    eprintln!("sandbox worker: lost the host: {error}");
+    std::process::exit(5)
+}
+
+fn failure(kind: FailureKind, message: impl Into<String>) -> Failure {
+    Failure { kind, message: message.into() }
+}
+
+/// Runs one call, nested or not, and accounts for it.
+fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
+    let code = CODE.with_borrow_mut(|code| {
+        for hash in &request.forget {
+            code.remove(hash);
+        }
+        code.get(&request.code_hash).cloned()
+    });
+    let wrapper = match code {
+        Some(wrapper) => wrapper,
+        None => match compile(context, request.code_hash, request.code.as_deref()) {
+            Ok(wrapper) => wrapper,
+            Err(failed) => return CallResult { id: request.id, outcome: Err(failed), instructions: 0, peak_bytes: 0 },
+        },
+    };
+
+    FRAMES
+        .with_borrow_mut(|frames| frames.push(Frame { mode: request.mode, nested_instructions: 0, rng: request.seed }));
+    let outer_now = NOW_MS.replace(request.now_ms as i64);
+    let outer_loop_limit = context.runtime_limits().loop_iteration_limit();
+    context.runtime_limits_mut().set_loop_iteration_limit(request.loop_limit);
+    let outer_peak = alloc::start_peak();
+    let start_live = alloc::live();
+    let start_instructions = context.instructions_remaining();
+
+    let outcome = run_entry(context, &wrapper, &request);
+
+    let total = start_instructions.saturating_sub(context.instructions_remaining()) as u64;
+    let peak_bytes = (alloc::peak() - start_live).max(0) as u64;
+    alloc::resume_peak(outer_peak);
+    context.runtime_limits_mut().set_loop_iteration_limit(outer_loop_limit);
+    NOW_MS.set(outer_now);
+    let nested = FRAMES.with_borrow_mut(|frames| {
+        let frame = frames.pop();
+        if let Some(parent) = frames.last_mut() {
+            parent.nested_instructions += total;
+        }
+        frame.map_or(0, |f| f.nested_instructions)
+    });
+    CallResult { id: request.id, outcome, instructions: total.saturating_sub(nested), peak_bytes }
+}
+
+/// Compiles an artifact's code into a function that, given an entry number, runs
+/// the code's top level and returns that entry function.
+fn compile(context: &mut Context, hash: u64, code: Option<&str>) -> Result<JsObject, Failure> {
+    let Some(code) = code else {
+        return Err(failure(FailureKind::Compile, "the host sent no code for an unknown hash"));
+    };
+    let source = format!(
+        "(function (__ecology_entry__) {{\n\"use strict\";\n{code}\n;\nswitch (__ecology_entry__) {{\n\
+         case 0: return typeof run === \"function\" ? run : undefined;\n\
+         case 1: return typeof check_permission === \"function\" ? check_permission : undefined;\n\
+         case 2: return typeof step === \"function\" ? step : undefined;\n}}\n}})"
+    );
+    let compiled = context.eval(Source::from_bytes(source.as_bytes()));
+    let wrapper = match compiled {
+        Ok(value) => value.as_object().filter(|o| o.is_callable()),
+        Err(error) => return Err(failure(FailureKind::Compile, describe(error, context))),
+    };
+    let Some(wrapper) = wrapper else {
+        return Err(failure(FailureKind::Compile, "the code did not compile to a function"));
+    };
+    CODE.with_borrow_mut(|cache| cache.insert(hash, wrapper.clone()));
+    Ok(wrapper)
+}
+
+fn entry_number(entry: Entry) -> i32 {
+    match entry {
+        Entry::Run => 0,
+        Entry::CheckPermission => 1,
+        Entry::Step => 2,
+    }
+}
+
+fn run_entry(context: &mut Context, wrapper: &JsObject, request: &CallRequest) -> Result<String, Failure> {
+    let name = request.entry.function_name();
+    let thrown = |error: JsError, context: &mut Context| {
+        let kind = match error.as_engine() {
+            Some(EngineError::RuntimeLimit(_)) => FailureKind::Limit,
+            _ => FailureKind::Thrown,
+        };
+        failure(kind, describe(error, context))
+    };
+    let entry = wrapper
+        .call(&JsValue::undefined(), &[JsValue::from(entry_number(request.entry))], context)
+        .map_err(|e| thrown(e, context))?;
+    let Some(entry) = entry.as_object().filter(|o| o.is_callable()) else {
+        return Err(failure(FailureKind::NoEntry, format!("the code defines no function {name}")));
+    };
+    let input = json_arg(&request.input, context)?;
+    let ctx = json_arg(&request.ctx, context)?;
+    let result = entry.call(&JsValue::undefined(), &[input, ctx], context).map_err(|e| thrown(e, context))?;
+    let json = match result.to_json(context) {
+        Ok(Some(json)) => json,
+        Ok(None) => serde_json::Value::Null,
+        Err(error) => {
+            return Err(failure(
+                FailureKind::NotJson,
+                format!("{name} returned no JSON value: {}", describe(error, context)),
+            ));
+        }
+    };
+    let text = serde_json::to_string(&json).map_err(|e| failure(FailureKind::NotJson, e.to_string()))?;
+    if text.len() as u64 > request.result_limit {
+        return Err(failure(
+            FailureKind::TooLarge,
+            format!("{name} returned {} bytes of JSON; the limit is {}", text.len(), request.result_limit),
+        ));
+    }
+    Ok(text)
+}
+
+fn json_arg(text: &str, context: &mut Context) -> Result<JsValue, Failure> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| failure(FailureKind::Thrown, format!("bad input from the host: {e}")))?;
+    JsValue::from_json(&value, context).map_err(|e| failure(FailureKind::Thrown, e.to_string()))
+}
+
+/// A readable message for a JS error.
+fn describe(error: JsError, context: &mut Context) -> String {
+    if let Some(engine) = error.as_engine() {
+        return engine.to_string();
+    }
+    match error.try_native(context) {
+        Ok(native) => native.to_string(),
+        Err(_) => error
+            .as_opaque()
+            .map(|value| value.to_string(context).map(|s| s.to_std_string_escaped()).unwrap_or_default())
+            .unwrap_or_else(|| error.to_string()),
+    }
+}
