@@ -267,13 +267,14 @@ impl Kernel<'_> {
             HostCall::Write => {
                 actor.require_standing()?;
                 let id = text(0, "artifact id")?;
-                let mut spec: WriteSpec = match arg(2) {
-                    Value::Null => WriteSpec::default(),
-                    opts => {
-                        serde_json::from_value(opts).map_err(|e| KernelError::invalid(format!("write options: {e}")))?
-                    }
+                let mut options = match arg(2) {
+                    Value::Null => serde_json::Map::new(),
+                    Value::Object(options) => options,
+                    _ => return Err(KernelError::invalid("write: argument 3 (options) must be an object")),
                 };
-                spec.id = id;
+                options.insert("id".into(), id.into());
+                let mut spec: WriteSpec = serde_json::from_value(Value::Object(options))
+                    .map_err(|e| KernelError::invalid(format!("write options: {e}")))?;
                 if let Some(content) = args.get(1).filter(|c| !c.is_null()) {
                     spec.content = Some(match content {
                         Value::String(s) => s.clone(),

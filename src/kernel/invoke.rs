@@ -64,16 +64,6 @@ impl Kernel<'_> {
 
     fn invoke_full(&mut self, target: &str, method: &str, args: Value) -> Result<InvokeResult, KernelError> {
         let config = self.sandbox_config();
-        if self.frame.depth > config.max_depth {
-            return Err(KernelError::new(
-                ErrorCode::DepthExceeded,
-                format!(
-                    "invoking {target} would nest {} calls deep; the limit is {}",
-                    self.frame.depth, config.max_depth
-                ),
-            )
-            .with("depth", self.frame.depth));
-        }
         let entity = self.live(target)?;
         let target_id = self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(target))?;
         if self.world.get::<Executable>(entity).is_none() {
@@ -126,6 +116,18 @@ impl Kernel<'_> {
         config: &crate::sandbox::SandboxConfig,
     ) -> Result<(InvokeResult, u64, u64), (KernelError, bool)> {
         let rejected = |error: KernelError| (error, false);
+        if self.frame.depth > config.max_depth {
+            return Err(rejected(
+                KernelError::new(
+                    ErrorCode::DepthExceeded,
+                    format!(
+                        "invoking {target} would nest {} calls deep; the limit is {}",
+                        self.frame.depth, config.max_depth
+                    ),
+                )
+                .with("depth", self.frame.depth),
+            ));
+        }
         let interface = self.world.get::<Interface>(entity);
         if interface.and_then(|i| i.tool(method)).is_none() {
             let methods: Vec<&str> =

@@ -70,6 +70,44 @@ pub struct ConfigSpec {
     /// Events kept in memory for queries (default 100 000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_ring: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSpec>,
+}
+
+/// `sandbox: (...)`: how artifact code runs. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSpec {
+    /// Worker processes (lanes); default 2. Keep it fixed across compared runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Wall-clock deadline of one top-level call and everything it invokes; default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+    /// Heap a worker may grow by, in MiB; default 512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_mb: Option<usize>,
+    /// Iterations allowed per loop; default 10 000 000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_limit: Option<u64>,
+    /// Iterations allowed per loop in a contract; default 100 000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_loop_limit: Option<u64>,
+    /// Nested JS function calls allowed; default 512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursion: Option<usize>,
+    /// Largest result of a call, in KiB of JSON; default 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_kb: Option<u64>,
+    /// VM instructions per CPU-microsecond charged; default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions_per_cpu_us: Option<u64>,
+    /// Nested invokes allowed; default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<u32>,
+    /// Nested contract checks allowed; default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_contract_depth: Option<u32>,
 }
 
 /// `defaults: (...)`: what every principal gets unless it says otherwise.

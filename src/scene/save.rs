@@ -12,7 +12,8 @@ use bevy_ecs::prelude::*;
 
 use super::{
     raw::{
-        ArtifactSpec, ConfigSpec, DefaultsSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION, SceneFile,
+        ArtifactSpec, ConfigSpec, DefaultsSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION, SandboxSpec,
+        SceneFile,
     },
     timeline::{InterventionAct, Timeline},
 };
@@ -152,5 +153,21 @@ fn config_spec(config: &Config) -> ConfigSpec {
         resources: config.stock_resources.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         rates: config.rate_resources.iter().map(|r| r.to_string()).collect(),
         event_ring: Some(config.event_ring),
+        sandbox: Some(sandbox_spec(&config.sandbox)),
+    }
+}
+
+fn sandbox_spec(sandbox: &crate::sandbox::SandboxConfig) -> SandboxSpec {
+    SandboxSpec {
+        workers: Some(sandbox.workers),
+        timeout_secs: Some(sandbox.timeout_ms as f64 / 1000.0),
+        heap_mb: Some(sandbox.heap_bytes >> 20),
+        loop_limit: Some(sandbox.loop_limit),
+        contract_loop_limit: Some(sandbox.contract_loop_limit),
+        recursion: Some(sandbox.recursion),
+        result_kb: Some(sandbox.result_bytes / 1024),
+        instructions_per_cpu_us: Some(sandbox.instructions_per_cpu_us),
+        max_depth: Some(sandbox.max_depth),
+        max_contract_depth: Some(sandbox.max_contract_depth),
     }
 }

@@ -14,11 +14,12 @@ use std::{
 use super::{
     Scene, SceneError,
     error::{Anchor, SceneWarning, locate},
-    raw::{ConfigSpec, InterventionSpec, PartsRef, SCENE_VERSION},
+    raw::{ConfigSpec, InterventionSpec, PartsRef, SCENE_VERSION, SandboxSpec},
     timeline::{InterventionAct, ScheduledIntervention},
 };
 use crate::{
     kernel::{Action, KERNEL_ID, contracts::BuiltinContract},
+    sandbox::SandboxConfig,
     world::{
         components::{Interface, Limits, Metadata, Pricing, Quota},
         config::{BUILTIN_RATES, Config, PrincipalDefaults},
@@ -333,6 +334,9 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         }
         config.stock_resources.insert(Arc::from(name.as_str()), *default);
     }
+    if let Some(sandbox) = &spec.sandbox {
+        config.sandbox = validate_sandbox(check, sandbox)?;
+    }
     if let Some(defaults) = &spec.defaults {
         let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("defaults:"), Anchor::from(field)];
         let mut out = PrincipalDefaults::default();
@@ -361,6 +365,56 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         config.defaults = out;
     }
     Ok(config)
+}
+
+fn validate_sandbox(check: &Checker, spec: &SandboxSpec) -> Result<SandboxConfig, SceneError> {
+    let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("sandbox:"), Anchor::from(field)];
+    let positive = |value: u64, field: &str| {
+        if value == 0 {
+            Err(check.err(format!("config.sandbox.{field}"), &at(field), format!("{field} must be at least 1")))
+        } else {
+            Ok(value)
+        }
+    };
+    let mut out = SandboxConfig::default();
+    if let Some(workers) = spec.workers {
+        out.workers = positive(workers as u64, "workers")? as usize;
+    }
+    if let Some(secs) = spec.timeout_secs {
+        let ms = SimTime::from_secs_f64(secs).map(|t| t.millis()).filter(|ms| *ms > 0).ok_or_else(|| {
+            check.err(
+                "config.sandbox.timeout_secs",
+                &at("timeout_secs"),
+                format!("{secs} is not a deadline (seconds > 0)"),
+            )
+        })?;
+        out.timeout_ms = ms;
+    }
+    if let Some(mb) = spec.heap_mb {
+        out.heap_bytes = positive(mb as u64, "heap_mb")? as usize * (1 << 20);
+    }
+    if let Some(limit) = spec.loop_limit {
+        out.loop_limit = positive(limit, "loop_limit")?;
+    }
+    if let Some(limit) = spec.contract_loop_limit {
+        out.contract_loop_limit = positive(limit, "contract_loop_limit")?;
+    }
+    if let Some(recursion) = spec.recursion {
+        out.recursion = positive(recursion as u64, "recursion")? as usize;
+    }
+    if let Some(kb) = spec.result_kb {
+        out.result_bytes = positive(kb, "result_kb")? * 1024;
+    }
+    if let Some(rate) = spec.instructions_per_cpu_us {
+        out.instructions_per_cpu_us = positive(rate, "instructions_per_cpu_us")?;
+    }
+    if let Some(depth) = spec.max_depth {
+        out.max_depth = depth;
+    }
+    if let Some(depth) = spec.max_contract_depth {
+        out.max_contract_depth = depth;
+    }
+    Ok(out)
 }
 
 fn resource_name_problem(name: &str) -> String {

@@ -3,6 +3,7 @@
 mod artifacts;
 mod cli;
 mod determinism;
+mod invoke;
 mod ledger;
 mod props;
 mod query;
