@@ -21,6 +21,7 @@
 //! assert_eq!(report.principals["bob"].scrip, 130);
 //! ```
 
+pub mod agents;
 pub mod kernel;
 pub mod run;
 pub mod sandbox;
@@ -37,6 +38,7 @@ impl Plugin for EcologyPlugin {
         world::plugin(app);
         kernel::plugin(app);
         sandbox::plugin(app);
+        agents::plugin(app);
         scene::plugin(app);
     }
 }

@@ -22,9 +22,10 @@ use super::{
     query::{self, QuerySpec},
 };
 use crate::world::{
-    components::{Frozen, LastAction, Quota},
+    components::{Frozen, LastAction, Loop, Quota},
     config::Config,
     ids::ArtifactId,
+    time::SimTime,
 };
 
 /// An integer amount from outside. Negative values parse (and are refused by the
@@ -74,8 +75,9 @@ pub struct TransferSpec {
     pub artifact: Option<String>,
 }
 
-/// Create a principal owned by the actor and fund it from the actor's holdings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Create a principal owned by the actor, fund it from the actor's holdings, and
+/// optionally give it code and a loop: a new agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpawnSpec {
     pub id: String,
@@ -84,6 +86,17 @@ pub struct SpawnSpec {
     /// Resource name → amount, moved from the actor to the new principal.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, Amount>,
+    /// Code for the new principal (its disk is borne by the actor, its owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<crate::world::components::Interface>,
+    /// Whether the new principal runs its code's `step` on its own cadence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent: bool,
+    /// The agent's cadence in simulated seconds (default: one step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<f64>,
 }
 
 /// Everything a principal can ask of the kernel.
@@ -415,9 +428,42 @@ impl Kernel<'_> {
             }
         }
         self.new_id(&spec.id)?;
-        self.spawn_principal(&spec.id)?;
+        let interval = match (spec.agent, spec.interval_secs) {
+            (false, _) => None,
+            (true, None) => Some(self.world.resource::<crate::world::time::SimClock>().dt()),
+            (true, Some(secs)) => Some(
+                SimTime::from_secs_f64(secs)
+                    .filter(|t| t.millis() > 0)
+                    .ok_or_else(|| KernelError::invalid(format!("interval_secs {secs} is not an interval")))?,
+            ),
+        };
+        if interval.is_some() && spec.code.is_none() {
+            return Err(KernelError::invalid("an agent needs code: its loop runs it").with("field", "code"));
+        }
+        if let Some(interface) = &spec.interface {
+            interface.validate().map_err(|e| KernelError::invalid(format!("interface: {e}")))?;
+        }
+        if spec.code.is_some() && spec.interface.is_none() {
+            return Err(KernelError::invalid("code needs an interface").with("field", "interface"));
+        }
+        let entity = self.spawn_principal(&spec.id)?;
         for (name, amount) in funding {
             self.transfer_resource(&spec.id, &name, amount)?;
+        }
+        if spec.code.is_some() {
+            // The actor owns the new principal, so it writes its code like any owner;
+            // the bytes count against the actor's disk.
+            let write = WriteSpec {
+                id: spec.id.clone(),
+                code: spec.code.clone(),
+                interface: spec.interface.clone(),
+                ..WriteSpec::default()
+            };
+            self.write(write)?;
+        }
+        if let Some(interval) = interval {
+            let first_wake = self.now.saturating_add(interval);
+            self.world.entity_mut(entity).insert(Loop::new(interval, first_wake));
         }
         Ok(())
     }

@@ -187,6 +187,7 @@ impl Kernel<'_> {
         if let Some(interface) = spec.interface {
             target.insert(interface);
         }
+        let new_code = spec.code.is_some();
         if let Some(code) = spec.code {
             target.insert(Executable::new(code.into()));
         }
@@ -201,6 +202,10 @@ impl Kernel<'_> {
         }
         if let Some(pricing) = spec.pricing {
             target.insert(pricing);
+        }
+        if new_code {
+            // New code deserves a new chance.
+            crate::agents::resume(self.world, entity, &self.caller.clone());
         }
         self.emit(EventKind::ArtifactWritten {
             id: id.clone(),
@@ -260,6 +265,10 @@ impl Kernel<'_> {
                 target.insert(Executable::new(edited.into()));
             }
         }
+        if spec.field == EditField::Code {
+            crate::agents::resume(self.world, entity, &self.caller.clone());
+        }
+        let mut target = self.world.entity_mut(entity);
         if let Some(mut artifact) = target.get_mut::<Artifact>() {
             artifact.updated_at = now;
         }

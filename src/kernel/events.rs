@@ -125,6 +125,12 @@ event_kinds! {
     InvokeFailure "INVOKE_FAILURE" { artifact: ArtifactId, method: String, depth: u32, code: ErrorCode, cpu_us: u64 },
     /// `artifact` names a contract that no longer exists; `freeware` rules applied.
     ContractFallback "CONTRACT_FALLBACK" { artifact: ArtifactId, contract: ArtifactId },
+    /// An agent's step failed; it will wait twice as long before the next.
+    AgentError "AGENT_ERROR" { principal: ArtifactId, message: String, errors_in_row: u32 },
+    /// An agent failed too many steps in a row and stopped.
+    AgentPaused "AGENT_PAUSED" { principal: ArtifactId, errors_in_row: u32 },
+    /// A paused agent runs again (its code changed, or someone resumed it).
+    AgentResumed "AGENT_RESUMED" { principal: ArtifactId },
 }
 
 /// What a frozen principal holds: the "dinner bell" for whoever might rescue it.

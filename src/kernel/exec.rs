@@ -77,7 +77,33 @@ fn worker_error(failure: &WorkerFailure) -> KernelError {
     }
 }
 
+impl<'w> Kernel<'w> {
+    /// The kernel acting as an artifact whose code is running (it need not be a
+    /// principal: host calls that need standing check for it).
+    pub(crate) fn for_code(world: &'w mut World, entity: Entity, id: &ArtifactId) -> Option<Self> {
+        world.get_entity(entity).ok()?;
+        let now = world.resource::<crate::world::time::SimClock>().now();
+        Some(Self { world, caller: id.clone(), caller_entity: entity, now, frame: Frame::top(entity) })
+    }
+}
+
 impl Kernel<'_> {
+    /// Answers a host call from code that may only look (an agent's step).
+    pub(crate) fn answer_look(&mut self, host_call: HostCall, args: &str) -> Result<Value, KernelError> {
+        let id = self.caller.clone();
+        let call = CodeCall {
+            entity: self.caller_entity,
+            id: &id,
+            entry: Entry::Step,
+            input: String::new(),
+            ctx: String::new(),
+            mode: CallMode::Look,
+            frame: self.frame,
+            loop_limit: 0,
+        };
+        self.answer_host_call(&call, host_call, args)
+    }
+
     pub(crate) fn sandbox_config(&self) -> SandboxConfig {
         self.world.resource::<Config>().sandbox.clone()
     }

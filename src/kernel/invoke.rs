@@ -63,6 +63,8 @@ impl Kernel<'_> {
     }
 
     fn invoke_full(&mut self, target: &str, method: &str, args: Value) -> Result<InvokeResult, KernelError> {
+        // Leaving the arguments out means passing none.
+        let args = if args.is_null() { Value::Object(Default::default()) } else { args };
         let config = self.sandbox_config();
         let entity = self.live(target)?;
         let target_id = self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(target))?;

@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
-use super::{ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, Supply, events::FrozenAssets, positive, state};
+use super::{
+    ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, Supply, contracts::BuiltinContract, events::FrozenAssets,
+    positive, state,
+};
 use crate::world::{
-    components::{Artifact, CreatedBy, Frozen, Quota, Standing},
+    components::{AccessContract, Artifact, CreatedBy, Frozen, Quota, Standing},
     config::Config,
     ids::{ArtifactId, Ids},
 };
@@ -218,7 +221,8 @@ impl Kernel<'_> {
 
     /// Creates principal `id`, owned by the caller, holding nothing: no scrip, no
     /// stocks, and a zero allocation of every rate the world limits. The caller funds
-    /// it with transfers.
+    /// it with transfers. Its contract is `self_owned`, so both its owner and the new
+    /// principal itself may write it (an agent keeps its memory in its own content).
     pub fn spawn_principal(&mut self, id: &str) -> Result<Entity, KernelError> {
         let new_id = self.new_id(id)?;
         let limits = Arc::new(self.world.resource::<Config>().defaults.quota.keys().map(|k| (k.clone(), 0)).collect());
@@ -229,7 +233,9 @@ impl Kernel<'_> {
             content: Box::from(""),
             details: None,
         };
-        let entity = self.world.spawn((new_id.clone(), artifact, Standing::default(), Quota::new(limits))).id();
+        let contract = AccessContract(ArtifactId::trusted(BuiltinContract::SelfOwned.id()));
+        let entity =
+            self.world.spawn((new_id.clone(), artifact, Standing::default(), Quota::new(limits), contract)).id();
         self.emit(EventKind::PrincipalSpawned { id: new_id });
         Ok(entity)
     }

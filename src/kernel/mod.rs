@@ -149,7 +149,7 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    fn top(payer: Entity) -> Self {
+    pub(crate) fn top(payer: Entity) -> Self {
         Self { depth: 0, contract_depth: 0, payer }
     }
 

@@ -213,7 +213,7 @@ impl WorkerProcess {
         let status = match self.child.wait() {
             Ok(status) => match (status.code(), status.signal()) {
                 (Some(code), _) => format!("exit code {code}"),
-                (None, Some(libc::SIGABRT)) => "aborted, most likely out of memory".to_owned(),
+                (None, Some(libc::SIGABRT)) => "aborted: out of memory or out of stack".to_owned(),
                 (None, Some(libc::SIGSEGV)) => "crashed, most likely a stack overflow".to_owned(),
                 (None, Some(libc::SIGKILL)) => "killed".to_owned(),
                 (None, Some(libc::SIGXCPU)) => "out of CPU time".to_owned(),

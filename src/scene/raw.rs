@@ -87,7 +87,7 @@ pub struct SandboxSpec {
     /// Heap a worker may grow by, in MiB; default 512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap_mb: Option<usize>,
-    /// Iterations allowed per loop; default 10 000 000.
+    /// Iterations allowed per loop; default 1 000 000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_limit: Option<u64>,
     /// Iterations allowed per loop in a contract; default 100 000.
@@ -245,9 +245,12 @@ entry_with_parts! {
         pub quota: BTreeMap<String, Option<u64>>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub capabilities: Vec<String>,
-        /// Runs autonomously (has a loop).
+        /// Runs autonomously: its code's `step(view)` is called on its own cadence.
         #[serde(default, skip_serializing_if = "is_false")]
         pub agent: bool,
+        /// An agent's cadence: simulated seconds between steps (default: one step).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub interval_secs: Option<f64>,
         #[serde(default, skip_serializing_if = "is_false")]
         pub frozen: bool,
     }
@@ -307,6 +310,10 @@ pub enum SystemAct {
     Unfreeze {
         principal: String,
     },
+    /// Lets an agent paused after repeated failures run again.
+    Resume {
+        principal: String,
+    },
 }
 
 impl SystemAct {
@@ -314,9 +321,10 @@ impl SystemAct {
     pub fn subject(&self) -> &str {
         match self {
             Self::GrantScrip { to, .. } | Self::GrantResource { to, .. } => to,
-            Self::SetQuota { principal, .. } | Self::Freeze { principal, .. } | Self::Unfreeze { principal } => {
-                principal
-            }
+            Self::SetQuota { principal, .. }
+            | Self::Freeze { principal, .. }
+            | Self::Unfreeze { principal }
+            | Self::Resume { principal } => principal,
         }
     }
 }

@@ -55,6 +55,7 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                     .map(|c| c.iter().map(str::to_owned).collect())
                     .unwrap_or_default(),
                 agent: world.get::<Loop>(entity).is_some(),
+                interval_secs: world.get::<Loop>(entity).map(|l| l.interval().as_secs_f64()),
                 frozen: world.get::<Frozen>(entity).is_some(),
                 ..PrincipalSpec::default()
             };

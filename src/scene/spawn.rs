@@ -34,7 +34,7 @@ use crate::{
 struct Extras {
     parts: ValidParts,
     capabilities: Option<Capabilities>,
-    agent: bool,
+    agent: Option<SimTime>,
     frozen: bool,
     deleted: Option<ArtifactId>,
 }
@@ -87,7 +87,7 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
         extras.push(Extras {
             parts: a.parts,
             capabilities: None,
-            agent: false,
+            agent: None,
             frozen: false,
             deleted: a.deleted.then_some(a.owner),
         });
@@ -120,7 +120,7 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>) 
             && parts.contract.is_none()
             && parts.pricing.is_none()
             && extra.capabilities.is_none()
-            && !extra.agent
+            && extra.agent.is_none()
             && !extra.frozen
             && extra.deleted.is_none();
         if plain {
@@ -142,8 +142,8 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>) 
         if let Some(capabilities) = extra.capabilities {
             entity.insert(capabilities);
         }
-        if extra.agent {
-            entity.insert(Loop { wake_at: SimTime::ZERO });
+        if let Some(interval) = extra.agent {
+            entity.insert(Loop::new(interval, SimTime::ZERO));
         }
         if extra.frozen {
             entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into() });

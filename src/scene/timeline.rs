@@ -141,6 +141,14 @@ pub fn apply(world: &mut World, act: InterventionAct) -> bool {
 }
 
 fn apply_system(world: &mut World, act: &SystemAct) -> Result<(), KernelError> {
+    if let SystemAct::Resume { principal } = act {
+        let entity = crate::world::ids::lookup(world, principal).ok_or_else(|| KernelError::not_found(principal))?;
+        if world.get::<crate::world::components::Loop>(entity).is_none() {
+            return Err(KernelError::invalid(format!("{principal} is not an agent")));
+        }
+        crate::agents::resume(world, entity, &ArtifactId::trusted(KERNEL_ID));
+        return Ok(());
+    }
     let mut kernel = Kernel::as_system(world)?;
     match act {
         SystemAct::GrantScrip { to, amount } => kernel.grant_scrip(to, amount.0),
@@ -150,5 +158,6 @@ fn apply_system(world: &mut World, act: &SystemAct) -> Result<(), KernelError> {
             kernel.freeze(principal, reason.as_deref().unwrap_or("frozen by an intervention"))
         }
         SystemAct::Unfreeze { principal } => kernel.unfreeze(principal, None),
+        SystemAct::Resume { .. } => Ok(()),
     }
 }

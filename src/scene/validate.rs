@@ -51,7 +51,8 @@ pub struct ValidPrincipal {
     pub stocks: BTreeMap<Arc<str>, u64>,
     pub quota: Limits,
     pub capabilities: BTreeSet<String>,
-    pub agent: bool,
+    /// An agent's interval between steps; `None` for a principal without a loop.
+    pub agent: Option<SimTime>,
     pub frozen: bool,
     pub parts: ValidParts,
 }
@@ -216,6 +217,24 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         if p.agent && parts.code.is_none() {
             return Err(check.err(path("agent"), &anchors("agent"), "an agent needs code: its loop runs it"));
         }
+        let agent = match (p.agent, p.interval_secs) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(check.err(
+                    path("interval_secs"),
+                    &anchors("interval_secs"),
+                    "only an agent has an interval",
+                ));
+            }
+            (true, None) => Some(config.dt),
+            (true, Some(secs)) => Some(SimTime::from_secs_f64(secs).filter(|t| t.millis() > 0).ok_or_else(|| {
+                check.err(
+                    path("interval_secs"),
+                    &anchors("interval_secs"),
+                    format!("{secs} is not an interval (seconds > 0)"),
+                )
+            })?),
+        };
         principals.push(ValidPrincipal {
             id,
             owner,
@@ -225,7 +244,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             stocks,
             quota,
             capabilities: p.capabilities.iter().cloned().collect(),
-            agent: p.agent,
+            agent,
             frozen: p.frozen,
             parts,
         });

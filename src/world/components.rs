@@ -300,15 +300,85 @@ pub struct Pricing {
     pub resource_policy: ResourcePolicy,
 }
 
-/// The artifact runs autonomously: it is an agent, woken at `wake_at`.
-#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// The artifact runs autonomously: it is an agent. Its `step(view)` runs when
+/// `wake_at` comes (every `interval` unless it asks to sleep longer), or earlier
+/// when an event matching `wake_on` happens.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[require(Inbox)]
 pub struct Loop {
+    pub(crate) interval: SimTime,
     pub(crate) wake_at: SimTime,
+    /// An event that wakes the agent before `wake_at`.
+    pub(crate) wake_on: Option<EventFilter>,
+    /// Failed steps in a row; each doubles the wait, and enough of them pause it.
+    pub(crate) errors_in_row: u32,
+    /// Stopped after too many failures, until its code changes or someone resumes it.
+    pub(crate) paused: bool,
+    /// The last event the agent has been shown.
+    pub(crate) seen_seq: u64,
+    /// Steps run so far, and the CPU they took.
+    pub(crate) steps: u64,
+    pub(crate) cpu_us: u64,
 }
 
 impl Loop {
+    pub fn new(interval: SimTime, first_wake: SimTime) -> Self {
+        Self {
+            interval,
+            wake_at: first_wake,
+            wake_on: None,
+            errors_in_row: 0,
+            paused: false,
+            seen_seq: 0,
+            steps: 0,
+            cpu_us: 0,
+        }
+    }
+    pub fn interval(&self) -> SimTime {
+        self.interval
+    }
     pub fn wake_at(&self) -> SimTime {
         self.wake_at
+    }
+    pub fn wake_on(&self) -> Option<&EventFilter> {
+        self.wake_on.as_ref()
+    }
+    pub fn errors_in_row(&self) -> u32 {
+        self.errors_in_row
+    }
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+    pub fn cpu_us(&self) -> u64 {
+        self.cpu_us
+    }
+}
+
+/// Which events wake a sleeping agent: every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    /// Event type, e.g. `AGENT_FROZEN`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Who acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// An artifact or principal named anywhere in the event's payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+}
+
+/// What became of an agent's intents, waiting to be shown in its next view.
+#[derive(Component, Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Inbox(pub(crate) Vec<serde_json::Value>);
+
+impl Inbox {
+    pub fn entries(&self) -> &[serde_json::Value] {
+        &self.0
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod agents;
 mod artifacts;
 mod cli;
 mod determinism;

@@ -1,0 +1,220 @@
+//! Running many agents' steps at once.
+//!
+//! Steps are grouped by lane and each lane's group goes to its worker as one batch;
+//! every batch is sent before any is awaited, so the workers compute in parallel.
+//! A step may look at the world (read-only host calls, answered here) but not act.
+//! If a step kills its worker, only that step fails: the steps after it in the batch
+//! are sent again, to a fresh worker.
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bevy_ecs::prelude::*;
+
+use crate::{
+    kernel::{ErrorCode, Kernel, KernelError},
+    sandbox::{
+        Sandbox, SandboxConfig, WorkerFailure,
+        process::WorkerProcess,
+        protocol::{CallMode, CallRequest, Entry, FromWorker, ToWorker},
+    },
+    world::{config::Config, ids::ArtifactId, rng::SimRng, time::SimClock},
+};
+
+/// One agent's step, ready to run.
+pub(crate) struct StepJob {
+    pub entity: Entity,
+    pub id: ArtifactId,
+    pub code: Arc<str>,
+    pub code_hash: u64,
+    pub view: String,
+}
+
+/// What a step returned (its JSON) and used.
+pub(crate) struct StepOutcome {
+    pub result: Result<String, String>,
+    pub cpu_us: u64,
+}
+
+/// A lane's steps in flight.
+struct LaneRun {
+    lane: usize,
+    worker: Option<WorkerProcess>,
+    /// Steps sent and not yet answered, in the order the worker runs them.
+    pending: VecDeque<(usize, CallRequest)>,
+}
+
+/// Runs every job's step; returns each job with its outcome, in the jobs' order.
+pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOutcome)> {
+    let config = world.resource::<Config>().sandbox.clone();
+    let now_ms = world.resource::<SimClock>().now().millis();
+    let mut outcomes: Vec<Option<StepOutcome>> = (0..jobs.len()).map(|_| None).collect();
+
+    // Requests in job order (seeds drawn in a fixed order), grouped by lane.
+    let mut lanes: Vec<LaneRun> = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        let lane = world.resource::<Sandbox>().lane_for(job.id.as_str(), &config);
+        let seed = world.resource_mut::<SimRng>().next_u64();
+        let id = world.resource_mut::<Sandbox>().next_call_id();
+        let request = CallRequest {
+            id,
+            code_hash: job.code_hash,
+            code: None,
+            forget: Vec::new(),
+            entry: Entry::Step,
+            input: job.view.clone(),
+            ctx: "{}".to_owned(),
+            now_ms,
+            seed,
+            loop_limit: config.loop_limit,
+            result_limit: config.result_bytes,
+            mode: CallMode::Look,
+        };
+        match lanes.iter_mut().find(|l| l.lane == lane) {
+            Some(run) => run.pending.push_back((index, request)),
+            None => lanes.push(LaneRun { lane, worker: None, pending: VecDeque::from([(index, request)]) }),
+        }
+    }
+    lanes.sort_by_key(|l| l.lane);
+
+    // Send every batch before waiting on any.
+    for run in &mut lanes {
+        send_batch(world, run, &jobs, &config, &mut outcomes);
+    }
+    for run in &mut lanes {
+        while !run.pending.is_empty() {
+            receive_one(world, run, &jobs, &config, &mut outcomes);
+        }
+        if let Some(worker) = run.worker.take() {
+            world.resource_mut::<Sandbox>().return_worker(run.lane, worker);
+        }
+    }
+    jobs.into_iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| {
+            let outcome = outcome.unwrap_or(StepOutcome { result: Err("the step never ran".into()), cpu_us: 0 });
+            (job, outcome)
+        })
+        .collect()
+}
+
+/// Sends the lane's pending steps as one batch, starting a worker if needed. Steps
+/// that cannot be sent fail.
+fn send_batch(
+    world: &mut World,
+    run: &mut LaneRun,
+    jobs: &[StepJob],
+    config: &SandboxConfig,
+    outcomes: &mut [Option<StepOutcome>],
+) {
+    if run.worker.is_none() {
+        match world.resource_mut::<Sandbox>().take_worker(run.lane, config) {
+            Ok(worker) => run.worker = Some(worker),
+            Err(failure) => {
+                fail_all(run, &failure.to_string(), outcomes);
+                return;
+            }
+        }
+    }
+    let Some(worker) = run.worker.as_mut() else { return };
+    let batch: Vec<CallRequest> = run
+        .pending
+        .iter_mut()
+        .map(|(index, request)| {
+            let job = &jobs[*index];
+            let (code, forget) = worker.code_to_send(job.code_hash, &job.code);
+            request.code = code;
+            request.forget = forget;
+            request.clone()
+        })
+        .collect();
+    if let Err(failure) = worker.send(&ToWorker::Batch(batch)) {
+        run.worker = None;
+        fail_all(run, &failure.to_string(), outcomes);
+    }
+}
+
+fn fail_all(run: &mut LaneRun, message: &str, outcomes: &mut [Option<StepOutcome>]) {
+    for (index, _) in run.pending.drain(..) {
+        outcomes[index] = Some(StepOutcome { result: Err(message.to_owned()), cpu_us: 0 });
+    }
+}
+
+/// Waits for the lane's next step to finish, answering its host calls.
+fn receive_one(
+    world: &mut World,
+    run: &mut LaneRun,
+    jobs: &[StepJob],
+    config: &SandboxConfig,
+    outcomes: &mut [Option<StepOutcome>],
+) {
+    let deadline = Instant::now() + Duration::from_millis(config.timeout_ms);
+    loop {
+        let Some(&(index, _)) = run.pending.front() else { return };
+        let Some(worker) = run.worker.as_mut() else {
+            fail_all(run, "the sandbox worker is gone", outcomes);
+            return;
+        };
+        match worker.receive(deadline) {
+            Ok(FromWorker::Rpc { call, args }) => {
+                let job = &jobs[index];
+                let reply = match Kernel::for_code(world, job.entity, &job.id) {
+                    Some(mut kernel) => kernel.answer_look(call, &args),
+                    None => Err(KernelError::not_found(job.id.as_str())),
+                };
+                let reply = match reply {
+                    Ok(value) => Ok(value.to_string()),
+                    Err(error) => Err(serde_json::to_string(&error).unwrap_or_default()),
+                };
+                let worker = run.worker.as_mut();
+                if let Some(Err(failure)) = worker.map(|w| w.send(&ToWorker::Reply(reply))) {
+                    lose_worker(world, run, failure, config, outcomes, jobs);
+                    return;
+                }
+            }
+            Ok(FromWorker::Done(result)) => {
+                run.pending.pop_front();
+                let cpu_us = config.cpu_us(result.instructions);
+                let result = result.outcome.map_err(|failed| format!("step failed: {}", failed.message));
+                outcomes[index] = Some(StepOutcome { result, cpu_us });
+                return;
+            }
+            Ok(other) => {
+                let failure = WorkerFailure::Protocol(format!("unexpected {other:?}"));
+                lose_worker(world, run, failure, config, outcomes, jobs);
+                return;
+            }
+            Err(failure) => {
+                lose_worker(world, run, failure, config, outcomes, jobs);
+                return;
+            }
+        }
+    }
+}
+
+/// The lane's worker is gone while running its front step: that step fails and is
+/// charged the deadline; the rest go to a fresh worker.
+fn lose_worker(
+    world: &mut World,
+    run: &mut LaneRun,
+    failure: WorkerFailure,
+    config: &SandboxConfig,
+    outcomes: &mut [Option<StepOutcome>],
+    jobs: &[StepJob],
+) {
+    if let Some(mut worker) = run.worker.take() {
+        worker.kill();
+        world.resource_mut::<Sandbox>().return_worker(run.lane, worker);
+    }
+    if let Some((index, _)) = run.pending.pop_front() {
+        let code = if failure == WorkerFailure::Timeout { ErrorCode::Timeout } else { ErrorCode::ExecutionError };
+        outcomes[index] =
+            Some(StepOutcome { result: Err(format!("{code}: {failure}")), cpu_us: config.timeout_ms * 1000 });
+    }
+    if !run.pending.is_empty() {
+        send_batch(world, run, jobs, config, outcomes);
+    }
+}
