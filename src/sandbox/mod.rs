@@ -61,7 +61,7 @@ impl Default for SandboxConfig {
             workers: 2,
             timeout_ms: 5_000,
             heap_bytes: 512 << 20,
-            loop_limit: 1_000_000,
+            loop_limit: 10_000_000,
             contract_loop_limit: 100_000,
             recursion: 512,
             result_bytes: 1 << 20,

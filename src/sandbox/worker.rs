@@ -420,6 +420,10 @@ fn run_entry(context: &mut Context, wrapper: &JsObject, request: &CallRequest) -
     let input = json_arg(&request.input, context)?;
     let ctx = json_arg(&request.ctx, context)?;
     let result = entry.call(&JsValue::undefined(), &[input, ctx], context).map_err(|e| thrown(e, context))?;
+    // `undefined` means "nothing" (null); a function or a symbol is not a value at all.
+    if result.is_symbol() || result.as_object().is_some_and(|o| o.is_callable()) {
+        return Err(failure(FailureKind::NotJson, format!("{name} returned a {}, not JSON", result.type_of())));
+    }
     let json = match result.to_json(context) {
         Ok(Some(json)) => json,
         Ok(None) => serde_json::Value::Null,

@@ -87,7 +87,8 @@ pub struct SandboxSpec {
     /// Heap a worker may grow by, in MiB; default 512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap_mb: Option<usize>,
-    /// Iterations allowed per loop; default 1 000 000.
+    /// Iterations allowed per loop (some built-ins, such as `repeat`, count too); default
+    /// 10 000 000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_limit: Option<u64>,
     /// Iterations allowed per loop in a contract; default 100 000.
