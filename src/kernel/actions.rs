@@ -358,7 +358,8 @@ impl Kernel<'_> {
                 Ok(disk(change, result))
             }
             Action::Invoke(spec) => {
-                let invoked = self.invoke(&spec.id, &spec.method, spec.args)?;
+                let expect = super::invoke::Expect { max_price: spec.max_price, code_hash: spec.code_hash };
+                let invoked = self.invoke_expecting(&spec.id, &spec.method, spec.args, &expect)?;
                 Ok(nothing(self, invoked.value))
             }
             Action::Transfer(spec) => {

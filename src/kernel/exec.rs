@@ -274,9 +274,14 @@ impl Kernel<'_> {
             HostCall::Invoke => {
                 let target = text(0, "artifact id")?;
                 let method = args.get(1).and_then(Value::as_str).unwrap_or("run").to_owned();
+                let expect: super::invoke::Expect = match arg(3) {
+                    Value::Null => Default::default(),
+                    options => serde_json::from_value(options)
+                        .map_err(|e| KernelError::invalid(format!("invoke options: {e}")))?,
+                };
                 let nested = actor.frame.nested();
                 actor.frame = nested;
-                actor.invoke_with(&target, &method, arg(2))
+                actor.invoke_expecting(&target, &method, arg(2), &expect).map(|r| r.value)
             }
             HostCall::Transfer => {
                 actor.require_standing()?;

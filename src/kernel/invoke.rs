@@ -37,6 +37,29 @@ pub struct InvokeSpec {
     pub method: String,
     #[serde(default)]
     pub args: Value,
+    /// The most scrip the caller accepts to pay (price plus contract fee): an owner
+    /// cannot raise the price under a caller who already decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<u64>,
+    /// The code the caller means to run (hex, from the artifact's metadata): a new
+    /// owner cannot swap the code under a caller who checked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_hash: Option<String>,
+}
+
+/// What a caller insists on when it invokes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub max_price: Option<u64>,
+    #[serde(default)]
+    pub code_hash: Option<String>,
+}
+
+/// A code hash as shown in metadata.
+pub fn code_hash_hex(hash: u64) -> String {
+    format!("{hash:016x}")
 }
 
 fn default_method() -> String {
@@ -54,15 +77,28 @@ pub struct InvokeResult {
 impl Kernel<'_> {
     /// The caller invokes `method` of artifact `target` with `args`.
     pub fn invoke(&mut self, target: &str, method: &str, args: Value) -> Result<InvokeResult, KernelError> {
-        self.invoke_full(target, method, args)
+        self.invoke_full(target, method, args, &Expect::default())
     }
 
-    /// [`Kernel::invoke`] returning only the value (for host calls from code).
-    pub(crate) fn invoke_with(&mut self, target: &str, method: &str, args: Value) -> Result<Value, KernelError> {
-        self.invoke_full(target, method, args).map(|r| r.value)
+    /// [`Kernel::invoke`], refusing if the price or the code is not what the caller
+    /// expects.
+    pub fn invoke_expecting(
+        &mut self,
+        target: &str,
+        method: &str,
+        args: Value,
+        expect: &Expect,
+    ) -> Result<InvokeResult, KernelError> {
+        self.invoke_full(target, method, args, expect)
     }
 
-    fn invoke_full(&mut self, target: &str, method: &str, args: Value) -> Result<InvokeResult, KernelError> {
+    fn invoke_full(
+        &mut self,
+        target: &str,
+        method: &str,
+        args: Value,
+        expect: &Expect,
+    ) -> Result<InvokeResult, KernelError> {
         // Leaving the arguments out means passing none.
         let args = if args.is_null() { Value::Object(Default::default()) } else { args };
         let config = self.sandbox_config();
@@ -75,7 +111,7 @@ impl Kernel<'_> {
             let interface = self.world.get::<Interface>(entity).cloned().unwrap_or_default();
             return Ok(InvokeResult { value: serde_json::to_value(interface).unwrap_or(Value::Null), paid: 0 });
         }
-        let outcome = self.invoke_checked(entity, &target_id, method, args, &config);
+        let outcome = self.invoke_checked(entity, &target_id, method, args, expect, &config);
         let (event, stats) = match &outcome {
             Ok((result, cpu_us, memory_bytes)) => (
                 EventKind::InvokeSuccess {
@@ -115,9 +151,19 @@ impl Kernel<'_> {
         target: &ArtifactId,
         method: &str,
         args: Value,
+        expect: &Expect,
         config: &crate::sandbox::SandboxConfig,
     ) -> Result<(InvokeResult, u64, u64), (KernelError, bool)> {
         let rejected = |error: KernelError| (error, false);
+        if let Some(expected) = &expect.code_hash {
+            let actual = self.world.get::<Executable>(entity).map(|x| code_hash_hex(x.code_hash())).unwrap_or_default();
+            if *expected != actual {
+                return Err(rejected(
+                    KernelError::invalid(format!("{target}'s code is {actual}, not the {expected} the caller expects"))
+                        .with("code_hash", actual),
+                ));
+            }
+        }
         if self.frame.depth > config.max_depth {
             return Err(rejected(
                 KernelError::new(
@@ -151,6 +197,17 @@ impl Kernel<'_> {
         let pricing = self.world.get::<Pricing>(entity).copied().unwrap_or_default();
         let price = if owner == self.caller { 0 } else { pricing.invoke_price };
         let due = price + fee;
+        if let Some(max_price) = expect.max_price
+            && due > max_price
+        {
+            return Err(rejected(
+                KernelError::invalid(format!(
+                    "invoking {target} costs {due} scrip, more than the {max_price} the caller accepts"
+                ))
+                .with("price", due)
+                .with("max_price", max_price),
+            ));
+        }
         self.ensure_can_pay(due, target).map_err(rejected)?;
 
         let payer = match pricing.resource_policy {

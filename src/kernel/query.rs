@@ -103,6 +103,7 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
     let Some(fields) = out.as_object_mut() else { return out };
     if let Some(x) = world.get::<Executable>(entity) {
         fields.insert("code_bytes".into(), x.code().len().into());
+        fields.insert("code_hash".into(), super::invoke::code_hash_hex(x.code_hash()).into());
     }
     if let Some(interface) = world.get::<Interface>(entity).filter(|i| !i.tools.is_empty()) {
         fields.insert("interface".into(), serde_json::to_value(interface).unwrap_or(Value::Null));

@@ -31,10 +31,23 @@ pub enum InterventionAct {
 }
 
 impl InterventionAct {
-    /// The JSON recorded in the `INTERVENTION` event.
+    /// The JSON recorded in the `INTERVENTION` event. Written content and code are
+    /// replaced by their size: the event log is public (code can read it), the
+    /// artifact itself may not be.
     pub fn to_json(&self) -> Value {
         match self {
-            Self::As { actor, action } => json!({ "as": actor, "do": action.to_json() }),
+            Self::As { actor, action } => {
+                let mut act = action.to_json();
+                if let Some(fields) = act.as_object_mut() {
+                    for key in ["content", "code", "old", "new"] {
+                        if let Some(Value::String(text)) = fields.get(key) {
+                            let redacted = format!("<{} bytes>", text.len());
+                            fields.insert(key.into(), redacted.into());
+                        }
+                    }
+                }
+                json!({ "as": actor, "do": act })
+            }
             Self::System(act) => json!({ "system": serde_json::to_value(act).unwrap_or(Value::Null) }),
         }
     }

@@ -344,3 +344,71 @@ fn kernel_api_invoke_works_directly() {
     let result = kernel.invoke("adder", "run", json!({"x": 1})).unwrap();
     assert_eq!(result.value, json!(2));
 }
+
+#[test]
+fn a_caller_can_cap_the_price_and_pin_the_code() {
+    let mut sim = world(&tool("adder", "bob", ADDER, "pricing: (invoke_price: 10)"));
+    let meta = agent_ecology::kernel::query::run(
+        sim.world(),
+        &agent_ecology::kernel::query::QuerySpec { id: Some("adder".into()), ..Default::default() },
+    )
+    .unwrap()
+    .0;
+    let hash = meta["artifact"]["code_hash"].as_str().unwrap().to_owned();
+    let call = |max: u64, hash: &str| {
+        json!({"action": "invoke", "id": "adder", "args": {"x": 1}, "max_price": max, "code_hash": hash}).to_string()
+    };
+    assert!(act_ok(&mut sim, "alice", &call(10, &hash)).success);
+    // The owner raises the price: a caller who accepted 10 is not charged 50.
+    act_ok(&mut sim, "bob", r#"{"action":"write","id":"adder","pricing":{"invoke_price":50}}"#);
+    let r = act_fails(&mut sim, "alice", &call(10, &hash), ErrorCode::InvalidArgs);
+    assert!(r.error.unwrap().message.contains("more than the 10"));
+    // The owner swaps the code: a caller who pinned the old code does not run the new.
+    act_ok(
+        &mut sim,
+        "bob",
+        r#"{"action":"write","id":"adder","pricing":{"invoke_price":10},"code":"function run(a) { return 'gotcha' }"}"#,
+    );
+    let r = act_fails(&mut sim, "alice", &call(10, &hash), ErrorCode::InvalidArgs);
+    assert!(r.error.unwrap().message.contains("not the"));
+    assert_eq!(scrip(&sim, "alice"), 90, "only the first call was paid for");
+    // Code can insist too.
+    let cautious = format!(
+        r#"function run() {{ try {{ return invoke("adder", "run", {{x: 1}}, {{max_price: 5}}) }} catch (e) {{ return e.code }} }}"#
+    );
+    let mut sim = world(
+        &[tool("adder", "bob", ADDER, "pricing: (invoke_price: 10)"), tool("cautious", "carol", &cautious, "")]
+            .concat(),
+    );
+    assert_eq!(invoke(&mut sim, "alice", "cautious", json!({})).result, Some(json!("INVALID_ARGS")));
+}
+
+#[test]
+fn the_event_log_does_not_leak_written_content() {
+    let mut sim = sim(r#"Scene(
+        principals: [(id: "alice")],
+        interventions: [(at: 0.0, as: "alice", do: Write(id: "diary", content: "my secret plan", contract: "private"))],
+    )"#);
+    sim.run_steps(1);
+    let log = sim.world().resource::<EventLog>();
+    let text: String = log.recent().map(|e| serde_json::to_string(e).unwrap()).collect();
+    assert!(!text.contains("secret"), "{text}");
+    assert!(text.contains("<14 bytes>"));
+}
+
+#[test]
+fn a_griefing_contract_costs_its_victims_little() {
+    // An owner attaches a contract that burns as much CPU as it can: the check is cut
+    // short by the contract loop limit, denies, and costs the caller a bounded amount.
+    let mut sim = world(
+        &[
+            tool("burner", "bob", "function check_permission() { let x = 0; while (true) x++; }", ""),
+            tool("trap", "bob", ADDER, r#"contract: "burner""#),
+        ]
+        .concat(),
+    );
+    let r = invoke(&mut sim, "alice", "trap", json!({"x": 1}));
+    assert_eq!(r.error_code(), Some(ErrorCode::AccessDenied));
+    let cpu = r.resources_consumed.cpu_us;
+    assert!(cpu > 0 && cpu < 20_000, "charged {cpu} µs: bounded by the contract loop limit (100 000 iterations)");
+}
