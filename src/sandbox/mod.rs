@@ -16,6 +16,7 @@
 pub mod alloc;
 pub mod process;
 pub mod protocol;
+pub mod shm;
 pub mod worker;
 
 use std::{

@@ -1,29 +1,39 @@
 //! One sandbox worker process, as the world process sees it.
 //!
-//! Reads from the worker wait with `poll` against the call's deadline, on the calling
-//! thread (a reader thread would add a context switch to every round trip). A worker
-//! that misses a deadline is killed; one that closes its output has died. Either way
-//! it is finished, and the pool starts a new one when it is next needed.
+//! Messages travel over a shared-memory region ([`super::shm`]) whose descriptor the
+//! worker inherits as fd 3; its stdin and stdout are not used. Waiting for a message
+//! spins briefly, then parks, checking between naps that the worker is still alive
+//! and that the call's deadline has not passed. A worker that misses a deadline is
+//! killed; one that exits has died. Either way it is finished, and the pool starts a
+//! new one when it is next needed.
 
 use std::{
     collections::{HashSet, VecDeque},
-    io::{self, Write},
-    os::fd::{AsRawFd, RawFd},
-    os::unix::process::ExitStatusExt,
+    os::{fd::AsRawFd, unix::process::CommandExt, unix::process::ExitStatusExt},
     path::Path,
-    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde::Serialize;
 
-use super::protocol::{FromWorker, MAX_FRAME_BYTES, decode};
+use super::{
+    protocol::{FromWorker, MAX_FRAME_BYTES, decode},
+    shm::{Direction, Region, Wait, WaitError},
+};
 
 /// How long a new worker may take to say it is ready.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long the host spins waiting for a worker before parking: enough for a short
+/// call or a quick host call to come back without a trip through the scheduler.
+const HOST_SPIN: Duration = Duration::from_micros(40);
+
 /// Compiled code a worker keeps, by hash, before the host asks it to forget some.
 const CODE_CACHE_ENTRIES: usize = 4096;
+
+/// The descriptor number the worker finds its shared region at.
+pub const WORKER_SHM_FD: i32 = 3;
 
 /// Why no message came back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,11 +60,9 @@ pub struct WorkerSpawn<'a> {
 
 pub struct WorkerProcess {
     child: Child,
-    stdin: ChildStdin,
-    stdout: ChildStdout,
+    region: Region,
     out_buf: Vec<u8>,
     in_buf: Vec<u8>,
-    in_start: usize,
     /// Code hashes the worker has compiled, oldest first.
     known: HashSet<u64>,
     known_order: VecDeque<u64>,
@@ -65,7 +73,10 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts a worker and waits until it is ready.
     pub fn spawn(settings: &WorkerSpawn) -> Result<Self, WorkerFailure> {
-        let mut child = Command::new(settings.exe)
+        let (region, fd) = Region::create().map_err(|e| WorkerFailure::Start(format!("shared memory: {e}")))?;
+        let raw = fd.as_raw_fd();
+        let mut command = Command::new(settings.exe);
+        command
             .arg("sandbox-worker")
             .arg("--heap-bytes")
             .arg(settings.heap_bytes.to_string())
@@ -73,22 +84,30 @@ impl WorkerProcess {
             .arg(settings.recursion.to_string())
             .arg("--stack-bytes")
             .arg(settings.stack_bytes.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(if settings.show_stderr { Stdio::inherit() } else { Stdio::null() })
-            .spawn()
-            .map_err(|e| WorkerFailure::Start(format!("{}: {e}", settings.exe.display())))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            return Err(WorkerFailure::Start("no pipes to the worker".into()));
-        };
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if settings.show_stderr { Stdio::inherit() } else { Stdio::null() });
+        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl):
+        // hand the region's descriptor to the worker at a known number.
+        unsafe {
+            command.pre_exec(move || {
+                if raw == WORKER_SHM_FD {
+                    if libc::fcntl(raw, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(raw, WORKER_SHM_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| WorkerFailure::Start(format!("{}: {e}", settings.exe.display())))?;
+        drop(fd);
         let mut worker = Self {
             child,
-            stdin,
-            stdout,
+            region,
             out_buf: Vec::with_capacity(1 << 12),
-            in_buf: Vec::with_capacity(1 << 16),
-            in_start: 0,
+            in_buf: Vec::with_capacity(1 << 12),
             known: HashSet::new(),
             known_order: VecDeque::new(),
             forget: Vec::new(),
@@ -123,87 +142,62 @@ impl WorkerProcess {
     }
 
     pub fn send<T: Serialize>(&mut self, message: &T) -> Result<(), WorkerFailure> {
+        if self.dead {
+            return Err(WorkerFailure::Died("it had already stopped".into()));
+        }
         self.out_buf.clear();
         self.out_buf.extend_from_slice(&[0; 4]);
-        let encoded = postcard::to_io(message, &mut self.out_buf).map(|_| ());
-        if let Err(e) = encoded {
+        if let Err(e) = postcard::to_io(message, &mut self.out_buf) {
             return Err(WorkerFailure::Protocol(e.to_string()));
         }
         let len = (self.out_buf.len() - 4) as u32;
         self.out_buf[..4].copy_from_slice(&len.to_le_bytes());
-        // One write per frame: a frame is one system call, not two.
-        if let Err(e) = self.stdin.write_all(&self.out_buf) {
-            return Err(self.died(&format!("writing to it failed: {e}")));
+        // Writing only waits when the worker's inbox is full; it is never fuller than
+        // one message, so no deadline is needed beyond the worker staying alive.
+        let Self { child, region, out_buf, .. } = self;
+        let mut alive = || matches!(child.try_wait(), Ok(None));
+        let mut wait = Wait { spin: HOST_SPIN, deadline: None, alive: &mut alive };
+        match region.write_all(Direction::ToWorker, out_buf, &mut wait) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.died("it stopped reading")),
         }
-        Ok(())
     }
 
     /// Waits for the next message until `deadline`; kills the worker if it passes.
     pub fn receive(&mut self, deadline: Instant) -> Result<FromWorker, WorkerFailure> {
-        self.fill(4, deadline)?;
-        let start = self.in_start;
-        let len = u32::from_le_bytes([
-            self.in_buf[start],
-            self.in_buf[start + 1],
-            self.in_buf[start + 2],
-            self.in_buf[start + 3],
-        ]) as usize;
+        if self.dead {
+            return Err(WorkerFailure::Died("it had already stopped".into()));
+        }
+        let mut len = [0u8; 4];
+        self.read_exact_into(&mut len, deadline)?;
+        let len = u32::from_le_bytes(len) as usize;
         if len > MAX_FRAME_BYTES {
             self.kill();
             return Err(WorkerFailure::Protocol(format!("a frame of {len} bytes")));
         }
-        self.fill(4 + len, deadline)?;
-        let body = &self.in_buf[start + 4..start + 4 + len];
-        let message = decode(body).map_err(|e| WorkerFailure::Protocol(e.to_string()));
-        self.in_start += 4 + len;
-        if self.in_start == self.in_buf.len() {
-            self.in_buf.clear();
-            self.in_start = 0;
-        }
-        if message.is_err() {
+        let mut body = std::mem::take(&mut self.in_buf);
+        body.resize(len, 0);
+        let read = self.read_exact_into(&mut body, deadline);
+        let message = read.and_then(|()| decode(&body).map_err(|e| WorkerFailure::Protocol(e.to_string())));
+        self.in_buf = body;
+        if matches!(message, Err(WorkerFailure::Protocol(_))) {
             self.kill();
         }
         message
     }
 
-    /// Makes sure `n` unread bytes are buffered.
-    fn fill(&mut self, n: usize, deadline: Instant) -> Result<(), WorkerFailure> {
-        if self.dead {
-            return Err(WorkerFailure::Died("it had already stopped".into()));
-        }
-        if self.in_start > 0 && self.in_buf.len() - self.in_start < n {
-            self.in_buf.drain(..self.in_start);
-            self.in_start = 0;
-        }
-        let fd = self.stdout.as_raw_fd();
-        while self.in_buf.len() - self.in_start < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !wait_readable(fd, left) {
+    fn read_exact_into(&mut self, out: &mut [u8], deadline: Instant) -> Result<(), WorkerFailure> {
+        let Self { child, region, .. } = self;
+        let mut alive = || matches!(child.try_wait(), Ok(None));
+        let mut wait = Wait { spin: HOST_SPIN, deadline: Some(deadline), alive: &mut alive };
+        match region.read_exact(Direction::ToHost, out, &mut wait) {
+            Ok(()) => Ok(()),
+            Err(WaitError::Timeout) => {
                 self.kill();
-                return Err(WorkerFailure::Timeout);
+                Err(WorkerFailure::Timeout)
             }
-            let len = self.in_buf.len();
-            let want = (n - (len - self.in_start)).max(1 << 16);
-            self.in_buf.resize(len + want, 0);
-            // SAFETY: reading into the spare capacity we just sized; the length is
-            // corrected right after.
-            let read = unsafe { libc::read(fd, self.in_buf[len..].as_mut_ptr().cast(), want) };
-            match read {
-                r if r > 0 => self.in_buf.truncate(len + r as usize),
-                0 => {
-                    self.in_buf.truncate(len);
-                    return Err(self.died("it closed its output"));
-                }
-                _ => {
-                    self.in_buf.truncate(len);
-                    let error = io::Error::last_os_error();
-                    if error.kind() != io::ErrorKind::Interrupted {
-                        return Err(self.died(&format!("reading failed: {error}")));
-                    }
-                }
-            }
+            Err(WaitError::PeerGone) => Err(self.died("it stopped")),
         }
-        Ok(())
     }
 
     /// The worker is gone: reap it and say how it ended.
@@ -242,24 +236,5 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// Waits until `fd` has data (or was closed), at most `timeout`.
-fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&mut poll, 1, ms) };
-        if ready > 0 {
-            return true;
-        }
-        if ready == 0 && Instant::now() >= deadline {
-            return false;
-        }
-        // Interrupted, or woke a little early: try again until the deadline.
     }
 }

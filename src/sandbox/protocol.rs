@@ -1,7 +1,7 @@
 //! What the world process and its sandbox workers say to each other.
 //!
 //! Frames are a little-endian `u32` length followed by a postcard-encoded message,
-//! over the worker's stdin (host → worker) and stdout (worker → host). JSON values
+//! over the shared-memory streams of [`super::shm`]. JSON values
 //! cross as JSON text: postcard cannot carry a self-describing value, and both ends
 //! already speak JSON at the edges (artifact arguments and results are JSON).
 //!

@@ -22,8 +22,9 @@
 use std::{
     cell::{Cell, RefCell},
     collections::HashMap,
-    io::{self, BufReader, BufWriter, Stdin, Stdout},
+    io,
     rc::Rc,
+    time::Duration,
 };
 
 use boa_engine::{
@@ -38,11 +39,17 @@ use boa_engine::{
 
 use super::{
     alloc,
+    process::WORKER_SHM_FD,
     protocol::{
-        CallMode, CallRequest, CallResult, Entry, Failure, FailureKind, FromWorker, HostCall, ToWorker, read_frame,
-        write_frame,
+        CallMode, CallRequest, CallResult, Entry, Failure, FailureKind, FromWorker, HostCall, MAX_FRAME_BYTES,
+        ToWorker, decode,
     },
+    shm::{Direction, Region, Wait},
 };
+
+/// How long a worker spins waiting for the host before parking: the host answers
+/// host calls and sends the next call of a busy chain within microseconds.
+const WORKER_SPIN: Duration = Duration::from_micros(60);
 
 /// Limits a worker applies to itself at start-up.
 #[derive(Debug, Clone, Copy)]
@@ -63,8 +70,16 @@ impl Default for WorkerLimits {
     }
 }
 
-/// Runs a worker until its input closes. Returns the process exit code.
+/// Runs a worker until its host goes away. Returns the process exit code.
 pub fn main(limits: WorkerLimits) -> i32 {
+    // Die with the host: nobody else will ever talk to us.
+    // SAFETY: prctl and getppid have no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() == 1 {
+            return 6;
+        }
+    }
     apply_rlimits(&limits);
     let js = std::thread::Builder::new().name("js".into()).stack_size(limits.stack_bytes).spawn(move || serve(limits));
     match js.map(|handle| handle.join()) {
@@ -75,10 +90,10 @@ pub fn main(limits: WorkerLimits) -> i32 {
 }
 
 fn apply_rlimits(limits: &WorkerLimits) {
-    // Address space: the heap limit, the JS thread's stack, and room for the binary,
-    // the allocator's arenas and the compiled code. The counting allocator is the
-    // precise limit; this one catches whatever escapes it.
-    let address_space = (limits.heap_bytes + limits.stack_bytes) as u64 + (1 << 30);
+    // Address space: the heap limit, the JS thread's stack, the shared region, and
+    // room for the binary, the allocator's arenas and the compiled code. The counting
+    // allocator is the precise limit; this one catches whatever escapes it.
+    let address_space = (limits.heap_bytes + limits.stack_bytes + 2 * super::shm::RING_BYTES) as u64 + (1 << 30);
     set_rlimit(libc::RLIMIT_AS, address_space, address_space);
     set_rlimit(libc::RLIMIT_CPU, limits.cpu_secs, limits.cpu_secs + 10);
     // A worker that aborts must not leave a core file behind.
@@ -92,9 +107,14 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) {
 }
 
 struct Io {
-    input: BufReader<Stdin>,
-    output: BufWriter<Stdout>,
+    region: Region,
+    out: Vec<u8>,
     buf: Vec<u8>,
+}
+
+fn host_alive() -> bool {
+    // SAFETY: getppid has no preconditions. Orphans are adopted by init (pid 1).
+    unsafe { libc::getppid() != 1 }
 }
 
 /// What a call in progress needs to know about itself.
@@ -113,25 +133,39 @@ thread_local! {
 }
 
 fn send(message: &FromWorker) -> io::Result<()> {
-    IO.with_borrow_mut(|io| match io {
-        Some(io) => write_frame(&mut io.output, message),
-        None => Err(io::Error::other("no channel to the host")),
+    IO.with_borrow_mut(|io| {
+        let Some(io) = io else { return Err(io::Error::other("no channel to the host")) };
+        io.out.clear();
+        io.out.extend_from_slice(&[0; 4]);
+        postcard::to_io(message, &mut io.out).map_err(io::Error::other)?;
+        let len = (io.out.len() - 4) as u32;
+        io.out[..4].copy_from_slice(&len.to_le_bytes());
+        let mut alive = host_alive;
+        let mut wait = Wait { spin: WORKER_SPIN, deadline: None, alive: &mut alive };
+        io.region.write_all(Direction::ToHost, &io.out, &mut wait).map_err(|e| io::Error::other(format!("{e:?}")))
     })
 }
 
 fn receive() -> io::Result<ToWorker> {
-    IO.with_borrow_mut(|io| match io {
-        Some(io) => read_frame(&mut io.input, &mut io.buf),
-        None => Err(io::Error::other("no channel to the host")),
+    IO.with_borrow_mut(|io| {
+        let Some(io) = io else { return Err(io::Error::other("no channel to the host")) };
+        let mut alive = host_alive;
+        let mut wait = Wait { spin: WORKER_SPIN, deadline: None, alive: &mut alive };
+        let mut len = [0u8; 4];
+        let gone = |e| io::Error::new(io::ErrorKind::UnexpectedEof, format!("{e:?}"));
+        io.region.read_exact(Direction::ToWorker, &mut len, &mut wait).map_err(gone)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > MAX_FRAME_BYTES {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {len} bytes")));
+        }
+        io.buf.resize(len, 0);
+        io.region.read_exact(Direction::ToWorker, &mut io.buf, &mut wait).map_err(gone)?;
+        decode(&io.buf)
     })
 }
 
 fn serve(limits: WorkerLimits) -> io::Result<()> {
-    IO.set(Some(Io {
-        input: BufReader::with_capacity(1 << 16, io::stdin()),
-        output: BufWriter::with_capacity(1 << 16, io::stdout()),
-        buf: Vec::new(),
-    }));
+    IO.set(Some(Io { region: Region::open(WORKER_SHM_FD)?, out: Vec::with_capacity(1 << 12), buf: Vec::new() }));
     let mut context = new_context(&limits).map_err(|e| io::Error::other(e.to_string()))?;
     // Count from here: what the engine needs to exist is not any call's usage.
     alloc::enable(limits.heap_bytes);
@@ -211,7 +245,9 @@ const LOCKDOWN: &str = r#"
 })();
 "#;
 
-fn new_context(limits: &WorkerLimits) -> JsResult<Context> {
+/// A context as workers run code in: host functions installed, intrinsics frozen.
+/// (Public for benchmarks of its cost.)
+pub fn new_context(limits: &WorkerLimits) -> JsResult<Context> {
     let mut context = Context::builder()
         .host_hooks(Rc::new(Hooks))
         .clock(Rc::new(SimulatedClock))
@@ -319,7 +355,7 @@ fn host_call(call: HostCall, args: &[JsValue], context: &mut Context) -> JsResul
 }
 
 fn lost_host(error: io::Error) -> JsError {
-    // Without the host there is nothing left to do; exiting ends the call cleanly.
+    // Without the host there is nothing left to do.
     eprintln!("sandbox worker: lost the host: {error}");
     std::process::exit(5)
 }
