@@ -24,6 +24,11 @@ use crate::{
     world::{config::Config, ids::ArtifactId, rng::SimRng, time::SimClock},
 };
 
+/// How long the host spins waiting on a batch before parking. Long enough to catch
+/// a step's next host call, short enough not to starve the workers of the cores
+/// while they compute (the last result of a batch wakes a parked host).
+const BATCH_SPIN: Duration = Duration::from_micros(20);
+
 /// One agent's step, ready to run.
 pub(crate) struct StepJob {
     pub entity: Entity,
@@ -158,7 +163,7 @@ fn receive_one(
             fail_all(run, "the sandbox worker is gone", outcomes);
             return;
         };
-        match worker.receive(deadline) {
+        match worker.receive_spinning(deadline, BATCH_SPIN) {
             Ok(FromWorker::Rpc { call, args }) => {
                 let job = &jobs[index];
                 let reply = match Kernel::for_code(world, job.entity, &job.id) {

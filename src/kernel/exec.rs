@@ -112,8 +112,21 @@ impl Kernel<'_> {
     pub(crate) fn run_code(&mut self, call: CodeCall) -> Result<CodeResult, KernelError> {
         let config = self.sandbox_config();
         let lane = self.world.resource::<Sandbox>().lane_for(call.id.as_str(), &config);
-        let root = self.world.resource_mut::<Sandbox>().begin_chain(lane, &config).map_err(|e| worker_error(&e))?;
-        let result = self.drive(&call, &config);
+        self.in_chain(lane, &config, |kernel| kernel.drive(&call, &config))
+    }
+
+    /// Runs `work` inside a chain on `lane`, starting one if none is active (and
+    /// then ending it afterwards). Everything run inside uses the chain's worker, so
+    /// an operation that runs several pieces of code (a contract, then the target)
+    /// keeps them on one warm worker.
+    pub(crate) fn in_chain<T>(
+        &mut self,
+        lane: usize,
+        config: &SandboxConfig,
+        work: impl FnOnce(&mut Self) -> Result<T, KernelError>,
+    ) -> Result<T, KernelError> {
+        let root = self.world.resource_mut::<Sandbox>().begin_chain(lane, config).map_err(|e| worker_error(&e))?;
+        let result = work(self);
         if root {
             self.world.resource_mut::<Sandbox>().end_chain();
         }

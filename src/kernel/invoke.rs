@@ -111,7 +111,14 @@ impl Kernel<'_> {
             let interface = self.world.get::<Interface>(entity).cloned().unwrap_or_default();
             return Ok(InvokeResult { value: serde_json::to_value(interface).unwrap_or(Value::Null), paid: 0 });
         }
-        let outcome = self.invoke_checked(entity, &target_id, method, args, expect, &config);
+        // One chain for the contract check and the call itself, on the target's lane.
+        let lane = self.world.resource::<crate::sandbox::Sandbox>().lane_for(target_id.as_str(), &config);
+        let outcome = match self.in_chain(lane, &config, |kernel| {
+            Ok(kernel.invoke_checked(entity, &target_id, method, args, expect, &config))
+        }) {
+            Ok(outcome) => outcome,
+            Err(error) => Err((error, false)),
+        };
         let (event, stats) = match &outcome {
             Ok((result, cpu_us, memory_bytes)) => (
                 EventKind::InvokeSuccess {

@@ -165,11 +165,17 @@ impl WorkerProcess {
 
     /// Waits for the next message until `deadline`; kills the worker if it passes.
     pub fn receive(&mut self, deadline: Instant) -> Result<FromWorker, WorkerFailure> {
+        self.receive_spinning(deadline, HOST_SPIN)
+    }
+
+    /// Like [`WorkerProcess::receive`], spinning for `spin` before parking. A host
+    /// waiting on a long batch should not spin: the workers need the cores.
+    pub fn receive_spinning(&mut self, deadline: Instant, spin: Duration) -> Result<FromWorker, WorkerFailure> {
         if self.dead {
             return Err(WorkerFailure::Died("it had already stopped".into()));
         }
         let mut len = [0u8; 4];
-        self.read_exact_into(&mut len, deadline)?;
+        self.read_exact_into(&mut len, deadline, spin)?;
         let len = u32::from_le_bytes(len) as usize;
         if len > MAX_FRAME_BYTES {
             self.kill();
@@ -177,7 +183,7 @@ impl WorkerProcess {
         }
         let mut body = std::mem::take(&mut self.in_buf);
         body.resize(len, 0);
-        let read = self.read_exact_into(&mut body, deadline);
+        let read = self.read_exact_into(&mut body, deadline, spin);
         let message = read.and_then(|()| decode(&body).map_err(|e| WorkerFailure::Protocol(e.to_string())));
         self.in_buf = body;
         if matches!(message, Err(WorkerFailure::Protocol(_))) {
@@ -186,10 +192,10 @@ impl WorkerProcess {
         message
     }
 
-    fn read_exact_into(&mut self, out: &mut [u8], deadline: Instant) -> Result<(), WorkerFailure> {
+    fn read_exact_into(&mut self, out: &mut [u8], deadline: Instant, spin: Duration) -> Result<(), WorkerFailure> {
         let Self { child, region, .. } = self;
         let mut alive = || matches!(child.try_wait(), Ok(None));
-        let mut wait = Wait { spin: HOST_SPIN, deadline: Some(deadline), alive: &mut alive };
+        let mut wait = Wait { spin, deadline: Some(deadline), alive: &mut alive };
         match region.read_exact(Direction::ToHost, out, &mut wait) {
             Ok(()) => Ok(()),
             Err(WaitError::Timeout) => {

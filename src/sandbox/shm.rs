@@ -140,8 +140,20 @@ impl Region {
         unsafe { self.base.add(offset) }
     }
 
-    /// Writes all of `bytes` into the ring, waiting for room as needed.
+    /// Writes all of `bytes` into the ring, waiting for room as needed, and wakes the
+    /// reader if it is parked.
     pub fn write_all(&mut self, direction: Direction, bytes: &[u8], wait: &mut Wait) -> Result<(), WaitError> {
+        self.write(direction, bytes, wait, true)
+    }
+
+    /// Like [`Region::write_all`], but leaves a parked reader asleep: for a message
+    /// that will soon be followed by one worth waking for. (A parked reader still
+    /// looks between naps, so nothing is lost.)
+    pub fn write_all_quietly(&mut self, direction: Direction, bytes: &[u8], wait: &mut Wait) -> Result<(), WaitError> {
+        self.write(direction, bytes, wait, false)
+    }
+
+    fn write(&mut self, direction: Direction, bytes: &[u8], wait: &mut Wait, wake: bool) -> Result<(), WaitError> {
         let ring = self.ring(direction);
         let data = self.data(direction);
         let mut done = 0;
@@ -158,8 +170,13 @@ impl Region {
             let n = free.min(bytes.len() - done);
             copy_in(data, written, &bytes[done..done + n]);
             ring.written.pos.store(written + n as u64, Ordering::Release);
-            announce(&ring.written.seq, &ring.written.parked);
             done += n;
+            // A partial write always wakes: the reader must drain before we can go on.
+            if wake || done < bytes.len() {
+                announce(&ring.written.seq, &ring.written.parked);
+            } else {
+                ring.written.seq.fetch_add(1, Ordering::SeqCst);
+            }
         }
         Ok(())
     }

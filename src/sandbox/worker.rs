@@ -133,6 +133,12 @@ thread_local! {
 }
 
 fn send(message: &FromWorker) -> io::Result<()> {
+    send_waking(message, true)
+}
+
+/// Sends, waking the host only if `wake`: results in the middle of a batch let it
+/// sleep until the batch is done.
+fn send_waking(message: &FromWorker, wake: bool) -> io::Result<()> {
     IO.with_borrow_mut(|io| {
         let Some(io) = io else { return Err(io::Error::other("no channel to the host")) };
         io.out.clear();
@@ -142,7 +148,12 @@ fn send(message: &FromWorker) -> io::Result<()> {
         io.out[..4].copy_from_slice(&len.to_le_bytes());
         let mut alive = host_alive;
         let mut wait = Wait { spin: WORKER_SPIN, deadline: None, alive: &mut alive };
-        io.region.write_all(Direction::ToHost, &io.out, &mut wait).map_err(|e| io::Error::other(format!("{e:?}")))
+        let written = if wake {
+            io.region.write_all(Direction::ToHost, &io.out, &mut wait)
+        } else {
+            io.region.write_all_quietly(Direction::ToHost, &io.out, &mut wait)
+        };
+        written.map_err(|e| io::Error::other(format!("{e:?}")))
     })
 }
 
@@ -182,9 +193,10 @@ fn serve(limits: WorkerLimits) -> io::Result<()> {
                 send(&FromWorker::Done(result))?;
             }
             ToWorker::Batch(requests) => {
-                for request in requests {
+                let last = requests.len().saturating_sub(1);
+                for (i, request) in requests.into_iter().enumerate() {
                     let result = run_call(&mut context, request);
-                    send(&FromWorker::Done(result))?;
+                    send_waking(&FromWorker::Done(result), i == last)?;
                 }
             }
             ToWorker::Reply(_) => return Err(io::Error::other("a reply with no host call pending")),
