@@ -11,7 +11,7 @@
 use bevy_ecs::prelude::*;
 use serde_json::{Value, json};
 
-use super::{ErrorCode, EventLog, Frame, InvocationStats, Kernel, KernelError, artifacts::WriteSpec, query, state};
+use super::{ErrorCode, EventLog, Frame, Kernel, KernelError, artifacts::WriteSpec, query, state};
 use crate::{
     sandbox::{
         Sandbox, SandboxConfig, WorkerFailure,
@@ -354,18 +354,7 @@ impl Kernel<'_> {
                 query::run(actor.world, &spec).map(|(value, _)| value)
             }
             HostCall::Events => events_json(actor.world, &arg(0)),
-            HostCall::Invocations => {
-                let id = text(0, "artifact id")?;
-                let counts = actor.world.resource::<InvocationStats>().counts(&id);
-                Ok(json!({
-                    "success": counts.success,
-                    "failure": counts.failure,
-                    "rejected": counts.rejected,
-                    "count": counts.success + counts.failure + counts.rejected,
-                    "success_rate": counts.success_rate(),
-                    "mean_cpu_us": counts.mean_cpu_us(),
-                }))
-            }
+            HostCall::Invocations => Ok(query::invocation_stats(actor.world, &text(0, "artifact id")?)),
         }
     }
 

@@ -104,6 +104,7 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
     if let Some(x) = world.get::<Executable>(entity) {
         fields.insert("code_bytes".into(), x.code().len().into());
         fields.insert("code_hash".into(), super::invoke::code_hash_hex(x.code_hash()).into());
+        fields.insert("invocations".into(), invocation_stats(world, id));
     }
     if let Some(interface) = world.get::<Interface>(entity).filter(|i| !i.tools.is_empty()) {
         fields.insert("interface".into(), serde_json::to_value(interface).unwrap_or(Value::Null));
@@ -122,6 +123,19 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
         fields.insert("frozen".into(), true.into());
     }
     out
+}
+
+/// How an artifact's invocations went: reputation from use, public to all.
+pub fn invocation_stats(world: &World, id: &str) -> Value {
+    let counts = world.resource::<super::InvocationStats>().counts(id);
+    json!({
+        "count": counts.success + counts.failure + counts.rejected,
+        "success": counts.success,
+        "failure": counts.failure,
+        "rejected": counts.rejected,
+        "success_rate": counts.success_rate(),
+        "mean_cpu_us": counts.mean_cpu_us(),
+    })
 }
 
 /// Runs a query. Returns the JSON result and the number of artifacts in it.

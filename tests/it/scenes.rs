@@ -279,3 +279,17 @@ fn budgets_round_trip_exactly() {
     let err = Scene::from_ron_str("both.ron", both).unwrap().validate().unwrap_err();
     assert!(err.to_string().contains("not both"), "{err}");
 }
+
+#[test]
+fn the_readme_example_scene_is_valid() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```ron\n").expect("the README shows a scene") + "```ron\n".len();
+    let end = start + readme[start..].find("```").expect("the example ends");
+    let scene = Scene::from_ron_str("README.md", &readme[start..end]).unwrap_or_else(|e| panic!("{e}"));
+    let valid = scene.validate().unwrap_or_else(|e| panic!("{e}"));
+    assert!(valid.warnings.is_empty(), "{:?}", valid.warnings);
+    let mut sim = Simulation::from_valid(valid);
+    sim.run_steps(60);
+    assert_eq!(sim.report().interventions.failed, 0);
+    audit(sim.world()).unwrap();
+}
