@@ -39,6 +39,7 @@ fn hostile_world_with(code: &str, extra: &str, more_artifacts: &str) -> Simulati
             artifacts: [
                 {more_artifacts}
                 (id: "evil", owner: "mallory", code: {code:?}, interface: (tools: [(name: "run")]), {extra}),
+                (id: "honest", owner: "alice", code: "function run() {{ return 42 }}", interface: (tools: [(name: "run")])),
             ],
         )"#
     ))
@@ -70,9 +71,9 @@ fn stopped_with(code: &str, extra: &str, expected: &[ErrorCode]) -> ActionResult
     assert_eq!(trades(&sim), before + 12, "four traders, three more steps");
     assert_eq!(sim.report().scrip_supply, supply);
     audit(sim.world()).unwrap();
-    // And the sandbox still works for honest code.
-    let honest = act(&mut sim, "t0", r#"{"action":"invoke","id":"evil","method":"describe"}"#);
-    assert!(honest.success);
+    // And code runs again: a killed or crashed worker has been replaced.
+    let honest = act(&mut sim, "t0", r#"{"action":"invoke","id":"honest"}"#);
+    assert_eq!(honest.result, Some(json!(42)), "{honest:?}");
     result
 }
 
@@ -214,4 +215,29 @@ fn a_result_over_the_limit_is_refused_by_size() {
     );
     let message = r.error.unwrap().message;
     assert!(message.contains("the limit is 1048576"), "{message}");
+}
+
+#[test]
+fn a_dead_worker_is_replaced() {
+    // One lane: every call goes to the same worker, until it dies.
+    let mut sim = sim(r#"Scene(
+        config: (sandbox: (workers: 1, timeout_secs: 1.0)),
+        principals: [(id: "alice")],
+        artifacts: [
+            (id: "bomb", owner: "alice", code: "function run() { return 'x'.repeat(2 ** 31) }", interface: (tools: [(name: "run")])),
+            (id: "honest", owner: "alice", code: "function run() { return 42 }", interface: (tools: [(name: "run")])),
+        ],
+    )"#);
+    let sandbox = |sim: &Simulation| sim.world().resource::<agent_ecology::sandbox::Sandbox>().worker_pid(0);
+    assert_eq!(act(&mut sim, "alice", r#"{"action":"invoke","id":"honest"}"#).result, Some(json!(42)));
+    let first = sandbox(&sim).expect("a worker is running");
+    let r = act(&mut sim, "alice", r#"{"action":"invoke","id":"bomb"}"#);
+    assert_eq!(r.error_code(), Some(ErrorCode::ExecutionError));
+    assert!(r.error.unwrap().message.contains("died"));
+    assert_eq!(sandbox(&sim), None, "the dead worker left its lane");
+    assert_eq!(act(&mut sim, "alice", r#"{"action":"invoke","id":"honest"}"#).result, Some(json!(42)));
+    let second = sandbox(&sim).expect("a new worker");
+    assert_ne!(first, second);
+    let stats = sim.world().resource::<agent_ecology::sandbox::Sandbox>().stats();
+    assert_eq!((stats.workers_started, stats.workers_lost), (2, 1));
 }
