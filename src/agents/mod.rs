@@ -55,11 +55,13 @@ pub(crate) enum Wake {
 /// Decide phase: step every agent that is due.
 pub(crate) fn run_agent_loops(world: &mut World) {
     let now = world.resource::<SimClock>().now();
-    let due = view::due_agents(world, now);
+    let since = view::oldest_needed(world, now);
+    let recent = view::RecentEvents::collect(world.resource::<EventLog>(), since);
+    let due = view::due_agents(world, now, &recent);
     if due.is_empty() {
         return;
     }
-    let jobs = due.into_iter().filter_map(|(entity, wake)| view::job(world, entity, wake, now)).collect();
+    let jobs = due.into_iter().filter_map(|(entity, wake)| view::job(world, entity, wake, now, &recent)).collect();
     for (job, outcome) in steps::run(world, jobs) {
         settle_step(world, &job.id, job.entity, outcome, now);
     }

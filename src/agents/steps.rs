@@ -35,6 +35,7 @@ pub(crate) struct StepJob {
     pub id: ArtifactId,
     pub code: Arc<str>,
     pub code_hash: u64,
+    /// The view as JSON (moved into the request when the step is sent).
     pub view: String,
 }
 
@@ -60,7 +61,8 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
 
     // Requests in job order (seeds drawn in a fixed order), grouped by lane.
     let mut lanes: Vec<LaneRun> = Vec::new();
-    for (index, job) in jobs.iter().enumerate() {
+    let mut jobs = jobs;
+    for (index, job) in jobs.iter_mut().enumerate() {
         let lane = world.resource::<Sandbox>().lane_for(job.id.as_str(), &config);
         let seed = world.resource_mut::<SimRng>().next_u64();
         let id = world.resource_mut::<Sandbox>().next_call_id();
@@ -70,7 +72,7 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
             code: None,
             forget: Vec::new(),
             entry: Entry::Step,
-            input: job.view.clone(),
+            input: std::mem::take(&mut job.view),
             ctx: "{}".to_owned(),
             now_ms,
             seed,

@@ -1,11 +1,12 @@
 //! Who is due to step, and what each sees.
 
 use bevy_ecs::prelude::*;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{Wake, steps::StepJob};
 use crate::{
-    kernel::{Event, EventLog, state},
+    kernel::EventLog,
     world::{
         components::{Artifact, EventFilter, Executable, Frozen, Inbox, Loop, Quota, Standing},
         ids::{ArtifactId, Ids},
@@ -16,31 +17,91 @@ use crate::{
 /// Events shown in one view, at most (the most recent that concern the agent).
 pub const VIEW_EVENTS: usize = 20;
 
-/// Ids named anywhere in an event: its actor and every string in its payload.
-fn mentions(event: &Event, id: &str) -> bool {
-    if event.actor == id {
-        return true;
-    }
-    fn walk(value: &Value, id: &str) -> bool {
-        match value {
-            Value::String(s) => s == id,
-            Value::Array(items) => items.iter().any(|v| walk(v, id)),
-            Value::Object(fields) => fields.values().any(|v| walk(v, id)),
-            _ => false,
-        }
-    }
-    serde_json::to_value(&event.kind).is_ok_and(|v| walk(&v["payload"], id))
+/// How far back in the log views and event wakes look: an agent that slept through
+/// more than this many events sees only the most recent of them.
+pub const VIEW_LOOKBACK: u64 = 1000;
+
+/// The events agents have not all seen yet, each turned into JSON once per step
+/// (not once per agent), with every id it names.
+pub(super) struct RecentEvents {
+    events: Vec<SeenEvent>,
 }
 
-fn matches(filter: &EventFilter, event: &Event) -> bool {
-    filter.kind.as_deref().is_none_or(|k| event.kind.type_name() == k)
-        && filter.actor.as_deref().is_none_or(|a| event.actor == a)
-        && filter.artifact.as_deref().is_none_or(|a| mentions(event, a))
+struct SeenEvent {
+    seq: u64,
+    kind: &'static str,
+    actor: ArtifactId,
+    json: Value,
+    /// The actor and every string in the payload (ids are strings).
+    named: Vec<String>,
+}
+
+impl RecentEvents {
+    /// Events after `since` still in the log.
+    pub(super) fn collect(log: &EventLog, since: u64) -> Self {
+        let events = log
+            .since(since)
+            .map(|event| {
+                let json = serde_json::to_value(event).unwrap_or(Value::Null);
+                let mut named = vec![event.actor.to_string()];
+                collect_strings(&json["payload"], &mut named);
+                SeenEvent { seq: event.seq, kind: event.kind.type_name(), actor: event.actor.clone(), json, named }
+            })
+            .collect();
+        Self { events }
+    }
+
+    fn after(&self, seq: u64) -> impl Iterator<Item = &SeenEvent> {
+        let start = self.events.partition_point(|e| e.seq <= seq);
+        self.events[start..].iter()
+    }
+}
+
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(fields) => fields.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+impl SeenEvent {
+    fn names(&self, id: &str) -> bool {
+        self.named.iter().any(|n| n == id)
+    }
+
+    fn matches(&self, filter: &EventFilter) -> bool {
+        filter.kind.as_deref().is_none_or(|k| self.kind == k)
+            && filter.actor.as_deref().is_none_or(|a| self.actor == a)
+            && filter.artifact.as_deref().is_none_or(|a| self.names(a))
+    }
+}
+
+/// Where [`RecentEvents`] must start this step: the oldest event an agent that may
+/// step now has not seen (or, for one sleeping on an event, not yet checked), but no
+/// further back than [`VIEW_LOOKBACK`].
+pub(super) fn oldest_needed(world: &mut World, now: SimTime) -> u64 {
+    let latest = world.resource::<EventLog>().next_seq() - 1;
+    let floor = latest.saturating_sub(VIEW_LOOKBACK);
+    let mut agents = world.query_filtered::<&Loop, Without<Frozen>>();
+    let needed = agents
+        .iter(world)
+        .filter(|a| !a.paused)
+        .filter_map(|a| match (&a.wake_on, a.wake_at <= now) {
+            (_, true) => Some(a.seen_seq),
+            (Some(_), false) => Some(a.seen_seq.max(a.checked_seq)),
+            (None, false) => None,
+        })
+        .min()
+        .unwrap_or(latest);
+    needed.max(floor)
 }
 
 /// Agents to step now, in id order, with why they woke.
-pub(super) fn due_agents(world: &mut World, now: SimTime) -> Vec<(Entity, Wake)> {
-    let log = world.resource::<EventLog>();
+pub(super) fn due_agents(world: &mut World, now: SimTime, recent: &RecentEvents) -> Vec<(Entity, Wake)> {
+    let latest = world.resource::<EventLog>().next_seq() - 1;
+    let mut checked = Vec::new();
     let mut due: Vec<(&ArtifactId, Entity, Wake)> = Vec::new();
     let ids = world.resource::<Ids>();
     for &entity in ids.in_creation_order() {
@@ -50,56 +111,108 @@ pub(super) fn due_agents(world: &mut World, now: SimTime) -> Vec<(Entity, Wake)>
         }
         let wake = if agent.wake_at <= now {
             Some(Wake::Time)
+        } else if let Some(filter) = &agent.wake_on {
+            let from = agent.seen_seq.max(agent.checked_seq);
+            checked.push(entity);
+            recent.after(from).any(|e| e.matches(filter)).then_some(Wake::Event)
         } else {
-            agent
-                .wake_on
-                .as_ref()
-                .filter(|filter| log.since(agent.seen_seq).any(|e| matches(filter, e)))
-                .map(|_| Wake::Event)
+            None
         };
         if let (Some(wake), Some(id)) = (wake, world.get::<ArtifactId>(entity)) {
             due.push((id, entity, wake));
         }
     }
     due.sort_by(|a, b| a.0.cmp(b.0));
-    due.into_iter().map(|(_, entity, wake)| (entity, wake)).collect()
+    let due: Vec<(Entity, Wake)> = due.into_iter().map(|(_, entity, wake)| (entity, wake)).collect();
+    for entity in checked {
+        if let Some(mut agent) = world.get_mut::<Loop>(entity) {
+            agent.checked_seq = latest;
+        }
+    }
+    due
 }
 
 /// The step of one agent: its view, ready to send.
-pub(super) fn job(world: &mut World, entity: Entity, wake: Wake, now: SimTime) -> Option<StepJob> {
+pub(super) fn job(
+    world: &mut World,
+    entity: Entity,
+    wake: Wake,
+    now: SimTime,
+    recent: &RecentEvents,
+) -> Option<StepJob> {
     let id = world.get::<ArtifactId>(entity)?.clone();
     let executable = world.get::<Executable>(entity)?;
     let (code, code_hash) = (executable.code.clone(), executable.code_hash());
     let agent = world.get::<Loop>(entity)?;
     let (seen, wake_on) = (agent.seen_seq, agent.wake_on.clone());
-    let log = world.resource::<EventLog>();
-    let latest = log.next_seq() - 1;
-    // What concerns the agent, and what it was waiting for.
-    let mut events: Vec<&Event> = log
-        .since(seen)
-        .filter(|e| mentions(e, id.as_str()) || wake_on.as_ref().is_some_and(|f| matches(f, e)))
+    let latest = world.resource::<EventLog>().next_seq() - 1;
+    // What concerns the agent, and what it was waiting for: the most recent few.
+    let relevant: Vec<&Value> = recent
+        .after(seen)
+        .filter(|e| e.names(id.as_str()) || wake_on.as_ref().is_some_and(|f| e.matches(f)))
+        .map(|e| &e.json)
         .collect();
-    let skip = events.len().saturating_sub(VIEW_EVENTS);
-    let events: Vec<&Event> = events.drain(skip..).collect();
+    let events = &relevant[relevant.len().saturating_sub(VIEW_EVENTS)..];
     let standing = world.get::<Standing>(entity);
-    let view = json!({
-        "self": id,
-        "now": now.as_secs_f64(),
-        "step": world.resource::<SimClock>().step(),
-        "woke_by": match wake { Wake::Time => "time", Wake::Event => "event" },
-        "scrip": standing.map_or(0, Standing::scrip),
-        "resources": standing.map(state::resources_of).unwrap_or_default(),
-        "quota": world.get::<Quota>(entity).map(|q| q.limits().clone()).unwrap_or_default(),
-        "memory": world.get::<Artifact>(entity).map_or("", Artifact::content),
-        "inbox": world.get::<Inbox>(entity).map(|i| i.entries().to_vec()).unwrap_or_default(),
-        "events": events,
-        "errors_in_row": world.get::<Loop>(entity).map_or(0, |l| l.errors_in_row),
-    });
+    let view = View {
+        id: &id,
+        now: now.as_secs_f64(),
+        step: world.resource::<SimClock>().step(),
+        woke_by: match wake {
+            Wake::Time => "time",
+            Wake::Event => "event",
+        },
+        scrip: standing.map_or(0, Standing::scrip),
+        resources: standing.map(Holdings),
+        quota: world.get::<Quota>(entity).map(Quota::limits),
+        memory: world.get::<Artifact>(entity).map_or("", Artifact::content),
+        inbox: world.get::<Inbox>(entity).map_or(&[], |i| i.entries()),
+        events,
+        errors_in_row: world.get::<Loop>(entity).map_or(0, |l| l.errors_in_row),
+    };
+    // Written straight from the world's data: no JSON tree in between.
+    let view = serde_json::to_string(&view).unwrap_or_default();
     if let Some(mut inbox) = world.get_mut::<Inbox>(entity) {
         inbox.0.clear();
     }
     if let Some(mut agent) = world.get_mut::<Loop>(entity) {
         agent.seen_seq = latest;
     }
-    Some(StepJob { entity, id, code, code_hash, view: view.to_string() })
+    Some(StepJob { entity, id, code, code_hash, view })
+}
+
+/// What an agent sees, borrowed from the world for one serialisation.
+#[derive(Serialize)]
+struct View<'a> {
+    #[serde(rename = "self")]
+    id: &'a ArtifactId,
+    now: f64,
+    step: u64,
+    woke_by: &'static str,
+    scrip: u64,
+    resources: Option<Holdings<'a>>,
+    quota: Option<&'a std::collections::BTreeMap<std::sync::Arc<str>, u64>>,
+    memory: &'a str,
+    inbox: &'a [Value],
+    events: &'a [&'a Value],
+    errors_in_row: u32,
+}
+
+/// A principal's resources as the report shows them (`llm_budget`, free `disk`,
+/// `disk_used`, declared stocks), written without building a map.
+struct Holdings<'a>(&'a Standing);
+
+impl Serialize for Holdings<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let standing = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("llm_budget", &standing.llm_budget_micro_usd())?;
+        map.serialize_entry("disk", &standing.disk_free())?;
+        map.serialize_entry("disk_used", &standing.disk_used())?;
+        for (name, amount) in standing.stocks() {
+            map.serialize_entry(&**name, &amount)?;
+        }
+        map.end()
+    }
 }

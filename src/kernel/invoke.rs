@@ -77,22 +77,12 @@ pub struct InvokeResult {
 impl Kernel<'_> {
     /// The caller invokes `method` of artifact `target` with `args`.
     pub fn invoke(&mut self, target: &str, method: &str, args: Value) -> Result<InvokeResult, KernelError> {
-        self.invoke_full(target, method, args, &Expect::default())
+        self.invoke_expecting(target, method, args, &Expect::default())
     }
 
     /// [`Kernel::invoke`], refusing if the price or the code is not what the caller
     /// expects.
     pub fn invoke_expecting(
-        &mut self,
-        target: &str,
-        method: &str,
-        args: Value,
-        expect: &Expect,
-    ) -> Result<InvokeResult, KernelError> {
-        self.invoke_full(target, method, args, expect)
-    }
-
-    fn invoke_full(
         &mut self,
         target: &str,
         method: &str,

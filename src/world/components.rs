@@ -316,6 +316,9 @@ pub struct Loop {
     pub(crate) paused: bool,
     /// The last event the agent has been shown.
     pub(crate) seen_seq: u64,
+    /// The last event already checked against `wake_on` (so a sleeper's events are
+    /// looked at once, not every step).
+    pub(crate) checked_seq: u64,
     /// Steps run so far, and the CPU they took.
     pub(crate) steps: u64,
     pub(crate) cpu_us: u64,
@@ -330,6 +333,7 @@ impl Loop {
             errors_in_row: 0,
             paused: false,
             seen_seq: 0,
+            checked_seq: 0,
             steps: 0,
             cpu_us: 0,
         }

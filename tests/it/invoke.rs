@@ -58,7 +58,10 @@ fn a_failing_target_pays_no_price_but_is_charged() {
     // Anyone can see how an artifact's invocations went.
     let meta = act_ok(&mut sim, "carol", r#"{"action":"query","id":"broken"}"#).result.unwrap();
     let seen = &meta["artifact"]["invocations"];
-    assert_eq!((seen["count"].as_u64(), seen["failure"].as_u64(), seen["success_rate"].as_f64()), (Some(1), Some(1), Some(0.0)));
+    assert_eq!(
+        (seen["count"].as_u64(), seen["failure"].as_u64(), seen["success_rate"].as_f64()),
+        (Some(1), Some(1), Some(0.0))
+    );
     assert!(seen["mean_cpu_us"].as_f64().unwrap() > 0.0);
 }
 
