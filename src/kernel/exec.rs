@@ -237,14 +237,18 @@ impl Kernel<'_> {
     /// The chain's worker is gone: every open call on it fails, and this one is
     /// charged the whole deadline.
     fn lose_worker(&mut self, call: &CodeCall, failure: WorkerFailure, config: &SandboxConfig) -> KernelError {
+        let mut first = true;
         if let Some(chain) = self.world.resource_mut::<Sandbox>().active.as_mut() {
             if let Some(mut worker) = chain.worker.take() {
                 worker.kill();
             }
+            first = chain.failure.is_none();
             chain.failure.get_or_insert(failure.clone());
             chain.open_calls = chain.open_calls.saturating_sub(1);
         }
-        let cpu_us = config.timeout_ms * 1000;
+        // The deadline is charged once per lost worker, to the call that lost it; the
+        // calls it was nested in fail with it, already paid for.
+        let cpu_us = if first { config.timeout_ms * 1000 } else { 0 };
         self.charge(call.frame.payer, cpu_us, 0);
         worker_error(&failure).with("cpu_us", cpu_us)
     }

@@ -241,3 +241,21 @@ fn a_dead_worker_is_replaced() {
     let stats = sim.world().resource::<agent_ecology::sandbox::Sandbox>().stats();
     assert_eq!((stats.workers_started, stats.workers_lost), (2, 1));
 }
+
+#[test]
+fn a_worker_lost_deep_in_a_chain_is_charged_once() {
+    let mut sim = sim(r#"Scene(
+        config: (sandbox: (timeout_secs: 1.0)),
+        principals: [(id: "alice")],
+        artifacts: [
+            (id: "outer", owner: "alice", code: "function run() { return invoke('middle') }", interface: (tools: [(name: "run")])),
+            (id: "middle", owner: "alice", code: "function run() { return invoke('regex') }", interface: (tools: [(name: "run")])),
+            (id: "regex", owner: "alice", code: "function run() { return /^(a+)+$/.test('a'.repeat(40) + 'b') }", interface: (tools: [(name: "run")])),
+        ],
+    )"#);
+    let r = act(&mut sim, "alice", r#"{"action":"invoke","id":"outer"}"#);
+    assert_eq!(r.error_code(), Some(ErrorCode::Timeout));
+    assert_eq!(r.resources_consumed.cpu_us, 1_000_000, "one deadline for one lost worker: {r:?}");
+    let failures = sim.world().resource::<EventLog>().by_type()["INVOKE_FAILURE"];
+    assert_eq!(failures, 3, "every call of the chain failed with it");
+}

@@ -420,3 +420,34 @@ fn a_griefing_contract_costs_its_victims_little() {
     let cpu = r.resources_consumed.cpu_us;
     assert!(cpu > 0 && cpu < 20_000, "charged {cpu} µs: bounded by the contract loop limit (100 000 iterations)");
 }
+
+/// Guards g0..g{n-1}: each guard's contract c{i} lets a caller in only after invoking
+/// the next guard (so checking g0 nests n contract checks).
+fn contract_tower(levels: usize) -> agent_ecology::run::Simulation {
+    let mut artifacts = String::new();
+    for i in 0..levels {
+        let check = if i + 1 < levels {
+            format!("function check_permission(req) {{ invoke('g{}', 'run', {{}}); return {{allowed: true}} }}", i + 1)
+        } else {
+            "function check_permission(req) { return {allowed: true} }".to_owned()
+        };
+        artifacts += &tool(&format!("c{i}"), "bob", &check, "");
+        artifacts += &tool(&format!("g{i}"), "bob", "function run() { return 1 }", &format!(r#"contract: "c{i}""#));
+    }
+    sim(&format!(
+        r#"Scene(config: (sandbox: (max_depth: 30)), principals: [(id: "alice"), (id: "bob")], artifacts: [{artifacts}])"#
+    ))
+}
+
+#[test]
+fn contract_checks_nest_at_most_ten_deep() {
+    let mut sim = contract_tower(10);
+    let r = invoke(&mut sim, "alice", "g0", json!({}));
+    assert!(r.success, "ten nested checks are allowed: {r:?}");
+    let mut sim = contract_tower(11);
+    let r = invoke(&mut sim, "alice", "g0", json!({}));
+    assert_eq!(r.error_code(), Some(ErrorCode::AccessDenied));
+    let log = sim.world().resource::<EventLog>();
+    let text: String = log.recent().map(|e| serde_json::to_string(e).unwrap()).collect();
+    assert!(text.contains("deeper than 10"), "the eleventh check was refused: {}", &text[..text.len().min(2000)]);
+}
