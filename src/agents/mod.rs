@@ -22,12 +22,12 @@ use serde_json::{Value, json};
 
 use crate::{
     kernel::{
-        Action, EventKind, EventLog, KERNEL_ID,
+        Action, EventKind, EventLog, KERNEL_ID, Kernel,
         intents::{ActionOutcome, Intent},
     },
     world::{
         StepSystems,
-        components::{EventFilter, Inbox, Loop},
+        components::{EventFilter, Frozen, Inbox, Loop, Standing},
         ids::ArtifactId,
         time::{SimClock, SimTime},
     },
@@ -42,7 +42,28 @@ pub const INBOX_CAPACITY: usize = 32;
 
 pub(crate) fn plugin(app: &mut App) {
     app.add_systems(Update, run_agent_loops.in_set(StepSystems::Decide))
-        .add_systems(Update, deliver_outcomes.in_set(StepSystems::Act).after(crate::kernel::intents::execute_intents));
+        .add_systems(Update, deliver_outcomes.in_set(StepSystems::Act).after(crate::kernel::intents::execute_intents))
+        .add_systems(Update, freeze_dry_agents.in_set(StepSystems::Settle));
+}
+
+/// Settle phase: agents that can no longer pay for a step (the scene's freeze rule)
+/// are frozen, with their assets on the event for whoever might rescue them.
+fn freeze_dry_agents(world: &mut World) {
+    let rule = world.resource::<crate::world::config::Config>().freeze;
+    let mut dry: Vec<(ArtifactId, String)> = Vec::new();
+    let mut agents = world.query_filtered::<(&ArtifactId, &Standing), (With<Loop>, Without<Frozen>)>();
+    for (id, standing) in agents.iter(world) {
+        if let Some(why) = rule.runs_dry(standing) {
+            dry.push((id.clone(), why));
+        }
+    }
+    // In id order: the events come out the same every run.
+    dry.sort();
+    for (id, why) in dry {
+        if let Ok(mut kernel) = Kernel::as_system(world) {
+            let _ = kernel.freeze(id.as_str(), &why, true);
+        }
+    }
 }
 
 /// Why an agent woke.
@@ -61,9 +82,49 @@ pub(crate) fn run_agent_loops(world: &mut World) {
     if due.is_empty() {
         return;
     }
-    let jobs = due.into_iter().filter_map(|(entity, wake)| view::job(world, entity, wake, now, &recent)).collect();
+    let mut jobs = Vec::with_capacity(due.len());
+    for (entity, wake) in due {
+        match cpu_admits(world, entity) {
+            CpuAdmits::Now => jobs.extend(view::job(world, entity, wake, now, &recent)),
+            // At its CPU limit: wait until the window lets it run again.
+            CpuAdmits::After(wait) => {
+                if let Some(mut agent) = world.get_mut::<Loop>(entity) {
+                    agent.wake_at = now.saturating_add(wait.max(agent.interval));
+                }
+            }
+            // An allocation too small for any step is a failure to say out loud, not
+            // a wait that never ends.
+            CpuAdmits::Never(why) => {
+                if let Some(id) = world.get::<ArtifactId>(entity).cloned() {
+                    fail_step(world, &id, entity, why, now);
+                }
+            }
+        }
+    }
     for (job, outcome) in steps::run(world, jobs) {
+        if let Some(mut kernel) = Kernel::for_code(world, job.entity, &job.id) {
+            kernel.record_usage(job.entity, "cpu", outcome.cpu_us);
+        }
         settle_step(world, &job.id, job.entity, outcome, now);
+    }
+}
+
+/// Whether an agent's CPU quota admits a step.
+enum CpuAdmits {
+    Now,
+    After(SimTime),
+    Never(String),
+}
+
+fn cpu_admits(world: &mut World, entity: Entity) -> CpuAdmits {
+    let Some(id) = world.get::<ArtifactId>(entity).cloned() else { return CpuAdmits::Now };
+    let Some(mut kernel) = Kernel::for_code(world, entity, &id) else { return CpuAdmits::Now };
+    match kernel.admit(entity, "cpu", 1) {
+        Ok(()) => CpuAdmits::Now,
+        Err(error) => match error.retry_after.and_then(SimTime::from_secs_f64) {
+            Some(wait) => CpuAdmits::After(wait),
+            None => CpuAdmits::Never(error.message),
+        },
     }
 }
 
@@ -201,18 +262,31 @@ fn push_bounded(inbox: &mut Inbox, entry: Value) {
 }
 
 /// Act phase, after the intents: results go to the inboxes of the agents that acted.
-fn deliver_outcomes(mut outcomes: MessageReader<ActionOutcome>, mut agents: Query<(&ArtifactId, &mut Inbox)>) {
+/// An agent told to wait (`QUOTA_EXCEEDED` with a `retry_after`) sleeps until then
+/// rather than trying again at once.
+fn deliver_outcomes(
+    mut outcomes: MessageReader<ActionOutcome>,
+    mut agents: Query<(&ArtifactId, &mut Inbox, &mut Loop)>,
+    clock: Res<SimClock>,
+) {
     let outcomes: Vec<&ActionOutcome> = outcomes.read().collect();
     if outcomes.is_empty() {
         return;
     }
-    for (id, mut inbox) in &mut agents {
+    for (id, mut inbox, mut agent) in &mut agents {
         for outcome in outcomes.iter().filter(|o| &o.actor == id) {
             let mut entry = serde_json::to_value(&outcome.result).unwrap_or(Value::Null);
             if let Some(fields) = entry.as_object_mut() {
                 fields.insert("action".into(), outcome.action.as_str().into());
             }
             push_bounded(&mut inbox, entry);
+            let wait = outcome.result.error.as_ref().and_then(|e| e.retry_after).and_then(SimTime::from_secs_f64);
+            if let Some(wait) = wait {
+                let until = clock.now().saturating_add(wait);
+                if until > agent.wake_at {
+                    agent.wake_at = until;
+                }
+            }
         }
     }
 }

@@ -285,10 +285,15 @@ impl Kernel<'_> {
     /// Performs `action` as the caller.
     pub fn act(&mut self, action: Action) -> ActionResult {
         let kind = action.kind();
-        let outcome = if self.world.get::<Frozen>(self.caller_entity).is_some() {
+        let caller = self.caller_entity;
+        let outcome = if self.world.get::<Frozen>(caller).is_some() {
             Err(KernelError::new(ErrorCode::Frozen, format!("{} is frozen until someone rescues it", self.caller))
                 .with("principal", self.caller.as_str()))
+        } else if let Err(limited) = self.admit(caller, "actions", 1) {
+            Err(limited)
         } else {
+            // The attempt counts, whatever becomes of it.
+            self.record_usage(caller, "actions", 1);
             self.perform(action)
         };
         let now = self.now;
@@ -472,7 +477,7 @@ impl Kernel<'_> {
     /// What the caller could give away of `resource` right now.
     fn holding_of(&self, resource: &str) -> Result<u64, KernelError> {
         let resource = ResourceRef::resolve(self.world.resource::<Config>(), resource)?;
-        if let ResourceRef::Rate(name) = &resource {
+        if let ResourceRef::Limit(name) = &resource {
             return Ok(self.world.get::<Quota>(self.caller_entity).and_then(|q| q.limit(name)).unwrap_or(0));
         }
         super::state::get_resource(self.world, self.caller.as_str(), resource.name())

@@ -138,6 +138,8 @@ impl Kernel<'_> {
             return Err(KernelError::invalid(format!("{} has no code", call.id)));
         };
         let (code, code_hash) = (executable.code.clone(), executable.code_hash());
+        // A payer already at its CPU limit is refused before anything runs.
+        self.admit(call.frame.payer, "cpu", 1)?;
         let seed = self.world.resource_mut::<SimRng>().next_u64();
         let now_ms = self.now.millis();
         let mut sandbox = self.world.resource_mut::<Sandbox>();
@@ -209,6 +211,9 @@ impl Kernel<'_> {
                     }
                     let cpu_us = config.cpu_us(result.instructions);
                     self.charge(call.frame.payer, cpu_us, result.peak_bytes);
+                    if let Err(error) = self.check_memory(call.frame.payer, result.peak_bytes) {
+                        return Err(error.with("cpu_us", cpu_us));
+                    }
                     return match result.outcome {
                         Ok(json) => Ok(CodeResult { json, cpu_us, memory_bytes: result.peak_bytes }),
                         Err(failed) => {
@@ -253,7 +258,10 @@ impl Kernel<'_> {
         worker_error(&failure).with("cpu_us", cpu_us)
     }
 
+    /// Books what a call used: against the payer's CPU window, and in the action's
+    /// charges (for its result).
     fn charge(&mut self, payer: Entity, cpu_us: u64, memory_bytes: u64) {
+        self.record_usage(payer, "cpu", cpu_us);
         self.world.resource_mut::<Charges>().entries.push(Charge { payer, cpu_us, memory_bytes });
     }
 

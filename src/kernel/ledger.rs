@@ -27,8 +27,9 @@ pub(crate) enum ResourceRef {
     Disk,
     /// A stock resource declared by the scene.
     Stock(Arc<str>),
-    /// A renewable resource: what moves is per-window allocation (the quota limit).
-    Rate(Arc<str>),
+    /// A quota resource: a per-window rate or the memory allocation. What moves is
+    /// part of the limit.
+    Limit(Arc<str>),
 }
 
 impl ResourceRef {
@@ -40,8 +41,8 @@ impl ResourceRef {
             _ => {
                 if let Some((key, _)) = config.stock_resources.get_key_value(name) {
                     Self::Stock(key.clone())
-                } else if config.is_rate(name) {
-                    Self::Rate(Arc::from(name))
+                } else if config.is_quota(name) {
+                    Self::Limit(Arc::from(name))
                 } else {
                     return Err(KernelError::invalid(format!("unknown resource {name:?}")).with("resource", name));
                 }
@@ -54,7 +55,7 @@ impl ResourceRef {
             Self::Scrip => "scrip",
             Self::LlmBudget => "llm_budget",
             Self::Disk => "disk",
-            Self::Stock(name) | Self::Rate(name) => name,
+            Self::Stock(name) | Self::Limit(name) => name,
         }
     }
 
@@ -65,7 +66,7 @@ impl ResourceRef {
             Self::LlmBudget => standing.llm_budget_micro_usd,
             Self::Disk => standing.disk_free(),
             Self::Stock(name) => standing.stock(name),
-            Self::Rate(_) => 0,
+            Self::Limit(_) => 0,
         }
     }
 
@@ -76,7 +77,7 @@ impl ResourceRef {
             Self::LlmBudget => Some(&mut standing.llm_budget_micro_usd),
             Self::Disk => Some(&mut standing.disk_quota),
             Self::Stock(name) => Some(standing.stock_mut(name)),
-            Self::Rate(_) => None,
+            Self::Limit(_) => None,
         }
     }
 
@@ -131,7 +132,8 @@ impl Kernel<'_> {
             self.standing_mut(self.caller_entity)?.scrip = from_scrip - amount;
             self.standing_mut(to_entity)?.scrip = credited;
         }
-        self.emit(EventKind::ScripTransfer { to: to_id, amount });
+        self.emit(EventKind::ScripTransfer { to: to_id.clone(), amount });
+        self.thaw_if_rescued(to_entity, &to_id);
         Ok(())
     }
 
@@ -146,7 +148,7 @@ impl Kernel<'_> {
         let amount = positive(amount, "amount")?;
         let (to_id, to_entity) = self.principal_with_id(to)?;
         match &resource {
-            ResourceRef::Rate(name) => self.move_rate(name, to_entity, &to_id, amount)?,
+            ResourceRef::Limit(name) => self.move_rate(name, to_entity, &to_id, amount)?,
             stock => {
                 let available = stock.available(self.standing(self.caller_entity)?);
                 if available < amount {
@@ -175,7 +177,8 @@ impl Kernel<'_> {
             }
         }
         let resource = resource.name().to_owned();
-        self.emit(EventKind::ResourceTransfer { to: to_id, resource, amount });
+        self.emit(EventKind::ResourceTransfer { to: to_id.clone(), resource, amount });
+        self.thaw_if_rescued(to_entity, &to_id);
         Ok(())
     }
 
@@ -302,7 +305,8 @@ impl Kernel<'_> {
         let credited = self.standing(to_entity)?.scrip.checked_add(amount).ok_or_else(|| overflow(&to_id, "scrip"))?;
         self.standing_mut(to_entity)?.scrip = credited;
         self.world.resource_mut::<Supply>().granted += amount;
-        self.emit(EventKind::ScripGranted { to: to_id, amount });
+        self.emit(EventKind::ScripGranted { to: to_id.clone(), amount });
+        self.thaw_if_rescued(to_entity, &to_id);
         Ok(())
     }
 
@@ -316,7 +320,7 @@ impl Kernel<'_> {
         let amount = positive(amount, "amount")?;
         let (to_id, to_entity) = self.principal_with_id(to)?;
         match &resource {
-            ResourceRef::Rate(name) => {
+            ResourceRef::Limit(name) => {
                 let mut quota =
                     self.world.get_mut::<Quota>(to_entity).ok_or_else(|| KernelError::not_a_principal(to))?;
                 // Granting to an unlimited rate changes nothing: it stays unlimited.
@@ -333,7 +337,8 @@ impl Kernel<'_> {
             }
         }
         let resource = resource.name().to_owned();
-        self.emit(EventKind::ResourceGranted { to: to_id, resource, amount });
+        self.emit(EventKind::ResourceGranted { to: to_id.clone(), resource, amount });
+        self.thaw_if_rescued(to_entity, &to_id);
         Ok(())
     }
 
@@ -344,7 +349,7 @@ impl Kernel<'_> {
         let resource = ResourceRef::resolve(self.world.resource::<Config>(), resource)?;
         let (id, entity) = self.principal_with_id(principal)?;
         match &resource {
-            ResourceRef::Rate(name) => {
+            ResourceRef::Limit(name) => {
                 let mut quota =
                     self.world.get_mut::<Quota>(entity).ok_or_else(|| KernelError::not_a_principal(principal))?;
                 quota.set(name, limit);
@@ -375,15 +380,16 @@ impl Kernel<'_> {
     }
 
     /// Stops a principal from acting. It keeps everything it holds; the event lists
-    /// its assets for whoever might rescue it. Freezing a frozen principal does nothing.
-    pub(crate) fn freeze(&mut self, principal: &str, reason: &str) -> Result<(), KernelError> {
+    /// its assets for whoever might rescue it. Freezing a frozen principal does
+    /// nothing. `by_rule`: it ran dry (and thaws when someone brings it back).
+    pub(crate) fn freeze(&mut self, principal: &str, reason: &str, by_rule: bool) -> Result<(), KernelError> {
         self.require_system()?;
         let (id, entity) = self.principal_with_id(principal)?;
         if self.world.get::<Frozen>(entity).is_some() {
             return Ok(());
         }
         let summary = state::asset_summary(self.world, entity);
-        self.world.entity_mut(entity).insert(Frozen { since: self.now, reason: reason.to_owned() });
+        self.world.entity_mut(entity).insert(Frozen { since: self.now, reason: reason.to_owned(), by_rule });
         self.emit(EventKind::AgentFrozen {
             principal: id,
             reason: reason.to_owned(),
@@ -395,6 +401,19 @@ impl Kernel<'_> {
             }),
         });
         Ok(())
+    }
+
+    /// Thaws an agent frozen for running dry once it no longer does: whoever made
+    /// that so (the caller) is named as its rescuer.
+    fn thaw_if_rescued(&mut self, entity: Entity, id: &ArtifactId) {
+        let rule = self.world.resource::<Config>().freeze;
+        let frozen_by_rule = self.world.get::<Frozen>(entity).is_some_and(|f| f.by_rule);
+        let dry = self.world.get::<Standing>(entity).is_none_or(|s| rule.runs_dry(s).is_some());
+        if frozen_by_rule && !dry {
+            self.world.entity_mut(entity).remove::<Frozen>();
+            let rescuer = Some(self.caller.clone());
+            self.emit(EventKind::AgentUnfrozen { principal: id.clone(), rescuer });
+        }
     }
 
     /// Lets a frozen principal act again. Unfreezing one that is not frozen does nothing.

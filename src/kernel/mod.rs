@@ -17,6 +17,8 @@ pub mod intents;
 pub mod invoke;
 pub mod ledger;
 pub mod query;
+pub mod quotas;
+pub mod rates;
 pub mod schemas;
 pub mod state;
 

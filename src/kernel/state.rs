@@ -42,7 +42,7 @@ pub fn get_resource(world: &World, id: &str, resource: &str) -> Result<u64, Kern
         ResourceRef::LlmBudget => standing.llm_budget_micro_usd,
         ResourceRef::Disk => standing.disk_free(),
         ResourceRef::Stock(name) => standing.stock(&name),
-        ResourceRef::Rate(name) => {
+        ResourceRef::Limit(name) => {
             return Err(KernelError::invalid(format!("{name} is a rate; read its limit with get_quota")));
         }
     })
@@ -58,7 +58,7 @@ pub fn get_llm_budget(world: &World, id: &str) -> Result<u64, KernelError> {
 pub fn get_quota(world: &World, id: &str, resource: &str) -> Result<Option<u64>, KernelError> {
     let entity = principal(world, id)?;
     match ResourceRef::resolve(world.resource::<Config>(), resource)? {
-        ResourceRef::Rate(name) => Ok(world.get::<Quota>(entity).and_then(|q| q.limit(&name))),
+        ResourceRef::Limit(name) => Ok(world.get::<Quota>(entity).and_then(|q| q.limit(&name))),
         ResourceRef::Disk => Ok(world.get::<Standing>(entity).map(|s| s.disk_quota)),
         other => Err(KernelError::invalid(format!("{} is a holding, not a quota", other.name()))),
     }

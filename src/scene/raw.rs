@@ -72,6 +72,20 @@ pub struct ConfigSpec {
     pub event_ring: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<FreezeSpec>,
+}
+
+/// `freeze: (...)`: when an agent runs dry and is frozen (it holds less than either).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeSpec {
+    /// Default 1: an agent freezes when its LLM budget is exhausted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_llm_budget_micro_usd: Option<u64>,
+    /// Default 0: never for scrip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_scrip: Option<u64>,
 }
 
 /// `sandbox: (...)`: how artifact code runs. Every field is optional.

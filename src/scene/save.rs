@@ -12,8 +12,8 @@ use bevy_ecs::prelude::*;
 
 use super::{
     raw::{
-        ArtifactSpec, ConfigSpec, DefaultsSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION, SandboxSpec,
-        SceneFile,
+        ArtifactSpec, ConfigSpec, DefaultsSpec, FreezeSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION,
+        SandboxSpec, SceneFile,
     },
     timeline::{InterventionAct, Timeline},
 };
@@ -155,6 +155,10 @@ fn config_spec(config: &Config) -> ConfigSpec {
         rates: config.rate_resources.iter().map(|r| r.to_string()).collect(),
         event_ring: Some(config.event_ring),
         sandbox: Some(sandbox_spec(&config.sandbox)),
+        freeze: Some(FreezeSpec {
+            min_llm_budget_micro_usd: Some(config.freeze.min_llm_budget_micro_usd),
+            min_scrip: Some(config.freeze.min_scrip),
+        }),
     }
 }
 

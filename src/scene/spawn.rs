@@ -146,7 +146,7 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>) 
             entity.insert(Loop::new(interval, SimTime::ZERO));
         }
         if extra.frozen {
-            entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into() });
+            entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into(), by_rule: false });
         }
         if let Some(owner) = extra.deleted {
             entity.insert(Tombstone { deleted_at: SimTime::ZERO, deleted_by: owner });

@@ -168,7 +168,7 @@ fn apply_system(world: &mut World, act: &SystemAct) -> Result<(), KernelError> {
         SystemAct::GrantResource { to, resource, amount } => kernel.grant_resource(to, resource, amount.0),
         SystemAct::SetQuota { principal, resource, limit } => kernel.set_quota(principal, resource, *limit),
         SystemAct::Freeze { principal, reason } => {
-            kernel.freeze(principal, reason.as_deref().unwrap_or("frozen by an intervention"))
+            kernel.freeze(principal, reason.as_deref().unwrap_or("frozen by an intervention"), false)
         }
         SystemAct::Unfreeze { principal } => kernel.unfreeze(principal, None),
         SystemAct::Resume { .. } => Ok(()),

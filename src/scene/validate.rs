@@ -22,7 +22,7 @@ use crate::{
     sandbox::SandboxConfig,
     world::{
         components::{Interface, Limits, Metadata, Pricing, Quota},
-        config::{BUILTIN_RATES, Config, PrincipalDefaults},
+        config::{BUILTIN_ALLOCATIONS, BUILTIN_RATES, Config, FreezeRule, PrincipalDefaults},
         ids::ArtifactId,
         time::SimTime,
     },
@@ -85,7 +85,8 @@ impl ValidParts {
 }
 
 /// Resource names the kernel reserves.
-const RESERVED_RESOURCES: &[&str] = &["scrip", "llm_budget", "disk", "memory", "cpu", "llm_tokens", "llm_calls"];
+const RESERVED_RESOURCES: &[&str] =
+    &["scrip", "llm_budget", "disk", "memory", "cpu", "llm_tokens", "llm_calls", "actions"];
 
 struct Checker<'a> {
     scene: &'a Scene,
@@ -198,7 +199,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         // Shares the defaults unless this principal overrides them.
         let mut quota = Quota::new(defaults.quota.clone());
         for (name, limit) in &p.quota {
-            if !config.is_rate(name) {
+            if !config.is_quota(name) {
                 return Err(check.err(path("quota"), &anchors(&quoted(name)), unknown_rate(&config, name)));
             }
             quota.set(&Arc::from(name.as_str()), *limit);
@@ -304,6 +305,7 @@ fn budget(
 fn unknown_rate(config: &Config, name: &str) -> String {
     let mut rates: Vec<&str> = BUILTIN_RATES.to_vec();
     rates.extend(config.rate_resources.iter().map(|r| &**r));
+    rates.extend(BUILTIN_ALLOCATIONS);
     let hint = if name == "disk" { "; a disk allocation is set with disk_bytes" } else { "" };
     format!("{name:?} is not a rate of this scene (rates: {}){hint}", rates.join(", "))
 }
@@ -356,6 +358,13 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
     if let Some(sandbox) = &spec.sandbox {
         config.sandbox = validate_sandbox(check, sandbox)?;
     }
+    if let Some(freeze) = &spec.freeze {
+        let defaults = FreezeRule::default();
+        config.freeze = FreezeRule {
+            min_llm_budget_micro_usd: freeze.min_llm_budget_micro_usd.unwrap_or(defaults.min_llm_budget_micro_usd),
+            min_scrip: freeze.min_scrip.unwrap_or(defaults.min_scrip),
+        };
+    }
     if let Some(defaults) = &spec.defaults {
         let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("defaults:"), Anchor::from(field)];
         let mut out = PrincipalDefaults::default();
@@ -372,7 +381,7 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         if let Some(quota) = &defaults.quota {
             let mut limits = BTreeMap::new();
             for (name, limit) in quota {
-                if !config.is_rate(name) {
+                if !config.is_quota(name) {
                     return Err(check.err("config.defaults.quota", &at(&quoted(name)), unknown_rate(&config, name)));
                 }
                 if let Some(limit) = limit {

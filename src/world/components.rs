@@ -421,6 +421,9 @@ impl Tombstone {
 pub struct Frozen {
     pub(crate) since: SimTime,
     pub(crate) reason: String,
+    /// Frozen by the world's freeze rule (it ran dry), so a transfer that brings it
+    /// back thaws it; otherwise frozen by an intervention, until one unfreezes it.
+    pub(crate) by_rule: bool,
 }
 
 impl Frozen {
@@ -429,6 +432,9 @@ impl Frozen {
     }
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+    pub fn by_rule(&self) -> bool {
+        self.by_rule
     }
 }
 

@@ -10,8 +10,13 @@ use serde::Serialize;
 
 use super::time::SimTime;
 
-/// Rate resources the kernel knows by name. A scene may limit others as well.
-pub const BUILTIN_RATES: &[&str] = &["cpu", "llm_tokens", "llm_calls"];
+/// Rate resources the kernel knows by name (per window). A scene may limit others
+/// as well.
+pub const BUILTIN_RATES: &[&str] = &["cpu", "llm_tokens", "llm_calls", "actions"];
+
+/// Quota resources that are allocations, not rates: `memory`, the most heap one call
+/// may use.
+pub const BUILTIN_ALLOCATIONS: &[&str] = &["memory"];
 
 /// The configuration of one world.
 #[derive(Resource, Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +39,42 @@ pub struct Config {
     pub event_ring: usize,
     /// How artifact code runs.
     pub sandbox: crate::sandbox::SandboxConfig,
+    /// When an agent is frozen for running dry.
+    pub freeze: FreezeRule,
+}
+
+/// When an agent can no longer pay for its next step and is frozen (SPEC §8). It is
+/// frozen when it holds less than either minimum, and thawed by whoever brings it
+/// back to both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FreezeRule {
+    /// LLM budget below which an agent freezes (default 1: it freezes at zero).
+    pub min_llm_budget_micro_usd: u64,
+    /// Scrip below which an agent freezes (default 0: never for scrip).
+    pub min_scrip: u64,
+}
+
+impl Default for FreezeRule {
+    fn default() -> Self {
+        Self { min_llm_budget_micro_usd: 1, min_scrip: 0 }
+    }
+}
+
+impl FreezeRule {
+    /// Why `standing` cannot pay for another step, if it cannot.
+    pub fn runs_dry(&self, standing: &super::components::Standing) -> Option<String> {
+        if standing.llm_budget_micro_usd() < self.min_llm_budget_micro_usd {
+            return Some(format!(
+                "llm_budget {} µ$ is below the {} µ$ a step needs",
+                standing.llm_budget_micro_usd(),
+                self.min_llm_budget_micro_usd
+            ));
+        }
+        if standing.scrip() < self.min_scrip {
+            return Some(format!("scrip {} is below the {} a step needs", standing.scrip(), self.min_scrip));
+        }
+        None
+    }
 }
 
 /// Default holdings and limits of a principal declared in a scene.
@@ -69,6 +110,7 @@ impl Default for Config {
             rate_resources: Vec::new(),
             event_ring: crate::kernel::events::DEFAULT_RING_CAPACITY,
             sandbox: crate::sandbox::SandboxConfig::default(),
+            freeze: FreezeRule::default(),
         }
     }
 }
@@ -77,5 +119,10 @@ impl Config {
     /// Whether `name` is a rate resource in this world.
     pub fn is_rate(&self, name: &str) -> bool {
         BUILTIN_RATES.contains(&name) || self.rate_resources.iter().any(|r| &**r == name)
+    }
+
+    /// Whether `name` is limited by quotas: a rate or an allocation.
+    pub fn is_quota(&self, name: &str) -> bool {
+        self.is_rate(name) || BUILTIN_ALLOCATIONS.contains(&name)
     }
 }

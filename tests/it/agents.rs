@@ -128,7 +128,7 @@ fn agents_rewrite_themselves_and_spawn_agents() {
         r#"function step(view) {{
             if (view.step > 0) return [];
             return [
-                {{action: "spawn", id: "kid", scrip: 25, resources: {{disk: 1000}}, agent: true,
+                {{action: "spawn", id: "kid", scrip: 25, resources: {{disk: 1000, llm_budget: 100000, cpu: 100000}}, agent: true,
                   code: {child:?}, interface: {{tools: [{{name: "step"}}]}}}},
                 {{action: "write", id: view.self, code: {v2:?}}},
             ];
