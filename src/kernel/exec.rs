@@ -367,6 +367,14 @@ impl Kernel<'_> {
             }
             HostCall::Events => events_json(actor.world, &arg(0)),
             HostCall::Invocations => Ok(query::invocation_stats(actor.world, &text(0, "artifact id")?)),
+            HostCall::Quota => {
+                let id = text(0, "principal id")?;
+                let resource = text(1, "resource")?;
+                let limit = state::get_quota(actor.world, &id, &resource)?;
+                let available = super::quotas::get_available_capacity(actor.world, &id, &resource)?;
+                let used = super::quotas::get_usage(actor.world, &id, &resource).unwrap_or(0);
+                Ok(json!({ "limit": limit, "used": used, "available": available }))
+            }
         }
     }
 

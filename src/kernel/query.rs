@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::{KernelError, contracts::BuiltinContract};
 use crate::world::{
     components::{
-        AccessContract, Artifact, Executable, Frozen, Interface, Loop, Pricing, Standing, Tombstone, created_by,
+        AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, Pricing, Quota, Standing, Tombstone,
+        created_by,
     },
     ids::{ArtifactId, Ids},
 };
@@ -122,7 +123,36 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
     if world.get::<Frozen>(entity).is_some() {
         fields.insert("frozen".into(), true.into());
     }
+    if let Some(standing) = world.get::<Standing>(entity) {
+        // The ledger, quotas and heartbeat of every principal are public (SPEC §8).
+        fields.insert("scrip".into(), standing.scrip().into());
+        fields
+            .insert("resources".into(), serde_json::to_value(super::state::resources_of(standing)).unwrap_or_default());
+        fields.insert("quota".into(), quota_json(world, entity, id));
+        let last = world.get::<LastAction>(entity).and_then(|l| l.at()).map(|t| t.as_secs_f64());
+        fields.insert("last_action_at".into(), last.into());
+    }
     out
+}
+
+/// Each limited quota resource of a principal: `{limit, used, available}` (`used` and
+/// `available` over the current window, for rates).
+fn quota_json(world: &World, entity: Entity, id: &str) -> Value {
+    let Some(quota) = world.get::<Quota>(entity) else { return json!({}) };
+    let entries: serde_json::Map<String, Value> = quota
+        .limits()
+        .iter()
+        .map(|(name, limit)| {
+            let used = super::quotas::get_usage(world, id, name).unwrap_or(0);
+            let entry = if name.as_ref() == super::quotas::MEMORY {
+                json!({ "limit": limit })
+            } else {
+                json!({ "limit": limit, "used": used, "available": limit.saturating_sub(used) })
+            };
+            (name.to_string(), entry)
+        })
+        .collect();
+    Value::Object(entries)
 }
 
 /// How an artifact's invocations went: reputation from use, public to all.

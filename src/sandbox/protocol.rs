@@ -90,6 +90,7 @@ pub enum HostCall {
     Query,
     Events,
     Invocations,
+    Quota,
 }
 
 impl HostCall {
@@ -114,6 +115,7 @@ impl HostCall {
             Self::Query => "kernel.query",
             Self::Events => "kernel.events",
             Self::Invocations => "kernel.invocations",
+            Self::Quota => "kernel.quota",
         }
     }
 }

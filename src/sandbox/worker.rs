@@ -290,6 +290,7 @@ fn install_host_functions(context: &mut Context) -> JsResult<()> {
         .function(host_fn!(HostCall::Query), js_string!("query"), 1)
         .function(host_fn!(HostCall::Events), js_string!("events"), 1)
         .function(host_fn!(HostCall::Invocations), js_string!("invocations"), 1)
+        .function(host_fn!(HostCall::Quota), js_string!("quota"), 2)
         .build();
     context.register_global_property(js_string!("kernel"), kernel, Attribute::READONLY | Attribute::NON_ENUMERABLE)?;
     // Math.random draws from the call's seeded stream.

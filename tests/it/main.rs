@@ -9,6 +9,7 @@ mod invoke;
 mod ledger;
 mod props;
 mod query;
+mod quotas;
 mod scenes;
 
 use agent_ecology::{

@@ -293,3 +293,22 @@ fn the_readme_example_scene_is_valid() {
     assert_eq!(sim.report().interventions.failed, 0);
     audit(sim.world()).unwrap();
 }
+
+#[test]
+fn every_scene_in_the_repository_validates_and_runs() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenes"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ron") {
+            let scene = Scene::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let valid = scene.validate().unwrap_or_else(|e| panic!("{e}"));
+            assert!(valid.warnings.is_empty(), "{}: {:?}", path.display(), valid.warnings);
+            let mut sim = Simulation::from_valid(valid);
+            sim.run_steps(30);
+            audit(sim.world()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2);
+}
