@@ -289,11 +289,10 @@ impl Kernel<'_> {
         let outcome = if self.world.get::<Frozen>(caller).is_some() {
             Err(KernelError::new(ErrorCode::Frozen, format!("{} is frozen until someone rescues it", self.caller))
                 .with("principal", self.caller.as_str()))
-        } else if let Err(limited) = self.admit(caller, "actions", 1) {
+        } else if let Err(limited) = self.take_rate(caller, "actions", 1) {
             Err(limited)
         } else {
             // The attempt counts, whatever becomes of it.
-            self.record_usage(caller, "actions", 1);
             self.perform(action)
         };
         let now = self.now;

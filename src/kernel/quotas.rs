@@ -192,19 +192,53 @@ impl Kernel<'_> {
         .with("needed", peak_bytes))
     }
 
+    /// Checks and records in one pass: `amount` of the rate `resource` is used by
+    /// `payer` now if it fits, and refused with `QUOTA_EXCEEDED` otherwise.
+    pub(crate) fn take_rate(&mut self, payer: Entity, resource: &str, amount: u64) -> Result<(), KernelError> {
+        let now = self.now;
+        let Some(limit) = self.world.get::<Quota>(payer).and_then(|q| q.limit(resource)) else { return Ok(()) };
+        if amount == 0 {
+            return Ok(());
+        }
+        let verdict = match self.world.get_mut::<Usage>(payer) {
+            Some(mut usage) => match usage.windows.get_mut(resource) {
+                Some(rate) => match rate.wait_for(now, amount, limit) {
+                    Some(SimTime::ZERO) => {
+                        rate.record(now, amount);
+                        return Ok(());
+                    }
+                    wait => Err((rate.usage(now), wait)),
+                },
+                None => Ok(()),
+            },
+            None => Ok(()),
+        };
+        match verdict {
+            // No window yet: the first use opens one.
+            Ok(()) if amount <= limit => {
+                self.record_usage(payer, resource, amount);
+                Ok(())
+            }
+            Ok(()) => Err(self.over(payer, resource, limit, 0, amount, None, window_of(self.world).0)),
+            Err((used, wait)) => Err(self.over(payer, resource, limit, used, amount, wait, window_of(self.world).0)),
+        }
+    }
+
     /// Records `amount` of a rate as used by the caller, if it fits its limit.
     pub fn consume_quota(&mut self, resource: &str, amount: i64) -> Result<(), KernelError> {
-        let name = quota_name(self.world, resource)?;
+        let config = self.world.resource::<Config>();
+        if !config.is_rate(resource) {
+            if resource == MEMORY {
+                return Err(KernelError::invalid("memory is an allocation per call, not consumed over a window"));
+            }
+            // Not a rate: the same error as for every other quota read.
+            quota_name(self.world, resource)?;
+            return Err(KernelError::invalid(format!("{resource} is not a rate")));
+        }
         if amount < 0 {
             return Err(KernelError::invalid(format!("an amount of {resource} cannot be negative, got {amount}")));
         }
-        if &*name == MEMORY {
-            return Err(KernelError::invalid("memory is an allocation per call, not consumed over a window"));
-        }
-        let caller = self.caller_entity;
-        self.admit(caller, &name, amount as u64)?;
-        self.record_usage(caller, &name, amount as u64);
-        Ok(())
+        self.take_rate(self.caller_entity, resource, amount as u64)
     }
 
     /// Moves `amount` of the caller's limit of a quota resource to `to`.

@@ -6,8 +6,8 @@
 //! the buckets that expire) and its memory does not grow with traffic. Buckets are
 //! one step wide when the window spans at most [`MAX_BUCKETS`] steps — every action
 //! happens at the start of a step, so expiry is then exact — and otherwise
-//! `window / MAX_BUCKETS` wide, when usage may leave the window up to one bucket
-//! early.
+//! `window / MAX_BUCKETS` wide, when usage leaves the window within one bucket of
+//! the exact time.
 //!
 //! A window exists only for a (principal, resource) pair that is limited and has been
 //! used: an idle principal costs nothing here.
@@ -53,17 +53,33 @@ impl Window {
         self.buckets.len() as u64
     }
 
-    /// Drops what has left the window by `now`.
+    /// The ring slots of the `count` buckets after the newest, oldest first, as at
+    /// most two contiguous runs.
+    fn after_head(&self, count: u64) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let len = self.buckets.len();
+        let start = ((self.head + 1) % self.len()) as usize;
+        let end = start + count as usize;
+        if end <= len { (start..end, 0..0) } else { (start..len, 0..end - len) }
+    }
+
+    /// Drops what has left the window by `now`. The expired buckets are cleared as
+    /// contiguous runs, so a long idle gap costs a short memset, not a loop.
     fn advance(&mut self, now: SimTime) {
         let bucket = now.millis() / self.width_ms;
         if bucket <= self.head {
             return;
         }
         let expired = (bucket - self.head).min(self.len());
-        for i in 1..=expired {
-            let slot = ((self.head + i) % self.len()) as usize;
-            self.total -= self.buckets[slot];
-            self.buckets[slot] = 0;
+        if expired == self.len() {
+            self.buckets.fill(0);
+            self.total = 0;
+        } else {
+            let (a, b) = self.after_head(expired);
+            for run in [a, b] {
+                let run = &mut self.buckets[run];
+                self.total -= run.iter().sum::<u64>();
+                run.fill(0);
+            }
         }
         self.head = bucket;
     }
@@ -76,8 +92,8 @@ impl Window {
             return self.total;
         }
         let expired = (bucket - self.head).min(self.len());
-        let gone: u64 = (1..=expired).map(|i| self.buckets[((self.head + i) % self.len()) as usize]).sum();
-        self.total - gone
+        let (a, b) = self.after_head(expired);
+        self.total - self.buckets[a].iter().sum::<u64>() - self.buckets[b].iter().sum::<u64>()
     }
 
     /// Usage within the window ending at `now`.
@@ -186,6 +202,45 @@ mod tests {
         // At t = 70 s the window holds buckets 11..=70: records from t = 11 s on.
         let expected = (0..10_000u64).filter(|k| k * 7 >= 11_000).count() as u64;
         assert_eq!(w.usage(SimTime::from_millis(70_000)), expected);
+    }
+
+    proptest::proptest! {
+        /// Against a plain list of records: exact when buckets are one step wide,
+        /// within one bucket of the exact answer when they are coarser.
+        #[test]
+        fn agrees_with_a_list_of_records(
+            window_steps in 1u64..600,
+            dt in 1u64..2_000,
+            ops in proptest::collection::vec((0u64..40, 0u64..1_000), 1..300),
+        ) {
+            let window = SimTime::from_millis(window_steps * dt);
+            let width = bucket_width(window, SimTime::from_millis(dt));
+            let mut w = Window::new(window, width);
+            let mut records: Vec<(u64, u64)> = Vec::new();
+            let mut now = 0u64;
+            for (steps, amount) in ops {
+                now += steps * dt;
+                let within = |from: u64| records.iter().filter(|(t, _)| t + from > now).map(|(_, a)| a).sum::<u64>();
+                let seen = w.peek(SimTime::from_millis(now));
+                proptest::prop_assert_eq!(seen, w.usage(SimTime::from_millis(now)));
+                if width.millis() == dt {
+                    proptest::prop_assert_eq!(seen, within(window.millis()));
+                    // The wait is until the oldest records that make room have left.
+                    let (need, limit) = (amount / 2 + 1, 1_500u64);
+                    let usage_at = |at: u64| records.iter().filter(|(t, _)| t + window.millis() > at).map(|(_, a)| a).sum::<u64>();
+                    let expected = std::iter::once(now)
+                        .chain(records.iter().map(|(t, _)| t + window.millis()).filter(|&at| at > now))
+                        .find(|&at| usage_at(at) + need <= limit)
+                        .map(|at| SimTime::from_millis(at - now));
+                    proptest::prop_assert_eq!(w.wait_for(SimTime::from_millis(now), need, limit), expected);
+                } else {
+                    let (early, late) = (window.millis() - width.millis(), window.millis() + width.millis());
+                    proptest::prop_assert!(within(early) <= seen && seen <= within(late));
+                }
+                w.record(SimTime::from_millis(now), amount);
+                records.push((now, amount));
+            }
+        }
     }
 
     #[test]

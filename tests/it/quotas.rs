@@ -37,6 +37,16 @@ fn usage_adds_up_within_the_limit() {
     consume(&mut sim, "alice", 0).unwrap();
     assert_eq!(consume(&mut sim, "alice", -1).unwrap_err().code, ErrorCode::InvalidArgs);
     assert_eq!(quotas::get_available_capacity(sim.world(), "alice", "llm_tokens").unwrap(), None);
+    // Only rates are consumed: not holdings, not the memory allocation, not unknowns.
+    let mut kernel = Kernel::as_principal(sim.world_mut(), "alice").unwrap();
+    for resource in ["scrip", "disk", "memory", "gold"] {
+        let error = kernel.consume_quota(resource, 1).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidArgs, "{resource}: {error}");
+    }
+    // A first use larger than the limit is refused before any window exists.
+    let error = Kernel::as_principal(sim.world_mut(), "bob").unwrap().consume_quota("units", 1).unwrap_err();
+    assert_eq!(error.code, ErrorCode::QuotaExceeded);
+    assert_eq!(error.retry_after, None, "more than the limit never fits");
 }
 
 #[test]
