@@ -172,7 +172,6 @@ impl Kernel<'_> {
             return Err(worker_error(&failure));
         }
         chain.open_calls += 1;
-        drop(sandbox);
 
         loop {
             let received = {

@@ -256,7 +256,7 @@ fn wait_for_change(seq: &AtomicU32, seen: u32, parked: &AtomicU32, wait: &mut Wa
     let mut spins = 0u32;
     while seq.load(Ordering::Acquire) == seen {
         spins = spins.wrapping_add(1);
-        if spins % 128 == 0 && started.elapsed() >= wait.spin {
+        if spins.is_multiple_of(128) && started.elapsed() >= wait.spin {
             return park(seq, seen, parked, wait);
         }
         std::hint::spin_loop();

@@ -115,7 +115,7 @@ fn nesting_stops_at_depth_five() {
     let r = invoke(&mut sim, "alice", "rec", json!({"n": 6}));
     assert_eq!(r.result, Some(json!("DEPTH_EXCEEDED11111")), "{r:?}");
     let log = sim.world().resource::<EventLog>();
-    let refused = log.recent().filter(|e| e.kind.type_name() == "INVOKE_FAILURE").last().unwrap();
+    let refused = log.recent().rfind(|e| e.kind.type_name() == "INVOKE_FAILURE").unwrap();
     let payload = serde_json::to_value(refused).unwrap()["payload"].clone();
     assert_eq!((payload["code"].as_str(), payload["depth"].as_u64()), (Some("DEPTH_EXCEEDED"), Some(6)));
 }
@@ -381,12 +381,9 @@ fn a_caller_can_cap_the_price_and_pin_the_code() {
     assert!(r.error.unwrap().message.contains("not the"));
     assert_eq!(scrip(&sim, "alice"), 90, "only the first call was paid for");
     // Code can insist too.
-    let cautious = format!(
-        r#"function run() {{ try {{ return invoke("adder", "run", {{x: 1}}, {{max_price: 5}}) }} catch (e) {{ return e.code }} }}"#
-    );
+    let cautious = r#"function run() { try { return invoke("adder", "run", {x: 1}, {max_price: 5}) } catch (e) { return e.code } }"#;
     let mut sim = world(
-        &[tool("adder", "bob", ADDER, "pricing: (invoke_price: 10)"), tool("cautious", "carol", &cautious, "")]
-            .concat(),
+        &[tool("adder", "bob", ADDER, "pricing: (invoke_price: 10)"), tool("cautious", "carol", cautious, "")].concat(),
     );
     assert_eq!(invoke(&mut sim, "alice", "cautious", json!({})).result, Some(json!("INVALID_ARGS")));
 }
