@@ -88,8 +88,16 @@ pub(crate) fn run_agent_loops(world: &mut World) {
             CpuAdmits::Now => jobs.extend(view::job(world, entity, wake, now, &recent)),
             // At its CPU limit: wait until the window lets it run again.
             CpuAdmits::After(wait) => {
-                if let Some(mut agent) = world.get_mut::<Loop>(entity) {
-                    agent.wake_at = now.saturating_add(wait.max(agent.interval));
+                let Some(mut agent) = world.get_mut::<Loop>(entity) else { continue };
+                let wait = wait.max(agent.interval);
+                agent.wake_at = now.saturating_add(wait);
+                if let Some(id) = world.get::<ArtifactId>(entity).cloned() {
+                    let throttled = EventKind::AgentThrottled {
+                        principal: id.clone(),
+                        resource: "cpu".into(),
+                        retry_after: wait.as_secs_f64(),
+                    };
+                    world.resource_mut::<EventLog>().push(now, id, throttled);
                 }
             }
             // An allocation too small for any step is a failure to say out loud, not

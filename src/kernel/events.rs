@@ -131,6 +131,9 @@ event_kinds! {
     AgentPaused "AGENT_PAUSED" { principal: ArtifactId, errors_in_row: u32 },
     /// A paused agent runs again (its code changed, or someone resumed it).
     AgentResumed "AGENT_RESUMED" { principal: ArtifactId },
+    /// An agent was due but its quota of `resource` had no room for a step; it
+    /// sleeps `retry_after` simulated seconds, until the window has turned.
+    AgentThrottled "AGENT_THROTTLED" { principal: ArtifactId, resource: String, retry_after: f64 },
 }
 
 /// What a frozen principal holds: the "dinner bell" for whoever might rescue it.

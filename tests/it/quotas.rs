@@ -303,5 +303,17 @@ fn the_scarcity_scene_freezes_and_rescues() {
     // cyd's CPU window holds it to a fraction of what the others buy.
     let bought = |who: &str| log.recent().filter(|e| e.kind.type_name() == "INVOKE_SUCCESS" && e.actor == who).count();
     assert!(bought("cyd") * 4 < bought("ann"), "cyd {} vs ann {}", bought("cyd"), bought("ann"));
+    // Each wait is on the record, and cyd does not step again before it is over.
+    let throttled: Vec<_> = log.recent().filter(|e| e.kind.type_name() == "AGENT_THROTTLED").collect();
+    assert!(!throttled.is_empty());
+    for event in throttled {
+        assert_eq!(event.actor, "cyd");
+        let payload = serde_json::to_value(&event.kind).unwrap()["payload"].clone();
+        assert_eq!(payload["resource"], "cpu");
+        let until = event.time.as_secs_f64() + payload["retry_after"].as_f64().unwrap();
+        let next =
+            log.recent().find(|e| e.seq > event.seq && e.actor == "cyd" && e.kind.type_name() != "AGENT_THROTTLED");
+        assert!(next.is_none_or(|e| e.time.as_secs_f64() >= until), "cyd acted before its window turned");
+    }
     audit(sim.world()).unwrap();
 }
