@@ -30,12 +30,15 @@ fn tool(id: &str, code: &str, extra: &str) -> String {
 
 const ADDER: &str = "function run(args) { return args.x + 1 }";
 
+// The callers below get a CPU quota far beyond what a measurement uses: the quota is
+// checked and recorded on every call, as in a real world, but never runs out while
+// simulated time stands still.
 fn invokes(c: &mut Criterion) {
     let mut group = c.benchmark_group("sandbox");
     group.throughput(Throughput::Elements(1));
 
     let mut sim = world(&format!(
-        r#"Scene(principals: [(id: "alice", scrip: 1000000000), (id: "bob")], artifacts: [{}])"#,
+        r#"Scene(principals: [(id: "alice", scrip: 1000000000, quota: {{"cpu": 1000000000000}}), (id: "bob")], artifacts: [{}])"#,
         tool("adder", ADDER, "pricing: (invoke_price: 1)")
     ));
     let args = json!({"x": 41});
@@ -47,7 +50,7 @@ fn invokes(c: &mut Criterion) {
     });
 
     let mut sim = world(&format!(
-        r#"Scene(principals: [(id: "alice", scrip: 1000000000), (id: "bob")], artifacts: [{}{}])"#,
+        r#"Scene(principals: [(id: "alice", scrip: 1000000000, quota: {{"cpu": 1000000000000}}), (id: "bob")], artifacts: [{}{}])"#,
         tool("gate", "function check_permission(req) { return {allowed: req.caller === 'alice'} }", ""),
         tool("adder", ADDER, r#"pricing: (invoke_price: 1), contract: "gate""#),
     ));
@@ -64,7 +67,7 @@ fn invokes(c: &mut Criterion) {
         "function run() {{ let s = 0; for (let i = 0; i < {CALLS}; i++) s += kernel.balance('bob'); return s }}"
     );
     let mut sim = world(&format!(
-        r#"Scene(principals: [(id: "alice"), (id: "bob")], artifacts: [{}])"#,
+        r#"Scene(principals: [(id: "alice", quota: {{"cpu": 1000000000000}}), (id: "bob")], artifacts: [{}])"#,
         tool("asker", &caller, "")
     ));
     group.throughput(Throughput::Elements(CALLS));
@@ -120,7 +123,7 @@ fn startup(c: &mut Criterion) {
 /// so the `instructions_per_cpu_us` default can be checked against reality.
 fn calibration(_: &mut Criterion) {
     let mut sim = world(&format!(
-        r#"Scene(principals: [(id: "alice"), (id: "bob")], artifacts: [{}])"#,
+        r#"Scene(principals: [(id: "alice", quota: {{"cpu": 1000000000000}}), (id: "bob")], artifacts: [{}])"#,
         tool("spin", "function run(a) { let s = 0; for (let i = 0; i < a.n; i++) s += i; return s }", "")
     ));
     let mut kernel = Kernel::as_principal(sim.world_mut(), "alice").expect("principal");
