@@ -79,35 +79,14 @@ pub fn would_exceed_quota(world: &World, id: &str, resource: &str, amount: i64) 
     Ok(get_available_capacity(world, id, resource)?.is_some_and(|available| (amount as u64) > available))
 }
 
-fn exceeded(
-    who: &ArtifactId,
-    resource: &str,
+/// Why `amount` more of a rate does not fit: what a `QUOTA_EXCEEDED` reports.
+struct Shortfall<'a> {
+    resource: &'a str,
     limit: u64,
     used: u64,
     amount: u64,
+    /// Until it fits; `None` if it never will (more than the limit itself).
     wait: Option<SimTime>,
-    window: SimTime,
-) -> KernelError {
-    let error = KernelError::new(
-        ErrorCode::QuotaExceeded,
-        format!(
-            "{who} has used {used} of its {limit} {resource} in the last {} s; {amount} more does not fit{}",
-            window.as_secs_f64(),
-            match wait {
-                Some(wait) => format!(" for {} s", wait.as_secs_f64()),
-                None => ", ever: it is more than the limit".to_owned(),
-            }
-        ),
-    )
-    .with("principal", who.as_str())
-    .with("resource", resource)
-    .with("limit", limit)
-    .with("used", used)
-    .with("needed", amount);
-    match wait {
-        Some(wait) => error.with_retry_after(wait.as_secs_f64()),
-        None => error,
-    }
 }
 
 impl Kernel<'_> {
@@ -116,41 +95,43 @@ impl Kernel<'_> {
     pub(crate) fn admit(&mut self, payer: Entity, resource: &str, amount: u64) -> Result<(), KernelError> {
         let Some(limit) = self.world.get::<Quota>(payer).and_then(|q| q.limit(resource)) else { return Ok(()) };
         let now = self.now;
-        let (window, _) = window_of(self.world);
-        let Some(mut usage) = self.world.get_mut::<Usage>(payer) else {
-            return if amount <= limit {
-                Ok(())
-            } else {
-                Err(self.over(payer, resource, limit, 0, amount, None, window))
-            };
+        let (used, wait) = match self.world.get_mut::<Usage>(payer) {
+            Some(mut usage) => match usage.windows.get_mut(resource) {
+                Some(rate) => (rate.usage(now), rate.wait_for(now, amount, limit)),
+                None => (0, (amount <= limit).then_some(SimTime::ZERO)),
+            },
+            None => (0, (amount <= limit).then_some(SimTime::ZERO)),
         };
-        let Some(rate) = usage.windows.get_mut(resource) else {
-            return if amount <= limit {
-                Ok(())
-            } else {
-                Err(self.over(payer, resource, limit, 0, amount, None, window))
-            };
-        };
-        let used = rate.usage(now);
-        match rate.wait_for(now, amount, limit) {
-            Some(wait) if wait == SimTime::ZERO => Ok(()),
-            wait => Err(self.over(payer, resource, limit, used, amount, wait, window)),
+        match wait {
+            Some(SimTime::ZERO) => Ok(()),
+            wait => Err(self.over(payer, Shortfall { resource, limit, used, amount, wait })),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn over(
-        &self,
-        payer: Entity,
-        resource: &str,
-        limit: u64,
-        used: u64,
-        amount: u64,
-        wait: Option<SimTime>,
-        window: SimTime,
-    ) -> KernelError {
+    /// The `QUOTA_EXCEEDED` refusal of `payer`'s `shortfall`.
+    fn over(&self, payer: Entity, shortfall: Shortfall) -> KernelError {
         let who = self.world.get::<ArtifactId>(payer).cloned().unwrap_or_else(|| self.caller.clone());
-        exceeded(&who, resource, limit, used, amount, wait, window)
+        let Shortfall { resource, limit, used, amount, wait } = shortfall;
+        let error = KernelError::new(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "{who} has used {used} of its {limit} {resource} in the last {} s; {amount} more does not fit{}",
+                window_of(self.world).0.as_secs_f64(),
+                match wait {
+                    Some(wait) => format!(" for {} s", wait.as_secs_f64()),
+                    None => ", ever: it is more than the limit".to_owned(),
+                }
+            ),
+        )
+        .with("principal", who.as_str())
+        .with("resource", resource)
+        .with("limit", limit)
+        .with("used", used)
+        .with("needed", amount);
+        match wait {
+            Some(wait) => error.with_retry_after(wait.as_secs_f64()),
+            None => error,
+        }
     }
 
     /// Records `amount` of the rate `resource` used by `payer` now (nothing is kept
@@ -200,28 +181,29 @@ impl Kernel<'_> {
         if amount == 0 {
             return Ok(());
         }
-        let verdict = match self.world.get_mut::<Usage>(payer) {
+        let refused = match self.world.get_mut::<Usage>(payer) {
             Some(mut usage) => match usage.windows.get_mut(resource) {
                 Some(rate) => match rate.wait_for(now, amount, limit) {
                     Some(SimTime::ZERO) => {
                         rate.record(now, amount);
                         return Ok(());
                     }
-                    wait => Err((rate.usage(now), wait)),
+                    wait => Some((rate.usage(now), wait)),
                 },
-                None => Ok(()),
+                None => None,
             },
-            None => Ok(()),
+            None => None,
         };
-        match verdict {
+        let (used, wait) = match refused {
+            Some(refused) => refused,
             // No window yet: the first use opens one.
-            Ok(()) if amount <= limit => {
+            None if amount <= limit => {
                 self.record_usage(payer, resource, amount);
-                Ok(())
+                return Ok(());
             }
-            Ok(()) => Err(self.over(payer, resource, limit, 0, amount, None, window_of(self.world).0)),
-            Err((used, wait)) => Err(self.over(payer, resource, limit, used, amount, wait, window_of(self.world).0)),
-        }
+            None => (0, None),
+        };
+        Err(self.over(payer, Shortfall { resource, limit, used, amount, wait }))
     }
 
     /// Records `amount` of a rate as used by the caller, if it fits its limit.
