@@ -22,6 +22,7 @@
 //! ```
 
 pub mod agents;
+pub mod economy;
 pub mod kernel;
 pub mod run;
 pub mod sandbox;
@@ -37,6 +38,7 @@ impl Plugin for EcologyPlugin {
     fn build(&self, app: &mut App) {
         world::plugin(app);
         kernel::plugin(app);
+        economy::plugin(app);
         sandbox::plugin(app);
         agents::plugin(app);
         scene::plugin(app);

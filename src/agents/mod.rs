@@ -27,7 +27,7 @@ use crate::{
     },
     world::{
         StepSystems,
-        components::{EventFilter, Frozen, Inbox, Loop, Standing},
+        components::{EventFilter, Inbox, Loop},
         ids::ArtifactId,
         time::{SimClock, SimTime},
     },
@@ -42,28 +42,7 @@ pub const INBOX_CAPACITY: usize = 32;
 
 pub(crate) fn plugin(app: &mut App) {
     app.add_systems(Update, run_agent_loops.in_set(StepSystems::Decide))
-        .add_systems(Update, deliver_outcomes.in_set(StepSystems::Act).after(crate::kernel::intents::execute_intents))
-        .add_systems(Update, freeze_dry_agents.in_set(StepSystems::Settle));
-}
-
-/// Settle phase: agents that can no longer pay for a step (the scene's freeze rule)
-/// are frozen, with their assets on the event for whoever might rescue them.
-fn freeze_dry_agents(world: &mut World) {
-    let rule = world.resource::<crate::world::config::Config>().freeze;
-    let mut dry: Vec<(ArtifactId, String)> = Vec::new();
-    let mut agents = world.query_filtered::<(&ArtifactId, &Standing), (With<Loop>, Without<Frozen>)>();
-    for (id, standing) in agents.iter(world) {
-        if let Some(why) = rule.runs_dry(standing) {
-            dry.push((id.clone(), why));
-        }
-    }
-    // In id order: the events come out the same every run.
-    dry.sort();
-    for (id, why) in dry {
-        if let Ok(mut kernel) = Kernel::as_system(world) {
-            let _ = kernel.freeze(id.as_str(), &why, true);
-        }
-    }
+        .add_systems(Update, deliver_outcomes.in_set(StepSystems::Act).after(crate::kernel::intents::execute_intents));
 }
 
 /// Why an agent woke.

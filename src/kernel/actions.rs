@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
+use super::activity::{Habit, Habits};
 use super::exec::Charges;
 use super::{
     ErrorCode, EventKind, Kernel, KernelError,
@@ -22,7 +23,7 @@ use super::{
     query::{self, QuerySpec},
 };
 use crate::world::{
-    components::{Frozen, LastAction, Loop, Quota},
+    components::{Frozen, LastAction, Loop, Quota, Service},
     config::Config,
     ids::ArtifactId,
     time::SimTime,
@@ -99,6 +100,18 @@ pub struct SpawnSpec {
     pub interval_secs: Option<f64>,
 }
 
+/// Bid at the mint on an artifact the actor owns (bidding again raises the bid), or
+/// withdraw the bid with `cancel: true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BidSpec {
+    pub artifact: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel: bool,
+}
+
 /// Everything a principal can ask of the kernel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +124,7 @@ pub enum Action {
     Transfer(TransferSpec),
     Spawn(SpawnSpec),
     Query(QuerySpec),
+    Bid(BidSpec),
     Noop,
 }
 
@@ -126,11 +140,12 @@ pub enum ActionKind {
     Transfer,
     Spawn,
     Query,
+    Bid,
     Noop,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 9] = [
+    pub const ALL: [ActionKind; 10] = [
         Self::Read,
         Self::Write,
         Self::Edit,
@@ -139,6 +154,7 @@ impl ActionKind {
         Self::Transfer,
         Self::Spawn,
         Self::Query,
+        Self::Bid,
         Self::Noop,
     ];
 
@@ -152,6 +168,7 @@ impl ActionKind {
             Self::Transfer => "transfer",
             Self::Spawn => "spawn",
             Self::Query => "query",
+            Self::Bid => "bid",
             Self::Noop => "noop",
         }
     }
@@ -167,6 +184,7 @@ impl ActionKind {
             Self::Transfer => "Transfer",
             Self::Spawn => "Spawn",
             Self::Query => "Query",
+            Self::Bid => "Bid",
             Self::Noop => "Noop",
         }
     }
@@ -183,6 +201,7 @@ impl Action {
             Self::Transfer(_) => ActionKind::Transfer,
             Self::Spawn(_) => ActionKind::Spawn,
             Self::Query(_) => ActionKind::Query,
+            Self::Bid(_) => ActionKind::Bid,
             Self::Noop => ActionKind::Noop,
         }
     }
@@ -286,6 +305,7 @@ impl Kernel<'_> {
     pub fn act(&mut self, action: Action) -> ActionResult {
         let kind = action.kind();
         let caller = self.caller_entity;
+        let habit = self.habit_of(&action);
         let outcome = if self.world.get::<Frozen>(caller).is_some() {
             Err(KernelError::new(ErrorCode::Frozen, format!("{} is frozen until someone rescues it", self.caller))
                 .with("principal", self.caller.as_str()))
@@ -298,6 +318,15 @@ impl Kernel<'_> {
         let now = self.now;
         if let Some(mut last) = self.world.get_mut::<LastAction>(self.caller_entity) {
             last.record(now, kind);
+        }
+        let mut entity = self.world.entity_mut(self.caller_entity);
+        match entity.get_mut::<Habits>() {
+            Some(mut habits) => habits.count(habit),
+            None => {
+                let mut habits = Habits::default();
+                habits.count(habit);
+                entity.insert(habits);
+            }
         }
         // What code run for this action used, whether it succeeded or not.
         let charges = std::mem::take(&mut self.world.resource_mut::<Charges>().entries);
@@ -379,10 +408,53 @@ impl Kernel<'_> {
                 self.emit(EventKind::Query { results });
                 Ok(nothing(self, value))
             }
+            Action::Bid(spec) => {
+                let result = match (spec.cancel, spec.amount) {
+                    (true, None) => self.cancel_bid(&spec.artifact)?,
+                    (false, Some(Amount(amount))) => self.bid(&spec.artifact, amount)?,
+                    (true, Some(_)) => {
+                        return Err(KernelError::invalid("a bid is either placed (amount) or cancelled"));
+                    }
+                    (false, None) => {
+                        return Err(
+                            KernelError::invalid("a bid needs an amount (or cancel: true)").with("field", "amount")
+                        );
+                    }
+                };
+                Ok(nothing(self, result))
+            }
             Action::Noop => {
                 self.emit(EventKind::Noop {});
                 Ok(nothing(self, Value::Null))
             }
+        }
+    }
+
+    /// What kind of thing `action` does, for the caller's habits. Using a world
+    /// service counts as that service's habit, not as invoking a tool.
+    fn habit_of(&self, action: &Action) -> Habit {
+        match action {
+            Action::Read { .. } => Habit::Read,
+            Action::Write(_) => Habit::Write,
+            Action::Edit(_) => Habit::Edit,
+            Action::Delete { .. } => Habit::Delete,
+            Action::Invoke(spec) => {
+                let service =
+                    crate::world::ids::lookup(self.world, &spec.id).and_then(|e| self.world.get::<Service>(e));
+                match service {
+                    Some(Service::Mint) => Habit::Bid,
+                    Some(Service::Escrow) => Habit::Trade,
+                    Some(Service::Debt) => Habit::Lend,
+                    Some(Service::Governance) => Habit::Govern,
+                    Some(Service::Auditor) => Habit::Query,
+                    None => Habit::Invoke,
+                }
+            }
+            Action::Transfer(_) => Habit::Transfer,
+            Action::Spawn(_) => Habit::Spawn,
+            Action::Query(_) => Habit::Query,
+            Action::Bid(_) => Habit::Bid,
+            Action::Noop => Habit::Noop,
         }
     }
 

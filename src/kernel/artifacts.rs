@@ -309,6 +309,8 @@ impl Kernel<'_> {
         let entity = self.live(id)?;
         let fee = self.check_access(entity, Permission::Read, serde_json::json!({}))?;
         let (artifact_id, owner) = self.id_and_owner(entity)?;
+        // Earnings of an artifact listed in escrow go to its seller.
+        let owner = crate::economy::escrow::beneficiary(self.world, &artifact_id, &owner);
         let price = match self.world.get::<Pricing>(entity) {
             Some(pricing) if owner != self.caller => pricing.read_price + fee,
             _ => fee,
@@ -324,12 +326,7 @@ impl Kernel<'_> {
                 .with("needed", price)
                 .with("available", held));
             }
-            let credited = self.standing(owner_entity)?.scrip.checked_add(price);
-            let Some(credited) = credited else {
-                return Err(KernelError::invalid(format!("paying {owner} would overflow")));
-            };
-            self.standing_mut(self.caller_entity)?.scrip = held - price;
-            self.standing_mut(owner_entity)?.scrip = credited;
+            self.move_scrip(self.caller_entity, owner_entity, price, None)?;
         }
         let mut value = query::metadata(self.world, entity);
         if let Some(fields) = value.as_object_mut() {
@@ -339,7 +336,8 @@ impl Kernel<'_> {
                 fields.insert("code".into(), x.code().into());
             }
         }
-        self.emit(EventKind::ArtifactRead { id: artifact_id, price });
+        let paid_to = (price > 0 && owner != self.caller).then_some(owner);
+        self.emit(EventKind::ArtifactRead { id: artifact_id, price, paid_to });
         Ok((value, price))
     }
 

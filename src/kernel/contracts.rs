@@ -182,6 +182,7 @@ impl Kernel<'_> {
         permission: Permission,
         context: Value,
     ) -> Result<u64, KernelError> {
+        crate::economy::check_locks(self.world, target, permission)?;
         let contract_id = self.world.get::<AccessContract>(target).map(|c| c.0.clone());
         let Some(contract_id) = contract_id else {
             return check_builtin(self.world, BuiltinContract::Freeware, &self.caller, target, permission).map(|()| 0);

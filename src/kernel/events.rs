@@ -13,17 +13,21 @@ use std::{
 };
 
 use bevy_ecs::prelude::*;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{ErrorCode, actions::ActionKind};
+use crate::economy::{
+    kpis::KpiSample,
+    mint::{RevealedBid, Winner},
+};
 use crate::world::{ids::ArtifactId, time::SimTime};
 
 /// One entry of the log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
-    #[serde(serialize_with = "as_secs")]
+    #[serde(serialize_with = "as_secs", deserialize_with = "from_secs")]
     pub time: SimTime,
     /// The principal the kernel acted as (`kernel` for the world's own mechanisms).
     pub actor: ArtifactId,
@@ -33,6 +37,11 @@ pub struct Event {
 
 fn as_secs<S: Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(t.as_secs_f64())
+}
+
+fn from_secs<'de, D: Deserializer<'de>>(d: D) -> Result<SimTime, D::Error> {
+    let secs = f64::deserialize(d)?;
+    SimTime::from_secs_f64(secs).ok_or_else(|| serde::de::Error::custom(format!("{secs} is not a time")))
 }
 
 macro_rules! event_kinds {
@@ -88,8 +97,9 @@ event_kinds! {
     ArtifactEdited "ARTIFACT_EDITED" { id: ArtifactId, bytes: u64, disk_delta: i64, charged_to: ArtifactId },
     /// An artifact was tombstoned; its bytes were returned to `charged_to`.
     ArtifactDeleted "ARTIFACT_DELETED" { id: ArtifactId, disk_freed: u64, charged_to: ArtifactId },
-    /// The actor read an artifact, paying `price` scrip to its owner.
-    ArtifactRead "ARTIFACT_READ" { id: ArtifactId, price: u64 },
+    /// The actor read an artifact, paying `price` scrip to `paid_to` (its owner, or
+    /// its seller while it is listed in escrow).
+    ArtifactRead "ARTIFACT_READ" { id: ArtifactId, price: u64, paid_to: Option<ArtifactId> },
     /// A discovery query and how many artifacts it returned.
     Query "QUERY" { results: u64 },
     /// The actor did nothing, on purpose.
@@ -112,12 +122,13 @@ event_kinds! {
     /// A frozen principal may act again.
     AgentUnfrozen "AGENT_UNFROZEN" { principal: ArtifactId, rescuer: Option<ArtifactId> },
     /// The actor invoked `method` of `artifact`, which ran and returned; `price` is
-    /// the scrip paid to its owner (price plus any contract fee).
+    /// the scrip paid to `paid_to` (price plus any contract fee).
     InvokeSuccess "INVOKE_SUCCESS" {
         artifact: ArtifactId,
         method: String,
         depth: u32,
         price: u64,
+        paid_to: Option<ArtifactId>,
         cpu_us: u64,
         memory_bytes: u64,
     },
@@ -134,6 +145,49 @@ event_kinds! {
     /// An agent was due but its quota of `resource` had no room for a step; it
     /// sleeps `retry_after` simulated seconds, until the window has turned.
     AgentThrottled "AGENT_THROTTLED" { principal: ArtifactId, resource: String, retry_after: f64 },
+    /// The actor bid (sealed: no amount) on its artifact at the mint, or raised its bid.
+    MintBid "MINT_BID" { artifact: ArtifactId, raised: bool },
+    /// The actor withdrew its bid; the amount came back.
+    MintBidCancelled "MINT_BID_CANCELLED" { artifact: ArtifactId, refunded: u64 },
+    /// An auction resolved: every bid revealed, and what each winner paid and got.
+    MintResolved "MINT_RESOLVED" { bids: u64, winners: Vec<Winner>, revealed: Vec<RevealedBid>, next_at: f64 },
+    /// A winner's price shared out: `per_head` to each of `recipients` principals, and
+    /// one more to each of `remainder_to`.
+    UbiPaid "UBI_PAID" { from: ArtifactId, amount: u64, recipients: u64, per_head: u64, remainder_to: Vec<ArtifactId> },
+    /// The actor listed `artifact` in escrow (ownership passed to escrow).
+    EscrowListed "ESCROW_LISTED" { artifact: ArtifactId, price: u64, buyer: Option<ArtifactId> },
+    /// The actor bought `artifact` from `seller` for `price`.
+    EscrowSold "ESCROW_SOLD" { artifact: ArtifactId, seller: ArtifactId, price: u64 },
+    /// The actor took its listing back.
+    EscrowCancelled "ESCROW_CANCELLED" { artifact: ArtifactId },
+    /// The actor offered `debtor` a loan; `id` is the debt note.
+    DebtOffered "DEBT_OFFERED" { id: ArtifactId, debtor: ArtifactId, principal: u64, interest: u64, term_secs: f64 },
+    /// The actor (the debtor) accepted; `holder` paid out the principal.
+    DebtAccepted "DEBT_ACCEPTED" { id: ArtifactId, holder: ArtifactId, principal: u64, due_at: f64 },
+    /// The actor paid `amount` toward debt `id`, to its holder.
+    DebtRepaid "DEBT_REPAID" { id: ArtifactId, holder: ArtifactId, amount: u64, outstanding: u64 },
+    /// The actor (the holder) collected `amount` of an overdue debt from `debtor`.
+    DebtCollected "DEBT_COLLECTED" { id: ArtifactId, debtor: ArtifactId, amount: u64, outstanding: u64 },
+    /// Debt `id` fell due with `outstanding` still owed.
+    DebtDefaulted "DEBT_DEFAULTED" { id: ArtifactId, debtor: ArtifactId, holder: ArtifactId, outstanding: u64 },
+    /// An offered loan was withdrawn or declined.
+    DebtCancelled "DEBT_CANCELLED" { id: ArtifactId },
+    /// The actor created commons `id`.
+    CommonsCreated "COMMONS_CREATED" { id: ArtifactId, members: Vec<ArtifactId>, quorum_pct: u64, threshold_pct: u64, scrip: u64 },
+    /// The actor proposed that `commons` perform `action` (none: a poll).
+    ProposalOpened "PROPOSAL_OPENED" {
+        proposal: String,
+        commons: ArtifactId,
+        description: String,
+        action: Option<serde_json::Value>,
+        closes_at: f64,
+    },
+    /// The actor voted.
+    VoteCast "VOTE_CAST" { proposal: String, yes: bool },
+    /// A proposal closed; if it passed, the commons' action follows as its own events.
+    ProposalClosed "PROPOSAL_CLOSED" { proposal: String, passed: bool, yes: u64, no: u64, members: u64 },
+    /// The health indicators, sampled.
+    KpiSampled "KPI_SAMPLE" { kpis: Box<KpiSample> },
 }
 
 /// What a frozen principal holds: the "dinner bell" for whoever might rescue it.
@@ -330,6 +384,8 @@ mod tests {
             serde_json::json!({"seq": 3, "time": 1.5, "actor": "alice", "type": "SCRIP_TRANSFER",
                 "payload": {"to": "bob", "amount": 30}})
         );
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, event, "a line of the event stream reads back as the event");
         let noop = Event { kind: EventKind::Noop {}, ..event };
         assert_eq!(serde_json::to_value(&noop).unwrap()["type"], "NOOP");
     }

@@ -14,13 +14,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    ErrorCode, EventKind, InvocationStats, Invoked, Kernel, KernelError, contracts::Permission, exec::CodeCall,
+    ErrorCode, EventKind, InvocationStats, Invoked, Kernel, KernelError,
+    activity::{self, Activity},
+    contracts::Permission,
+    exec::CodeCall,
     schemas::Schemas,
 };
 use crate::{
     sandbox::protocol::{CallMode, Entry},
     world::{
-        components::{Artifact, Executable, Interface, Pricing, ResourcePolicy, Standing},
+        components::{Artifact, CreatedBy, Executable, Interface, Pricing, ResourcePolicy, Service, Standing},
         ids::ArtifactId,
     },
 };
@@ -72,7 +75,13 @@ pub struct InvokeResult {
     pub value: Value,
     /// Scrip paid to the owner (price plus any contract fee).
     pub paid: u64,
+    /// Who was paid: the owner, or the seller of an artifact listed in escrow.
+    pub paid_to: Option<ArtifactId>,
 }
+
+/// How an invoke went, for its event and the statistics: the result with the CPU and
+/// memory it used, or the error and whether code ran.
+type Outcome = Result<(InvokeResult, u64, u64), (KernelError, bool)>;
 
 impl Kernel<'_> {
     /// The caller invokes `method` of artifact `target` with `args`.
@@ -94,12 +103,17 @@ impl Kernel<'_> {
         let config = self.sandbox_config();
         let entity = self.live(target)?;
         let target_id = self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(target))?;
+        if let Some(&service) = self.world.get::<Service>(entity) {
+            let outcome = self.invoke_service(entity, &target_id, service, method, args, expect, &config);
+            return self.record_invocation(&target_id, entity, method, outcome);
+        }
         if self.world.get::<Executable>(entity).is_none() {
             return Err(KernelError::invalid(format!("{target} has no code to invoke")).with("id", target));
         }
         if method == DESCRIBE && self.world.get::<Interface>(entity).is_none_or(|i| i.tool(DESCRIBE).is_none()) {
             let interface = self.world.get::<Interface>(entity).cloned().unwrap_or_default();
-            return Ok(InvokeResult { value: serde_json::to_value(interface).unwrap_or(Value::Null), paid: 0 });
+            let value = serde_json::to_value(interface).unwrap_or(Value::Null);
+            return Ok(InvokeResult { value, paid: 0, paid_to: None });
         }
         // One chain for the contract check and the call itself, on the target's lane.
         let lane = self.world.resource::<crate::sandbox::Sandbox>().lane_for(target_id.as_str(), &config);
@@ -109,6 +123,18 @@ impl Kernel<'_> {
             Ok(outcome) => outcome,
             Err(error) => Err((error, false)),
         };
+        self.record_invocation(&target_id, entity, method, outcome)
+    }
+
+    /// Logs an invocation, counts it in the statistics and in the world's activity,
+    /// and hands back its result.
+    fn record_invocation(
+        &mut self,
+        target_id: &ArtifactId,
+        entity: bevy_ecs::entity::Entity,
+        method: &str,
+        outcome: Outcome,
+    ) -> Result<InvokeResult, KernelError> {
         let (event, stats) = match &outcome {
             Ok((result, cpu_us, memory_bytes)) => (
                 EventKind::InvokeSuccess {
@@ -116,10 +142,11 @@ impl Kernel<'_> {
                     method: method.to_owned(),
                     depth: self.frame.depth,
                     price: result.paid,
+                    paid_to: result.paid_to.clone(),
                     cpu_us: *cpu_us,
                     memory_bytes: *memory_bytes,
                 },
-                Invoked::Succeeded { cpu_us: *cpu_us },
+                Invoked::Succeeded { cpu_us: *cpu_us, by_other: !self.is_creator_of(entity) },
             ),
             Err((error, ran)) => {
                 let cpu_us = error.details.get("cpu_us").and_then(Value::as_u64).unwrap_or(0);
@@ -135,9 +162,83 @@ impl Kernel<'_> {
                 )
             }
         };
-        self.world.resource_mut::<InvocationStats>().record(&target_id, stats);
+        self.world.resource_mut::<InvocationStats>().record(target_id, stats);
+        if outcome.is_ok() {
+            self.note_use_of(target_id, entity);
+        }
         self.emit(event);
         outcome.map(|(result, _, _)| result).map_err(|(error, _)| error)
+    }
+
+    /// Whether the caller created the artifact on `entity`.
+    fn is_creator_of(&self, entity: bevy_ecs::entity::Entity) -> bool {
+        let creator = self
+            .world
+            .get::<CreatedBy>(entity)
+            .map(|c| &c.0)
+            .or_else(|| self.world.get::<Artifact>(entity).map(|a| &a.owner));
+        creator == Some(&self.caller)
+    }
+
+    /// A successful invoke in the world's activity: code that calls code builds on
+    /// it, and an agent using another agent's artifact has dealt with it.
+    fn note_use_of(&mut self, target_id: &ArtifactId, entity: bevy_ecs::entity::Entity) {
+        let called_from_code = self.frame.depth > 0;
+        let owner = self.world.get::<Artifact>(entity).map(|a| a.owner.clone());
+        let owner_entity = owner.and_then(|o| crate::world::ids::lookup(self.world, o.as_str()));
+        let agents = owner_entity
+            .map(|o| (activity::is_agent(self.world, self.caller_entity), activity::is_agent(self.world, o)));
+        let caller = self.caller.clone();
+        let (caller_entity, mut activity) = (self.caller_entity, self.world.resource_mut::<Activity>());
+        if called_from_code {
+            activity.called(&caller, target_id);
+        }
+        if let (Some(owner_entity), Some(agents)) = (owner_entity, agents) {
+            activity.met(agents, caller_entity, owner_entity);
+        }
+    }
+
+    /// A world service: its method answered by the kernel, as the caller.
+    #[allow(clippy::too_many_arguments)]
+    fn invoke_service(
+        &mut self,
+        entity: bevy_ecs::entity::Entity,
+        target: &ArtifactId,
+        service: Service,
+        method: &str,
+        args: Value,
+        expect: &Expect,
+        config: &crate::sandbox::SandboxConfig,
+    ) -> Outcome {
+        let rejected = |error: KernelError| (error, false);
+        let interface = self.world.get::<Interface>(entity).cloned().unwrap_or_default();
+        if method == DESCRIBE {
+            let value = serde_json::to_value(interface).unwrap_or(Value::Null);
+            return Ok((InvokeResult { value, paid: 0, paid_to: None }, 0, 0));
+        }
+        if expect.code_hash.is_some() {
+            return Err(rejected(KernelError::invalid(format!("{target} is a world service; it has no code hash"))));
+        }
+        if self.frame.depth > config.max_depth {
+            return Err(rejected(KernelError::new(
+                ErrorCode::DepthExceeded,
+                format!(
+                    "invoking {target} would nest {} calls deep; the limit is {}",
+                    self.frame.depth, config.max_depth
+                ),
+            )));
+        }
+        if interface.tool(method).is_none() {
+            let methods: Vec<&str> = interface.tools.iter().map(|t| t.name.as_str()).collect();
+            return Err(rejected(
+                KernelError::invalid(format!("{target} has no method {method:?} (it has: {})", methods.join(", ")))
+                    .with("method", method),
+            ));
+        }
+        self.world.resource::<Schemas>().check(entity, method, &args).map_err(rejected)?;
+        // A service's refusals are decided before anything changes: nothing ran.
+        let value = crate::economy::services::serve(self, service, method, &args).map_err(rejected)?;
+        Ok((InvokeResult { value, paid: 0, paid_to: None }, 0, 0))
     }
 
     /// Everything after the target is known. The error side says whether code ran.
@@ -191,6 +292,9 @@ impl Kernel<'_> {
             .get::<Artifact>(entity)
             .map(|a| a.owner.clone())
             .ok_or_else(|| rejected(KernelError::not_found(target.as_str())))?;
+        // What an artifact earns, and what it costs under `owner_pays`, belong to its
+        // seller while it is listed in escrow.
+        let owner = crate::economy::escrow::beneficiary(self.world, target, &owner);
         let pricing = self.world.get::<Pricing>(entity).copied().unwrap_or_default();
         let price = if owner == self.caller { 0 } else { pricing.invoke_price };
         let due = price + fee;
@@ -235,7 +339,9 @@ impl Kernel<'_> {
         })?;
         // The code may have changed balances while it ran: check again, then pay.
         self.pay(due, &owner, target).map_err(|e| (e.with("cpu_us", ran.cpu_us), true))?;
-        Ok((InvokeResult { value, paid: due }, ran.cpu_us, ran.memory_bytes))
+        let paid_to = (due > 0 && owner != self.caller).then_some(owner);
+        let paid = if paid_to.is_some() { due } else { 0 };
+        Ok((InvokeResult { value, paid, paid_to }, ran.cpu_us, ran.memory_bytes))
     }
 
     /// Refuses early if the caller cannot pay `due` scrip.
@@ -262,13 +368,6 @@ impl Kernel<'_> {
         }
         self.ensure_can_pay(due, target)?;
         let owner_entity = self.principal(owner.as_str())?;
-        let credited = self.standing(owner_entity)?.scrip.checked_add(due);
-        let Some(credited) = credited else {
-            return Err(KernelError::invalid(format!("paying {owner} would overflow")));
-        };
-        let caller = self.caller_entity;
-        self.standing_mut(caller)?.scrip -= due;
-        self.standing_mut(owner_entity)?.scrip = credited;
-        Ok(())
+        self.move_scrip(self.caller_entity, owner_entity, due, None)
     }
 }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use bevy_ecs::prelude::*;
 
 use super::{
-    ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, Supply, contracts::BuiltinContract, events::FrozenAssets,
+    ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, Supply,
+    activity::{self, Activity},
+    contracts::BuiltinContract,
+    events::FrozenAssets,
     positive, state,
 };
 use crate::world::{
@@ -104,7 +107,7 @@ fn overflow(who: &ArtifactId, resource: &str) -> KernelError {
 impl Kernel<'_> {
     /// A principal other than the world itself, by id, with its shared id. The
     /// `kernel` principal holds nothing and can be given nothing.
-    fn principal_with_id(&self, id: &str) -> Result<(ArtifactId, Entity), KernelError> {
+    pub(crate) fn principal_with_id(&self, id: &str) -> Result<(ArtifactId, Entity), KernelError> {
         let (key, entity) =
             self.world.resource::<Ids>().resolve(self.world, id).ok_or_else(|| KernelError::not_a_principal(id))?;
         let key = key.clone();
@@ -122,18 +125,49 @@ impl Kernel<'_> {
     pub fn transfer_scrip(&mut self, to: &str, amount: i64) -> Result<(), KernelError> {
         let amount = positive(amount, "amount")?;
         let (to_id, to_entity) = self.principal_with_id(to)?;
-        let from_scrip = self.standing(self.caller_entity)?.scrip;
-        if from_scrip < amount {
-            return Err(insufficient(ErrorCode::InsufficientFunds, &self.caller, "scrip", amount, from_scrip));
+        self.move_scrip(self.caller_entity, to_entity, amount, Some(EventKind::ScripTransfer { to: to_id, amount }))
+    }
+
+    /// Moves `amount` scrip between two principals, or refuses (`INSUFFICIENT_FUNDS`,
+    /// overflow) and changes nothing. Every movement of scrip from one principal to
+    /// another goes through here: it is counted for the health indicators, `event`
+    /// (what the movement was) is emitted, and then a recipient frozen for want of
+    /// scrip is rescued.
+    pub(crate) fn move_scrip(
+        &mut self,
+        from: Entity,
+        to: Entity,
+        amount: u64,
+        event: Option<EventKind>,
+    ) -> Result<(), KernelError> {
+        let held = self.standing(from)?.scrip;
+        if held < amount {
+            let who = self.world.get::<ArtifactId>(from).cloned().unwrap_or_else(|| self.caller.clone());
+            return Err(insufficient(ErrorCode::InsufficientFunds, &who, "scrip", amount, held));
         }
-        if to_entity != self.caller_entity {
-            let credited =
-                self.standing(to_entity)?.scrip.checked_add(amount).ok_or_else(|| overflow(&to_id, "scrip"))?;
-            self.standing_mut(self.caller_entity)?.scrip = from_scrip - amount;
-            self.standing_mut(to_entity)?.scrip = credited;
+        if amount == 0 || from == to {
+            if let Some(event) = event {
+                self.emit(event);
+            }
+            return Ok(());
         }
-        self.emit(EventKind::ScripTransfer { to: to_id.clone(), amount });
-        self.thaw_if_rescued(to_entity, &to_id);
+        let credited = self.standing(to)?.scrip.checked_add(amount);
+        let Some(credited) = credited else {
+            let who = self.world.get::<ArtifactId>(to).cloned().unwrap_or_else(|| self.caller.clone());
+            return Err(overflow(&who, "scrip"));
+        };
+        self.standing_mut(from)?.scrip = held - amount;
+        self.standing_mut(to)?.scrip = credited;
+        let agents = (activity::is_agent(self.world, from), activity::is_agent(self.world, to));
+        let mut activity = self.world.resource_mut::<Activity>();
+        activity.scrip_moved = activity.scrip_moved.saturating_add(amount);
+        activity.met(agents, from, to);
+        if let Some(event) = event {
+            self.emit(event);
+        }
+        if let Some(id) = self.world.get::<ArtifactId>(to).cloned() {
+            self.thaw_if_rescued(to, &id);
+        }
         Ok(())
     }
 
@@ -289,7 +323,7 @@ impl Kernel<'_> {
         Ok(())
     }
 
-    fn require_system(&self) -> Result<(), KernelError> {
+    pub(crate) fn require_system(&self) -> Result<(), KernelError> {
         if self.caller != KERNEL_ID {
             return Err(KernelError::new(ErrorCode::AccessDenied, "only the world itself may do this"));
         }
@@ -390,6 +424,7 @@ impl Kernel<'_> {
         }
         let summary = state::asset_summary(self.world, entity);
         self.world.entity_mut(entity).insert(Frozen { since: self.now, reason: reason.to_owned(), by_rule });
+        self.world.resource_mut::<Activity>().freezes += 1;
         self.emit(EventKind::AgentFrozen {
             principal: id,
             reason: reason.to_owned(),
@@ -405,12 +440,13 @@ impl Kernel<'_> {
 
     /// Thaws an agent frozen for running dry once it no longer does: whoever made
     /// that so (the caller) is named as its rescuer.
-    fn thaw_if_rescued(&mut self, entity: Entity, id: &ArtifactId) {
+    pub(crate) fn thaw_if_rescued(&mut self, entity: Entity, id: &ArtifactId) {
         let rule = self.world.resource::<Config>().freeze;
         let frozen_by_rule = self.world.get::<Frozen>(entity).is_some_and(|f| f.by_rule);
         let dry = self.world.get::<Standing>(entity).is_none_or(|s| rule.runs_dry(s).is_some());
         if frozen_by_rule && !dry {
             self.world.entity_mut(entity).remove::<Frozen>();
+            self.world.resource_mut::<Activity>().thaws += 1;
             let rescuer = Some(self.caller.clone());
             self.emit(EventKind::AgentUnfrozen { principal: id.clone(), rescuer });
         }
@@ -421,6 +457,7 @@ impl Kernel<'_> {
         self.require_system()?;
         let (id, entity) = self.principal_with_id(principal)?;
         if self.world.entity_mut(entity).take::<Frozen>().is_some() {
+            self.world.resource_mut::<Activity>().thaws += 1;
             self.emit(EventKind::AgentUnfrozen { principal: id, rescuer });
         }
         Ok(())

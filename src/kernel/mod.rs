@@ -8,6 +8,7 @@
 //! State queries ([`state`]) are public reads over `&World`.
 
 pub mod actions;
+pub mod activity;
 pub mod artifacts;
 pub mod contracts;
 pub mod error;
@@ -73,6 +74,8 @@ pub struct InvocationCount {
     pub failure: u64,
     /// Refused before running (bad arguments, no permission, no funds, too deep).
     pub rejected: u64,
+    /// Successes whose caller was not the artifact's creator: use by others.
+    pub by_others: u64,
     /// CPU-microseconds of every run, successful or not.
     pub cpu_us: u64,
 }
@@ -94,7 +97,7 @@ impl InvocationCount {
 /// How an invocation ended, for the statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Invoked {
-    Succeeded { cpu_us: u64 },
+    Succeeded { cpu_us: u64, by_other: bool },
     Failed { cpu_us: u64 },
     Rejected,
 }
@@ -103,9 +106,10 @@ impl InvocationStats {
     pub(crate) fn record(&mut self, id: &ArtifactId, outcome: Invoked) {
         let count = self.by_artifact.entry(id.clone()).or_default();
         match outcome {
-            Invoked::Succeeded { cpu_us } => {
+            Invoked::Succeeded { cpu_us, by_other } => {
                 count.success += 1;
                 count.cpu_us += cpu_us;
+                count.by_others += u64::from(by_other);
             }
             Invoked::Failed { cpu_us } => {
                 count.failure += 1;
@@ -131,6 +135,7 @@ pub(crate) fn plugin(app: &mut App) {
     app.init_resource::<EventLog>()
         .init_resource::<Supply>()
         .init_resource::<InvocationStats>()
+        .init_resource::<activity::Activity>()
         .init_resource::<exec::Charges>()
         .add_message::<intents::Intent>()
         .add_message::<intents::ActionOutcome>()
@@ -164,11 +169,11 @@ impl Frame {
 /// The kernel acting as one principal (or, for host calls, as the artifact whose
 /// code is running).
 pub struct Kernel<'w> {
-    world: &'w mut World,
-    caller: ArtifactId,
-    caller_entity: Entity,
-    now: SimTime,
-    frame: Frame,
+    pub(crate) world: &'w mut World,
+    pub(crate) caller: ArtifactId,
+    pub(crate) caller_entity: Entity,
+    pub(crate) now: SimTime,
+    pub(crate) frame: Frame,
 }
 
 impl<'w> Kernel<'w> {
@@ -203,17 +208,17 @@ impl<'w> Kernel<'w> {
         self.world
     }
 
-    fn emit(&mut self, kind: EventKind) -> u64 {
+    pub(crate) fn emit(&mut self, kind: EventKind) -> u64 {
         let (now, actor) = (self.now, self.caller.clone());
         self.world.resource_mut::<EventLog>().push(now, actor, kind)
     }
 
-    fn entity(&self, id: &str) -> Result<Entity, KernelError> {
+    pub(crate) fn entity(&self, id: &str) -> Result<Entity, KernelError> {
         ids::lookup(self.world, id).ok_or_else(|| KernelError::not_found(id))
     }
 
     /// An artifact that exists and is not deleted.
-    fn live(&self, id: &str) -> Result<Entity, KernelError> {
+    pub(crate) fn live(&self, id: &str) -> Result<Entity, KernelError> {
         let entity = self.entity(id)?;
         if self.world.get::<Tombstone>(entity).is_some() {
             return Err(KernelError::deleted(id));
@@ -222,7 +227,7 @@ impl<'w> Kernel<'w> {
     }
 
     /// A principal (an artifact with standing).
-    fn principal(&self, id: &str) -> Result<Entity, KernelError> {
+    pub(crate) fn principal(&self, id: &str) -> Result<Entity, KernelError> {
         let entity = ids::lookup(self.world, id).ok_or_else(|| KernelError::not_a_principal(id))?;
         if self.world.get::<Standing>(entity).is_none() {
             return Err(KernelError::not_a_principal(id));
@@ -230,15 +235,15 @@ impl<'w> Kernel<'w> {
         Ok(entity)
     }
 
-    fn standing(&self, entity: Entity) -> Result<&Standing, KernelError> {
+    pub(crate) fn standing(&self, entity: Entity) -> Result<&Standing, KernelError> {
         self.world.get::<Standing>(entity).ok_or_else(|| lost(entity))
     }
 
-    fn standing_mut(&mut self, entity: Entity) -> Result<Mut<'_, Standing>, KernelError> {
+    pub(crate) fn standing_mut(&mut self, entity: Entity) -> Result<Mut<'_, Standing>, KernelError> {
         self.world.get_mut::<Standing>(entity).ok_or_else(|| lost(entity))
     }
 
-    fn is_system(&self, entity: Entity) -> bool {
+    pub(crate) fn is_system(&self, entity: Entity) -> bool {
         self.world.get::<System>(entity).is_some()
     }
 }

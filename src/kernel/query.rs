@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use super::{KernelError, contracts::BuiltinContract};
 use crate::world::{
     components::{
-        AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, Pricing, Quota, Standing, Tombstone,
-        created_by,
+        AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, Pricing, Quota, Service, Standing,
+        Tombstone, created_by,
     },
     ids::{ArtifactId, Ids},
 };
@@ -39,9 +39,14 @@ pub enum ArtifactKind {
     Principal,
     /// Has standing and a loop.
     Agent,
+    /// One of the world's services (the mint, escrow, …): methods the kernel answers.
+    Service,
 }
 
 pub fn kind_of(world: &World, entity: Entity) -> ArtifactKind {
+    if world.get::<Service>(entity).is_some() {
+        return ArtifactKind::Service;
+    }
     if world.get::<Loop>(entity).is_some() {
         return ArtifactKind::Agent;
     }
@@ -123,6 +128,7 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
     if world.get::<Frozen>(entity).is_some() {
         fields.insert("frozen".into(), true.into());
     }
+    crate::economy::describe(world, entity, fields);
     if let Some(standing) = world.get::<Standing>(entity) {
         // The ledger, quotas and heartbeat of every principal are public (SPEC §8).
         fields.insert("scrip".into(), standing.scrip().into());

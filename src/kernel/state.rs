@@ -118,8 +118,11 @@ pub fn asset_summary(world: &World, entity: Entity) -> AssetSummary {
     }
 }
 
-/// Sum of every principal's scrip.
+/// All scrip in existence: what principals hold, and what the mint holds for bids.
 pub fn scrip_supply(world: &World) -> u64 {
     let ids = world.resource::<Ids>();
-    ids.in_creation_order().iter().filter_map(|&e| world.get::<Standing>(e)).map(|s| s.scrip).sum()
+    let held: u64 = ids.in_creation_order().iter().filter_map(|&e| world.get::<Standing>(e)).map(|s| s.scrip).sum();
+    // Scrip bid at the mint is out of its bidders' hands until the auction resolves,
+    // but it still exists.
+    held + world.get_resource::<crate::economy::mint::Mint>().map_or(0, |m| m.held())
 }

@@ -11,12 +11,22 @@ use bevy_ecs::prelude::*;
 use serde::Serialize;
 
 use crate::{
-    kernel::{EventLog, InvocationStats, Supply},
+    economy::{
+        debt::{Debt, Debts},
+        escrow::Escrow,
+        governance::{Commons, Governance},
+        kpis::Kpis,
+        mint::Mint,
+    },
+    kernel::{
+        EventLog, InvocationStats, Supply,
+        activity::{Activity, Habits},
+    },
     scene::Timeline,
     world::{
         components::{
             AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Interface, LastAction, Loop,
-            Pricing, Quota, Standing, System, Tombstone,
+            Pricing, Quota, Service, Standing, System, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -43,6 +53,10 @@ struct EntityState<'a> {
     tombstone: Option<&'a Tombstone>,
     frozen: Option<&'a Frozen>,
     system: bool,
+    service: Option<&'a Service>,
+    habits: Option<&'a Habits>,
+    debt: Option<&'a Debt>,
+    commons: Option<&'a Commons>,
 }
 
 struct Digest {
@@ -73,6 +87,12 @@ pub fn world_checksum(world: &World) -> String {
     digest.feed(world.resource::<Config>());
     digest.feed(world.resource::<Supply>());
     digest.feed(world.resource::<InvocationStats>());
+    digest.feed(&world.resource::<Activity>().digest_view());
+    digest.feed(world.resource::<Mint>());
+    digest.feed(world.resource::<Escrow>());
+    digest.feed(world.resource::<Debts>());
+    digest.feed(&serde_json::to_string(world.resource::<Governance>()).unwrap_or_default());
+    digest.feed(world.resource::<Kpis>());
     // Pending interventions hold actions with optional fields, which a compact
     // encoding could confuse with one another; JSON keeps the field names.
     let timeline = serde_json::to_string(world.resource::<Timeline>()).unwrap_or_default();
@@ -100,6 +120,10 @@ pub fn world_checksum(world: &World) -> String {
             tombstone: world.get(e),
             frozen: world.get(e),
             system: world.get::<System>(e).is_some(),
+            service: world.get(e),
+            habits: world.get(e),
+            debt: world.get(e),
+            commons: world.get(e),
         });
     }
     let log = world.resource::<EventLog>();

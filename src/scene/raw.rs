@@ -74,6 +74,40 @@ pub struct ConfigSpec {
     pub sandbox: Option<SandboxSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freeze: Option<FreezeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mint: Option<MintSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kpis: Option<KpiSpec>,
+}
+
+/// `mint: (...)`: when the mint's auctions resolve and what winning pays.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintSpec {
+    /// When the first auction resolves, in simulated seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_at_secs: Option<f64>,
+    /// Seconds between resolutions (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_secs: Option<f64>,
+    /// Winners per resolution (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
+    /// A winner is minted `score / mint_ratio` scrip (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mint_ratio: Option<u64>,
+}
+
+/// `kpis: (...)`: how often the health indicators are sampled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiSpec {
+    /// Steps between samples (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_steps: Option<u64>,
+    /// Window of the rolling indicators, in simulated seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<f64>,
 }
 
 /// `freeze: (...)`: when an agent runs dry and is frozen (it holds less than either).

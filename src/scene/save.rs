@@ -12,11 +12,12 @@ use bevy_ecs::prelude::*;
 
 use super::{
     raw::{
-        ArtifactSpec, ConfigSpec, DefaultsSpec, FreezeSpec, InterventionSpec, PartsSpec, PrincipalSpec, SCENE_VERSION,
-        SandboxSpec, SceneFile,
+        ArtifactSpec, ConfigSpec, DefaultsSpec, FreezeSpec, InterventionSpec, KpiSpec, MintSpec, PartsSpec,
+        PrincipalSpec, SCENE_VERSION, SandboxSpec, SceneFile,
     },
     timeline::{InterventionAct, Timeline},
 };
+use crate::economy::{escrow::Escrow, mint::Mint};
 use crate::world::{
     components::{
         AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, Pricing, Quota, Standing, System,
@@ -30,6 +31,10 @@ use crate::world::{
 pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
     let config = world.resource::<Config>();
     let now = world.resource::<SimClock>().now();
+    // Sealed bids and escrow listings do not carry over to a new start: the bids go
+    // back to their bidders' scrip and listed artifacts back to their sellers.
+    let refunds = world.resource::<Mint>().held_by();
+    let escrow = world.resource::<Escrow>();
     let mut principals = Vec::new();
     let mut artifacts = Vec::new();
     for &entity in world.resource::<Ids>().in_creation_order() {
@@ -43,8 +48,8 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
         if let Some(standing) = world.get::<Standing>(entity) {
             let mut spec = PrincipalSpec {
                 id: id.to_string(),
-                owner: (artifact.owner() != id).then(|| artifact.owner().to_string()),
-                scrip: Some(standing.scrip()),
+                owner: (artifact.owner() != id).then(|| owner_of(escrow, id, artifact).to_string()),
+                scrip: Some(standing.scrip().saturating_add(refunds.get(id).copied().unwrap_or(0))),
                 llm_budget_usd: as_usd(standing.llm_budget_micro_usd()),
                 llm_budget_micro_usd: as_micro(standing.llm_budget_micro_usd()),
                 disk_bytes: Some(standing.disk_quota()),
@@ -65,7 +70,7 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
             let deleted = world.get::<Tombstone>(entity).is_some();
             let mut spec = ArtifactSpec {
                 id: id.to_string(),
-                owner: artifact.owner().to_string(),
+                owner: owner_of(escrow, id, artifact).to_string(),
                 deleted,
                 ..ArtifactSpec::default()
             };
@@ -90,15 +95,26 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
             }
         })
         .collect();
+    let mut config_out = config_spec(config);
+    if let Some(mint) = config_out.mint.as_mut() {
+        // The next resolution keeps its place on the shifted clock.
+        let next = world.resource::<Mint>().next_at(&config.mint);
+        mint.first_at_secs = Some(next.millis().saturating_sub(now.millis()) as f64 / 1000.0);
+    }
     SceneFile {
         version: SCENE_VERSION,
         name: name.to_owned(),
         description: String::new(),
-        config: config_spec(config),
+        config: config_out,
         principals,
         artifacts,
         interventions,
     }
+}
+
+/// The owner to save: a listed artifact's seller rather than the escrow service.
+fn owner_of<'a>(escrow: &'a Escrow, id: &ArtifactId, artifact: &'a Artifact) -> &'a ArtifactId {
+    escrow.listing(id.as_str()).map_or(artifact.owner(), |listing| &listing.seller)
 }
 
 fn parts_of(world: &World, entity: Entity, artifact: &Artifact) -> PartsSpec {
@@ -158,6 +174,16 @@ fn config_spec(config: &Config) -> ConfigSpec {
         freeze: Some(FreezeSpec {
             min_llm_budget_micro_usd: Some(config.freeze.min_llm_budget_micro_usd),
             min_scrip: Some(config.freeze.min_scrip),
+        }),
+        mint: Some(MintSpec {
+            first_at_secs: Some(config.mint.first_at.as_secs_f64()),
+            period_secs: Some(config.mint.period.as_secs_f64()),
+            slots: Some(config.mint.slots),
+            mint_ratio: Some(config.mint.mint_ratio),
+        }),
+        kpis: Some(KpiSpec {
+            every_steps: Some(config.kpis.every_steps),
+            window_secs: Some(config.kpis.window.as_secs_f64()),
         }),
     }
 }

@@ -14,7 +14,7 @@ use std::{
 use super::{
     Scene, SceneError,
     error::{Anchor, SceneWarning, locate},
-    raw::{ConfigSpec, InterventionSpec, PartsRef, SCENE_VERSION, SandboxSpec},
+    raw::{ConfigSpec, InterventionSpec, MintSpec, PartsRef, SCENE_VERSION, SandboxSpec},
     timeline::{InterventionAct, ScheduledIntervention},
 };
 use crate::{
@@ -22,7 +22,7 @@ use crate::{
     sandbox::SandboxConfig,
     world::{
         components::{Interface, Limits, Metadata, Pricing, Quota},
-        config::{BUILTIN_ALLOCATIONS, BUILTIN_RATES, Config, FreezeRule, PrincipalDefaults},
+        config::{BUILTIN_ALLOCATIONS, BUILTIN_RATES, Config, FreezeRule, MintConfig, PrincipalDefaults},
         ids::ArtifactId,
         time::SimTime,
     },
@@ -365,6 +365,21 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
             min_scrip: freeze.min_scrip.unwrap_or(defaults.min_scrip),
         };
     }
+    if let Some(mint) = &spec.mint {
+        config.mint = validate_mint(check, mint)?;
+    }
+    if let Some(kpis) = &spec.kpis {
+        let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("kpis:"), Anchor::from(field)];
+        if let Some(every) = kpis.every_steps {
+            if every == 0 {
+                return Err(check.err("config.kpis.every_steps", &at("every_steps"), "every_steps must be at least 1"));
+            }
+            config.kpis.every_steps = every;
+        }
+        if let Some(secs) = kpis.window_secs {
+            config.kpis.window = seconds(check, secs, "config.kpis.window_secs", &at("window_secs"))?;
+        }
+    }
     if let Some(defaults) = &spec.defaults {
         let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("defaults:"), Anchor::from(field)];
         let mut out = PrincipalDefaults::default();
@@ -393,6 +408,40 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
         config.defaults = out;
     }
     Ok(config)
+}
+
+/// A span of simulated seconds that must be positive.
+fn seconds(check: &Checker, secs: f64, path: &str, at: &[Anchor]) -> Result<SimTime, SceneError> {
+    SimTime::from_secs_f64(secs)
+        .filter(|t| t.millis() > 0)
+        .ok_or_else(|| check.err(path, at, format!("{secs} is not a span of time (seconds, at least 0.001)")))
+}
+
+fn validate_mint(check: &Checker, spec: &MintSpec) -> Result<MintConfig, SceneError> {
+    let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("mint:"), Anchor::from(field)];
+    let mut out = MintConfig::default();
+    if let Some(secs) = spec.first_at_secs {
+        // The first resolution may be at time zero: it then happens in the first step.
+        out.first_at = SimTime::from_secs_f64(secs).ok_or_else(|| {
+            check.err("config.mint.first_at_secs", &at("first_at_secs"), format!("{secs} is not a time (seconds ≥ 0)"))
+        })?;
+    }
+    if let Some(secs) = spec.period_secs {
+        out.period = seconds(check, secs, "config.mint.period_secs", &at("period_secs"))?;
+    }
+    if let Some(slots) = spec.slots {
+        if slots == 0 {
+            return Err(check.err("config.mint.slots", &at("slots"), "an auction needs at least one slot"));
+        }
+        out.slots = slots;
+    }
+    if let Some(ratio) = spec.mint_ratio {
+        if ratio == 0 {
+            return Err(check.err("config.mint.mint_ratio", &at("mint_ratio"), "mint_ratio must be at least 1"));
+        }
+        out.mint_ratio = ratio;
+    }
+    Ok(out)
 }
 
 fn validate_sandbox(check: &Checker, spec: &SandboxSpec) -> Result<SandboxConfig, SceneError> {

@@ -438,6 +438,22 @@ impl Frozen {
     }
 }
 
+/// One of the world's services: a system artifact whose methods the kernel answers
+/// itself instead of running code. They are invoked like any artifact.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Service {
+    /// `kernel_mint`: sealed bids on the mint's auctions.
+    Mint,
+    /// `kernel_escrow`: trustless sale of artifacts.
+    Escrow,
+    /// `kernel_debt`: loans as artifacts.
+    Debt,
+    /// `kernel_governance`: commons governed by their members' votes.
+    Governance,
+    /// `system_auditor`: the story of the run so far, and the health indicators.
+    Auditor,
+}
+
 /// Part of the world's machinery (the `kernel` principal, the built-in contracts):
 /// present in every world, not saved into scenes, excluded from UBI.
 #[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -41,6 +41,43 @@ pub struct Config {
     pub sandbox: crate::sandbox::SandboxConfig,
     /// When an agent is frozen for running dry.
     pub freeze: FreezeRule,
+    /// The mint's schedule and rules.
+    pub mint: MintConfig,
+    /// How often the health indicators are sampled.
+    pub kpis: KpiConfig,
+}
+
+/// The mint's schedule and rules (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MintConfig {
+    /// When the first auction resolves.
+    pub first_at: SimTime,
+    /// Time between resolutions.
+    pub period: SimTime,
+    /// Winners per resolution: the top `slots` bids win, each paying the next bid.
+    pub slots: u32,
+    /// A winner is minted `score / mint_ratio` scrip.
+    pub mint_ratio: u64,
+}
+
+impl Default for MintConfig {
+    fn default() -> Self {
+        Self { first_at: SimTime::from_millis(60_000), period: SimTime::from_millis(60_000), slots: 1, mint_ratio: 10 }
+    }
+}
+
+/// How often the health indicators are sampled, and over what window the rolling
+/// ones (velocity, recovery rate) are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KpiConfig {
+    pub every_steps: u64,
+    pub window: SimTime,
+}
+
+impl Default for KpiConfig {
+    fn default() -> Self {
+        Self { every_steps: 10, window: SimTime::from_millis(60_000) }
+    }
 }
 
 /// When an agent can no longer pay for its next step and is frozen (SPEC §8). It is
@@ -111,6 +148,8 @@ impl Default for Config {
             event_ring: crate::kernel::events::DEFAULT_RING_CAPACITY,
             sandbox: crate::sandbox::SandboxConfig::default(),
             freeze: FreezeRule::default(),
+            mint: MintConfig::default(),
+            kpis: KpiConfig::default(),
         }
     }
 }

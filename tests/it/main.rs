@@ -7,6 +7,7 @@ mod determinism;
 mod hostile;
 mod invoke;
 mod ledger;
+mod mint;
 mod props;
 mod query;
 mod quotas;

@@ -1,0 +1,461 @@
+//! The mint (SPEC §7): the only place scrip is created.
+//!
+//! Owners bid scrip on their artifacts at any time. A bid is sealed — nobody else
+//! sees its amount before the auction resolves — and held by the mint at once; its
+//! bidder may raise it or cancel it. On a fixed simulated schedule the mint resolves:
+//!
+//! 1. Bids whose bidder no longer owns the artifact (or whose artifact is gone) are
+//!    void and refunded.
+//! 2. The rest rank by amount, ties going to the earlier bid (a raise counts from
+//!    when it was made). The top `slots` win and each pays the next bid below the
+//!    winners — a lone bid pays the minimum, 1. Losers, and winners' excess, are
+//!    refunded.
+//! 3. Each winner's artifact is scored 0–100 ([`super::scorer`]); a duplicate of an
+//!    artifact the mint already scored (same normalised content and code) scores 0.
+//!    A scoring failure refunds the winner in full.
+//! 4. A winner's price is shared out as UBI over every other principal: `price / n`
+//!    each, and the remainder one scrip each to the first principals in id order. The
+//!    winner is minted `score / mint_ratio` new scrip.
+//!
+//! `MINT_RESOLVED` reveals every bid of the auction, so the event log accounts for
+//! every scrip that moved.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    scorer::{self, MintScorer},
+    services::{self, MINT_ID},
+};
+use crate::{
+    kernel::{ErrorCode, EventKind, Kernel, KernelError, Supply, activity::Activity, positive},
+    world::{
+        components::{Artifact, Frozen, Standing, System, Tombstone},
+        config::{Config, MintConfig},
+        ids::{self, ArtifactId},
+        time::{SimClock, SimTime},
+    },
+};
+
+/// Results of past resolutions kept for `status`.
+const HISTORY: usize = 20;
+
+/// The mint's state: sealed bids and what it has scored.
+#[derive(Resource, Debug, Clone, Default, Serialize)]
+pub struct Mint {
+    /// When the next auction resolves; `None` until the first (the scene's
+    /// `first_at`).
+    next_at: Option<SimTime>,
+    /// By (artifact, bidder).
+    bids: BTreeMap<(ArtifactId, ArtifactId), Bid>,
+    /// Orders bids for ties: a lower number was placed (or last raised) earlier.
+    next_seq: u64,
+    /// Scrip held for open bids.
+    held: u64,
+    /// Fingerprints of every artifact the mint has scored.
+    scored: BTreeSet<u128>,
+    resolutions: u64,
+    recent: VecDeque<Resolution>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+struct Bid {
+    amount: u64,
+    seq: u64,
+    placed_at: SimTime,
+}
+
+/// One bid, revealed when its auction resolves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealedBid {
+    pub bidder: ArtifactId,
+    pub artifact: ArtifactId,
+    pub amount: u64,
+    /// Void: the bidder no longer owned the artifact, or it was deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub void: bool,
+}
+
+/// What one winner paid and got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Winner {
+    pub bidder: ArtifactId,
+    pub artifact: ArtifactId,
+    pub bid: u64,
+    /// Paid (0 if scoring failed: the bid was refunded).
+    pub price: u64,
+    pub score: Option<u64>,
+    /// Same content as an artifact scored before: score 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    pub minted: u64,
+    /// UBI each other principal received from this price.
+    pub ubi_per_head: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring_error: Option<String>,
+}
+
+/// The outcome of one auction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub at: f64,
+    pub bids: u64,
+    pub winners: Vec<Winner>,
+}
+
+impl Mint {
+    /// When the next auction resolves.
+    pub fn next_at(&self, config: &MintConfig) -> SimTime {
+        self.next_at.unwrap_or(config.first_at)
+    }
+
+    /// Scrip held for open bids (part of the scrip supply).
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// Sealed bids waiting for the next resolution.
+    pub fn open_bids(&self) -> usize {
+        self.bids.len()
+    }
+
+    /// Auctions resolved so far.
+    pub fn resolutions(&self) -> u64 {
+        self.resolutions
+    }
+
+    pub fn recent(&self) -> impl Iterator<Item = &Resolution> {
+        self.recent.iter()
+    }
+
+    /// Each open bid's bidder and amount, for saving a world as a new start (the
+    /// bids are returned to their bidders there).
+    pub(crate) fn held_by(&self) -> BTreeMap<&ArtifactId, u64> {
+        let mut out: BTreeMap<&ArtifactId, u64> = BTreeMap::new();
+        for ((_, bidder), bid) in &self.bids {
+            *out.entry(bidder).or_default() += bid.amount;
+        }
+        out
+    }
+}
+
+pub(crate) fn serve(kernel: &mut Kernel, method: &str, input: &Value) -> Result<Value, KernelError> {
+    #[derive(Deserialize)]
+    struct BidArgs {
+        artifact: String,
+        amount: i64,
+    }
+    #[derive(Deserialize)]
+    struct CancelArgs {
+        artifact: String,
+    }
+    match method {
+        "bid" => {
+            let a: BidArgs = services::args(method, input)?;
+            kernel.bid(&a.artifact, a.amount)
+        }
+        "cancel" => {
+            let a: CancelArgs = services::args(method, input)?;
+            kernel.cancel_bid(&a.artifact)
+        }
+        "status" => Ok(kernel.mint_status()),
+        _ => Err(services::no_such_method(MINT_ID, method)),
+    }
+}
+
+impl Kernel<'_> {
+    /// Bids `amount` on `artifact`, which the caller must own; bidding again raises
+    /// the bid (never lowers it: cancel and bid again for that). The amount — or for
+    /// a raise, the difference — is held by the mint at once.
+    pub fn bid(&mut self, artifact: &str, amount: i64) -> Result<Value, KernelError> {
+        let amount = positive(amount, "amount")?;
+        let entity = self.live(artifact)?;
+        let artifact_id =
+            self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
+        if self.is_system(entity) {
+            return Err(KernelError::invalid(format!("{artifact} is part of the world; it cannot be bid on")));
+        }
+        let owner = self.world.get::<Artifact>(entity).map(|a| a.owner.clone());
+        if owner.as_ref() != Some(&self.caller) {
+            let owner = owner.map(|o| o.to_string()).unwrap_or_default();
+            return Err(KernelError::new(
+                ErrorCode::NotOwner,
+                format!("{} bids on its own artifacts only; {artifact} belongs to {owner}", self.caller),
+            )
+            .with("id", artifact)
+            .with("owner", owner));
+        }
+        let key = (artifact_id.clone(), self.caller.clone());
+        let previous = self.world.resource::<Mint>().bids.get(&key).copied();
+        let extra = match previous {
+            Some(old) if amount <= old.amount => {
+                return Err(KernelError::invalid(format!(
+                    "the bid on {artifact} is {}; a bid can only be raised (cancel it to bid less)",
+                    old.amount
+                ))
+                .with("current", old.amount));
+            }
+            Some(old) => amount - old.amount,
+            None => amount,
+        };
+        let held = self.world.get::<Standing>(self.caller_entity).map(Standing::scrip);
+        match held {
+            Some(held) if held >= extra => {}
+            held => {
+                return Err(KernelError::new(
+                    ErrorCode::InsufficientFunds,
+                    format!("bidding {amount} needs {extra} more scrip; {} holds {}", self.caller, held.unwrap_or(0)),
+                )
+                .with("needed", extra)
+                .with("available", held.unwrap_or(0)));
+            }
+        }
+        self.standing_mut(self.caller_entity)?.scrip -= extra;
+        let now = self.now;
+        let mut mint = self.world.resource_mut::<Mint>();
+        let seq = mint.next_seq;
+        mint.next_seq += 1;
+        mint.held += extra;
+        mint.bids.insert(key, Bid { amount, seq, placed_at: now });
+        let config = self.world.resource::<Config>().mint;
+        let resolves_at = self.world.resource::<Mint>().next_at(&config);
+        self.emit(EventKind::MintBid { artifact: artifact_id.clone(), raised: previous.is_some() });
+        Ok(json!({ "artifact": artifact_id, "amount": amount, "resolves_at": resolves_at.as_secs_f64() }))
+    }
+
+    /// Withdraws the caller's bid on `artifact` and returns its amount.
+    pub fn cancel_bid(&mut self, artifact: &str) -> Result<Value, KernelError> {
+        let artifact_id = ids::lookup(self.world, artifact)
+            .and_then(|e| self.world.get::<ArtifactId>(e).cloned())
+            .ok_or_else(|| KernelError::not_found(artifact))?;
+        let key = (artifact_id.clone(), self.caller.clone());
+        let Some(bid) = self.world.resource::<Mint>().bids.get(&key).copied() else {
+            return Err(KernelError::new(ErrorCode::NotFound, format!("{} has no bid on {artifact}", self.caller))
+                .with("id", artifact));
+        };
+        let credited = self.standing(self.caller_entity)?.scrip.checked_add(bid.amount);
+        let Some(credited) = credited else {
+            return Err(KernelError::invalid("refunding the bid would overflow"));
+        };
+        let mut mint = self.world.resource_mut::<Mint>();
+        mint.bids.remove(&key);
+        mint.held -= bid.amount;
+        self.standing_mut(self.caller_entity)?.scrip = credited;
+        self.emit(EventKind::MintBidCancelled { artifact: artifact_id.clone(), refunded: bid.amount });
+        Ok(json!({ "artifact": artifact_id, "refunded": bid.amount }))
+    }
+
+    /// What anyone may know of the mint: when it resolves, how many sealed bids wait
+    /// (not their amounts), recent results — and the caller's own bids.
+    pub fn mint_status(&self) -> Value {
+        let config = self.world.resource::<Config>().mint;
+        let mint = self.world.resource::<Mint>();
+        let own: Vec<Value> = mint
+            .bids
+            .iter()
+            .filter(|((_, bidder), _)| *bidder == self.caller)
+            .map(|((artifact, _), bid)| json!({ "artifact": artifact, "amount": bid.amount }))
+            .collect();
+        json!({
+            "next_resolution_at": mint.next_at(&config).as_secs_f64(),
+            "period_secs": config.period.as_secs_f64(),
+            "slots": config.slots,
+            "mint_ratio": config.mint_ratio,
+            "sealed_bids": mint.bids.len(),
+            "your_bids": own,
+            "resolutions": mint.resolutions,
+            "minted_total": self.world.resource::<Supply>().minted,
+            "recent": mint.recent.iter().rev().take(5).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Settle phase: resolves the auction when its time has come.
+pub(crate) fn resolve_due_auction(world: &mut World) {
+    let config = world.resource::<Config>().mint;
+    let now = world.resource::<SimClock>().now();
+    let due = world.resource::<Mint>().next_at(&config);
+    if now < due {
+        return;
+    }
+    // The next resolution is the first scheduled time after now (a long step may
+    // pass over several; they resolve as one).
+    let periods = (now.millis() - due.millis()) / config.period.millis() + 1;
+    let next = SimTime::from_millis(due.millis() + periods * config.period.millis());
+    world.resource_mut::<Mint>().next_at = Some(next);
+    resolve(world, &config, next);
+}
+
+/// Resolves the auction over every open bid.
+pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
+    let now = world.resource::<SimClock>().now();
+    let bids = std::mem::take(&mut world.resource_mut::<Mint>().bids);
+    let count = bids.len() as u64;
+    // Who still owns what they bid on.
+    let mut valid = Vec::with_capacity(bids.len());
+    let mut revealed = Vec::with_capacity(bids.len());
+    let mut refunds: Vec<(Entity, u64)> = Vec::new();
+    for ((artifact, bidder), bid) in bids {
+        let bidder_entity = ids::lookup(world, bidder.as_str()).filter(|&e| world.get::<Standing>(e).is_some());
+        let artifact_entity = ids::lookup(world, artifact.as_str()).filter(|&e| world.get::<Tombstone>(e).is_none());
+        let owns = artifact_entity.and_then(|e| world.get::<Artifact>(e)).is_some_and(|a| a.owner == bidder);
+        let void = !owns;
+        revealed.push(RevealedBid { bidder: bidder.clone(), artifact: artifact.clone(), amount: bid.amount, void });
+        match (bidder_entity, artifact_entity) {
+            (Some(b), Some(a)) if owns => valid.push((bid, bidder, b, artifact, a)),
+            (Some(b), _) => refunds.push((b, bid.amount)),
+            // A bidder that is gone cannot be refunded; principals are never
+            // despawned, so this does not happen.
+            (None, _) => {}
+        }
+    }
+    valid.sort_by(|a, b| b.0.amount.cmp(&a.0.amount).then(a.0.seq.cmp(&b.0.seq)));
+    let slots = config.slots as usize;
+    let price = valid.get(slots).map_or(1, |next| next.0.amount);
+    let losers = valid.split_off(slots.min(valid.len()));
+    refunds.extend(losers.iter().map(|(bid, _, entity, _, _)| (*entity, bid.amount)));
+    for (entity, amount) in refunds {
+        credit(world, entity, amount);
+    }
+
+    let mut winners = Vec::with_capacity(valid.len());
+    let mut payouts = Vec::new();
+    for (bid, bidder, bidder_entity, artifact, artifact_entity) in valid {
+        let scored = world.resource::<MintScorer>().score(world, artifact_entity);
+        let mut winner = Winner {
+            bidder: bidder.clone(),
+            artifact,
+            bid: bid.amount,
+            price: 0,
+            score: None,
+            duplicate: false,
+            minted: 0,
+            ubi_per_head: 0,
+            scoring_error: None,
+        };
+        match scored {
+            Err(error) => {
+                credit(world, bidder_entity, bid.amount);
+                winner.scoring_error = Some(error);
+            }
+            Ok(score) => {
+                let fingerprint = scorer::fingerprint(world, artifact_entity);
+                let fresh = world.resource_mut::<Mint>().scored.insert(fingerprint);
+                let score = if fresh { score } else { 0 };
+                credit(world, bidder_entity, bid.amount - price);
+                let minted = score / config.mint_ratio;
+                credit(world, bidder_entity, minted);
+                world.resource_mut::<Supply>().minted += minted;
+                winner.price = price;
+                winner.score = Some(score);
+                winner.duplicate = !fresh;
+                winner.minted = minted;
+                payouts.push((winners.len(), bidder_entity, bidder));
+            }
+        }
+        winners.push(winner);
+    }
+    // Everything that was held has been paid out or is about to be shared as UBI.
+    world.resource_mut::<Mint>().held = 0;
+    let mut ubi_events = Vec::with_capacity(payouts.len());
+    for (index, winner_entity, winner_id) in payouts {
+        let price = winners[index].price;
+        let shared = share_out(world, winner_entity, price);
+        winners[index].ubi_per_head = shared.per_head;
+        if shared.recipients == 0 {
+            // Nobody else to share with: the price goes back.
+            credit(world, winner_entity, price);
+            winners[index].price = 0;
+            continue;
+        }
+        ubi_events.push(EventKind::UbiPaid {
+            from: winner_id,
+            amount: price,
+            recipients: shared.recipients,
+            per_head: shared.per_head,
+            remainder_to: shared.remainder_to,
+        });
+    }
+    let resolution = Resolution { at: now.as_secs_f64(), bids: count, winners };
+    let Ok(mut kernel) = Kernel::as_system(world) else { return };
+    kernel.emit(EventKind::MintResolved {
+        bids: count,
+        winners: resolution.winners.clone(),
+        revealed,
+        next_at: next.as_secs_f64(),
+    });
+    for event in ubi_events {
+        kernel.emit(event);
+    }
+    kernel.thaw_all_rescued();
+    let mut mint = world.resource_mut::<Mint>();
+    mint.resolutions += 1;
+    mint.recent.push_back(resolution);
+    if mint.recent.len() > HISTORY {
+        mint.recent.pop_front();
+    }
+}
+
+/// Pays scrip held by the mint back to a principal.
+fn credit(world: &mut World, entity: Entity, amount: u64) {
+    if let Some(mut standing) = world.get_mut::<Standing>(entity) {
+        standing.scrip = standing.scrip.saturating_add(amount);
+    }
+}
+
+struct Shared {
+    recipients: u64,
+    per_head: u64,
+    remainder_to: Vec<ArtifactId>,
+}
+
+/// Shares `amount` over every principal except `winner` and the world's own: `amount
+/// / n` each, and one more each to the first `amount % n` in id order.
+fn share_out(world: &mut World, winner: Entity, amount: u64) -> Shared {
+    let mut everyone = world.query_filtered::<(Entity, &ArtifactId), (With<Standing>, Without<System>)>();
+    let mut recipients: Vec<(&ArtifactId, Entity)> =
+        everyone.iter(world).filter(|(e, _)| *e != winner).map(|(e, id)| (id, e)).collect();
+    let n = recipients.len() as u64;
+    if n == 0 {
+        return Shared { recipients: 0, per_head: 0, remainder_to: Vec::new() };
+    }
+    let (per_head, remainder) = (amount / n, (amount % n) as usize);
+    let mut first: Vec<(ArtifactId, Entity)> = Vec::new();
+    if remainder > 0 {
+        recipients.select_nth_unstable_by(remainder - 1, |a, b| a.0.cmp(b.0));
+        recipients.truncate(remainder);
+        recipients.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        first = recipients.into_iter().map(|(id, e)| (id.clone(), e)).collect();
+    }
+    if per_head > 0 {
+        let mut standings = world.query_filtered::<(Entity, &mut Standing), Without<System>>();
+        for (entity, mut standing) in standings.iter_mut(world) {
+            if entity != winner {
+                standing.scrip = standing.scrip.saturating_add(per_head);
+            }
+        }
+    }
+    for (_, entity) in &first {
+        credit(world, *entity, 1);
+    }
+    let mut activity = world.resource_mut::<Activity>();
+    activity.scrip_moved = activity.scrip_moved.saturating_add(amount);
+    Shared { recipients: n, per_head, remainder_to: first.into_iter().map(|(id, _)| id).collect() }
+}
+
+impl Kernel<'_> {
+    /// Thaws every principal frozen for running dry that no longer does (after the
+    /// mint paid out).
+    fn thaw_all_rescued(&mut self) {
+        let mut frozen = self.world.query_filtered::<(Entity, &ArtifactId), With<Frozen>>();
+        let mut candidates: Vec<(ArtifactId, Entity)> =
+            frozen.iter(self.world).map(|(e, id)| (id.clone(), e)).collect();
+        candidates.sort();
+        for (id, entity) in candidates {
+            self.thaw_if_rescued(entity, &id);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The world's services: system artifacts whose methods are native code.
+//!
+//! Each service is an artifact in every world, owned by the `kernel`, with an
+//! MCP-style interface like any tool, so agents discover it with `query`, learn it with
+//! `describe`, and call it with `invoke` (from an intent or from code) — the kernel
+//! checks the arguments against the interface, answers the method itself, and logs
+//! the invocation as usual. A service acts *as its immediate caller*: buying from
+//! escrow spends the caller's scrip, exactly as if the caller had acted itself.
+//!
+//! Services charge no price and use no sandbox CPU.
+
+use bevy_ecs::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::{
+    kernel::{KERNEL_ID, Kernel, KernelError},
+    world::{
+        components::{Artifact, Interface, Service, Standing, System, Tool},
+        ids::ArtifactId,
+        time::SimTime,
+    },
+};
+
+pub const MINT_ID: &str = "kernel_mint";
+pub const ESCROW_ID: &str = "kernel_escrow";
+pub const DEBT_ID: &str = "kernel_debt";
+pub const GOVERNANCE_ID: &str = "kernel_governance";
+pub const AUDITOR_ID: &str = "system_auditor";
+
+impl Service {
+    pub const ALL: [Service; 5] =
+        [Service::Mint, Service::Escrow, Service::Debt, Service::Governance, Service::Auditor];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Service::Mint => MINT_ID,
+            Service::Escrow => ESCROW_ID,
+            Service::Debt => DEBT_ID,
+            Service::Governance => GOVERNANCE_ID,
+            Service::Auditor => AUDITOR_ID,
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.id() == id)
+    }
+
+    fn about(self) -> &'static str {
+        match self {
+            Service::Mint => {
+                "The mint: bid scrip on an artifact you own. Every period the highest sealed bids win, pay the \
+                 next-highest bid (shared out as UBI to everyone else) and are minted scrip by the artifact's score."
+            }
+            Service::Escrow => {
+                "Escrow: list an artifact you own at a price (ownership passes to escrow); a buyer who pays that \
+                 exact price gets it, in one step; the seller may cancel."
+            }
+            Service::Debt => {
+                "Loans as artifacts: a creditor offers a loan, the debtor accepts and receives the principal, and \
+                 owes principal plus interest by the due time to whoever holds the debt artifact then."
+            }
+            Service::Governance => {
+                "Commons: principals owned by no one, acting only on proposals their members pass by vote \
+                 (quorum and threshold)."
+            }
+            Service::Auditor => "The auditor: a readable account of the run so far, and the health indicators.",
+        }
+    }
+
+    fn interface(self) -> Interface {
+        let tools = match self {
+            Service::Mint => vec![
+                tool(
+                    "bid",
+                    "Bid (or raise your bid) on an artifact you own; the amount is held until the auction resolves.",
+                    json!({"artifact": {"type": "string"}, "amount": {"type": "integer", "minimum": 1}}),
+                    &["artifact", "amount"],
+                ),
+                tool(
+                    "cancel",
+                    "Withdraw your bid on an artifact; the amount comes back.",
+                    json!({"artifact": {"type": "string"}}),
+                    &["artifact"],
+                ),
+                tool("status", "Next resolution, sealed bids, your own bids, recent results.", json!({}), &[]),
+            ],
+            Service::Escrow => vec![
+                tool(
+                    "deposit",
+                    "List an artifact you own at a price, optionally for one buyer only.",
+                    json!({
+                        "artifact": {"type": "string"},
+                        "price": {"type": "integer", "minimum": 0},
+                        "buyer": {"type": "string"},
+                    }),
+                    &["artifact", "price"],
+                ),
+                tool(
+                    "buy",
+                    "Buy a listed artifact, naming the price you accept.",
+                    json!({"artifact": {"type": "string"}, "price": {"type": "integer", "minimum": 0}}),
+                    &["artifact", "price"],
+                ),
+                tool("cancel", "Take your listing back.", json!({"artifact": {"type": "string"}}), &["artifact"]),
+                tool(
+                    "listings",
+                    "What is for sale, in artifact id order.",
+                    json!({
+                        "seller": {"type": "string"},
+                        "cursor": {"type": "integer", "minimum": 0},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+                    }),
+                    &[],
+                ),
+            ],
+            Service::Debt => vec![
+                tool(
+                    "offer",
+                    "Offer a loan: principal now, principal + interest due term_secs after acceptance.",
+                    json!({
+                        "debtor": {"type": "string"},
+                        "principal": {"type": "integer", "minimum": 1},
+                        "interest": {"type": "integer", "minimum": 0},
+                        "term_secs": {"type": "number", "exclusiveMinimum": 0},
+                        "id": {"type": "string"},
+                    }),
+                    &["debtor", "principal", "interest", "term_secs"],
+                ),
+                tool("accept", "Accept a loan offered to you: the principal is paid out.", id_arg(), &["id"]),
+                tool("cancel", "Withdraw (creditor) or decline (debtor) an offer not yet accepted.", id_arg(), &["id"]),
+                tool(
+                    "repay",
+                    "Pay toward a debt (default: all that is owed), to whoever holds it.",
+                    json!({"id": {"type": "string"}, "amount": {"type": "integer", "minimum": 1}}),
+                    &["id"],
+                ),
+                tool(
+                    "collect",
+                    "Holder of an overdue debt: take what the debtor has, up to what is owed.",
+                    id_arg(),
+                    &["id"],
+                ),
+                tool("status", "A debt's terms and state.", id_arg(), &["id"]),
+            ],
+            Service::Governance => vec![
+                tool(
+                    "create_commons",
+                    "Create a commons: a principal that acts only on its members' passed proposals.",
+                    json!({
+                        "id": {"type": "string"},
+                        "members": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "quorum_pct": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "threshold_pct": {"type": "integer", "minimum": 0, "maximum": 99},
+                        "scrip": {"type": "integer", "minimum": 0},
+                    }),
+                    &["id", "members"],
+                ),
+                tool(
+                    "propose",
+                    "Members: propose an action for the commons to take (or none, for a poll).",
+                    json!({
+                        "commons": {"type": "string"},
+                        "description": {"type": "string"},
+                        "action": {"type": ["object", "null"]},
+                        "voting_secs": {"type": "number", "exclusiveMinimum": 0},
+                    }),
+                    &["commons"],
+                ),
+                tool(
+                    "vote",
+                    "Members: vote on an open proposal (a later vote replaces an earlier one).",
+                    json!({"proposal": {"type": "string"}, "yes": {"type": "boolean"}}),
+                    &["proposal", "yes"],
+                ),
+                tool(
+                    "proposals",
+                    "Proposals and their votes and results.",
+                    json!({"commons": {"type": "string"}, "open": {"type": "boolean"}}),
+                    &[],
+                ),
+            ],
+            Service::Auditor => vec![
+                tool(
+                    "report",
+                    "A readable account of the run from the events still in memory.",
+                    json!({"since_secs": {"type": "number", "minimum": 0}}),
+                    &[],
+                ),
+                tool("kpis", "The health indicators now, and their recent samples.", json!({}), &[]),
+            ],
+        };
+        Interface { description: self.about().to_owned(), tools }
+    }
+}
+
+fn tool(name: &str, description: &str, properties: Value, required: &[&str]) -> Tool {
+    Tool {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        input_schema: json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        }),
+    }
+}
+
+fn id_arg() -> Value {
+    json!({"id": {"type": "string"}})
+}
+
+/// Spawns the services, owned by the `kernel`, which bears their bytes. Escrow has
+/// standing: it owns what is listed, and holds the disk that goes with it.
+pub(crate) fn spawn(world: &mut World) {
+    let kernel = ArtifactId::trusted(KERNEL_ID);
+    let mut bytes = 0;
+    for service in Service::ALL {
+        let about = service.about();
+        bytes += about.len() as u64;
+        let artifact = Artifact {
+            owner: kernel.clone(),
+            created_at: SimTime::ZERO,
+            updated_at: SimTime::ZERO,
+            content: Box::from(about),
+            details: None,
+        };
+        let mut entity =
+            world.spawn((ArtifactId::trusted(service.id()), artifact, service.interface(), service, System));
+        if service == Service::Escrow {
+            // Room for anything listed; what it holds always belongs to a seller.
+            entity.insert(Standing { disk_quota: u64::MAX / 4, ..Standing::default() });
+        }
+    }
+    let kernel_entity = crate::world::ids::lookup(world, KERNEL_ID);
+    if let Some(mut standing) = kernel_entity.and_then(|e| world.get_mut::<Standing>(e)) {
+        standing.disk_quota += bytes;
+        standing.disk_used += bytes;
+    }
+}
+
+/// Parses a method's arguments (already checked against its schema).
+pub(crate) fn args<T: DeserializeOwned>(method: &str, args: &Value) -> Result<T, KernelError> {
+    serde_json::from_value(args.clone()).map_err(|e| KernelError::invalid(format!("{method}: {e}")))
+}
+
+/// Answers `method` of `service` as the kernel's caller.
+pub(crate) fn serve(kernel: &mut Kernel, service: Service, method: &str, input: &Value) -> Result<Value, KernelError> {
+    match service {
+        Service::Mint => super::mint::serve(kernel, method, input),
+        Service::Escrow => super::escrow::serve(kernel, method, input),
+        Service::Debt => super::debt::serve(kernel, method, input),
+        Service::Governance => super::governance::serve(kernel, method, input),
+        Service::Auditor => super::auditor::serve(kernel, method, input),
+    }
+}
+
+/// A method a service does not have (the interface check makes this unreachable for
+/// callers; it guards against an interface and its handler drifting apart).
+pub(crate) fn no_such_method(service: &str, method: &str) -> KernelError {
+    KernelError::invalid(format!("{service} has no method {method:?}")).with("method", method)
+}
