@@ -9,6 +9,11 @@ use std::{
 };
 
 use agent_ecology::{
+    economy::{
+        auditor::Story,
+        kpis::{KpiSample, Kpis},
+    },
+    kernel::Event,
     run::{Report, Simulation, audit},
     sandbox::worker::WorkerLimits,
     scene::{Scene, SceneError, ValidScene},
@@ -33,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run a scene headless and print a summary (the embedded default scene if none is given).
     Run(RunArgs),
+    /// Tell the story of a run from its event stream (written by `run --events`).
+    Report(ReportArgs),
     /// Check a scene; exits 2 with the first error (file:line:col) if it is broken.
     Validate {
         /// The scene file.
@@ -69,12 +76,25 @@ struct RunArgs {
     /// Write the JSON report to FILE, or to standard output with `-`.
     #[arg(long, value_name = "FILE|-")]
     report: Option<PathBuf>,
+    /// Write the time series of health indicators to FILE as CSV (one row per
+    /// sample, plus the final state).
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
     /// Save the final world as a scene file.
     #[arg(long, value_name = "FILE")]
     save_scene: Option<PathBuf>,
     /// No progress bar and no summary.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The event stream (JSON lines), or `-` for standard input.
+    events: PathBuf,
+    /// Write the story to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// Input the user got wrong (exit code 2), as opposed to a failure of ours (1).
@@ -100,6 +120,7 @@ pub fn main() -> Result<()> {
     match cli.command {
         None => run(RunOptions::from_args(RunArgs::default())?),
         Some(Command::Run(args)) => run(RunOptions::from_args(args)?),
+        Some(Command::Report(args)) => tell(&args),
         Some(Command::Validate { scene }) => validate(&scene),
         Some(Command::SandboxWorker { heap_bytes, recursion, stack_bytes }) => {
             let limits = WorkerLimits { heap_bytes, recursion, stack_bytes, ..WorkerLimits::default() };
@@ -127,6 +148,7 @@ struct RunOptions {
     seed: Option<u64>,
     events: Option<PathBuf>,
     report: Option<ReportTo>,
+    metrics: Option<PathBuf>,
     save_scene: Option<PathBuf>,
     quiet: bool,
 }
@@ -149,6 +171,7 @@ impl RunOptions {
             seed: args.seed,
             events: args.events,
             report,
+            metrics: args.metrics,
             save_scene: args.save_scene,
             quiet: args.quiet,
         })
@@ -248,6 +271,9 @@ fn run(options: RunOptions) -> Result<()> {
         }
         None => {}
     }
+    if let Some(path) = &options.metrics {
+        write_metrics(path, &sim, &report.economy.kpis)?;
+    }
     if let Some(path) = &options.save_scene {
         let text = sim.save_scene().to_ron_string()?;
         write_atomically(path, text.as_bytes())
@@ -261,6 +287,54 @@ fn run(options: RunOptions) -> Result<()> {
         } else {
             std::io::stdout().lock().write_all(summary.as_bytes())?;
         }
+    }
+    Ok(())
+}
+
+/// The KPI series as CSV, ending with the final state if the last sample is older.
+fn write_metrics(path: &Path, sim: &Simulation, last: &KpiSample) -> Result<()> {
+    let series = sim.world().resource::<Kpis>().series();
+    let mut csv = String::with_capacity(128 * (series.len() + 2));
+    csv.push_str(KpiSample::CSV_HEADER);
+    csv.push('\n');
+    for sample in series {
+        csv.push_str(&sample.csv_row());
+        csv.push('\n');
+    }
+    if series.last().is_none_or(|s| s.step != last.step) {
+        csv.push_str(&last.csv_row());
+        csv.push('\n');
+    }
+    write_atomically(path, csv.as_bytes())
+        .map_err(|e| BadInput(format!("cannot write metrics {}: {e}", path.display())).into())
+}
+
+/// `ecology report`: reads an event stream line by line and writes its story.
+fn tell(args: &ReportArgs) -> Result<()> {
+    use std::io::BufRead;
+    let name = args.events.display().to_string();
+    let input: Box<dyn BufRead> = if args.events.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file =
+            std::fs::File::open(&args.events).map_err(|e| BadInput(format!("cannot open event stream {name}: {e}")))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 16, file))
+    };
+    let mut story = Story::default();
+    for (n, line) in input.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {name}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: Event = serde_json::from_str(&line)
+            .map_err(|e| BadInput(format!("{name}:{}:{}: not an event: {e}", n + 1, e.column())))?;
+        story.read(&event);
+    }
+    let text = story.render(&format!("The story of {name}"));
+    match &args.out {
+        Some(path) => write_atomically(path, text.as_bytes())
+            .map_err(|e| BadInput(format!("cannot write {}: {e}", path.display())))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(())
 }
@@ -311,6 +385,18 @@ fn summary(report: &Report, wall_secs: f64) -> String {
         out,
         "  interventions: {} applied, {} failed, {} pending",
         report.interventions.applied, report.interventions.failed, report.interventions.pending
+    );
+    let economy = &report.economy;
+    let _ = writeln!(
+        out,
+        "  economy: {} mint resolutions, {} invocations by non-creators, {} freezes, {} rescues",
+        economy.mint_resolutions, economy.invocations_by_others, economy.freezes, economy.rescues
+    );
+    let kpis = &economy.kpis;
+    let _ = writeln!(
+        out,
+        "  health: gini {:.3}, velocity {:.3}, reuse {:.2}, capital depth {}, frozen share {:.2}",
+        kpis.gini, kpis.velocity, kpis.reuse, kpis.capital_depth, kpis.frozen_share
     );
     let _ = writeln!(out, "  checksum {}", report.checksum);
     out

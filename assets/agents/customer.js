@@ -9,7 +9,9 @@ function step(view) {
     if (result.action === "invoke" && result.success) memory.calls += 1;
   }
   const actions = [{ action: "write", id: view.self, content: JSON.stringify(memory) }];
-  if (view.scrip > 20) {
+  // Not at any price: a call dearer than the budget is not worth making.
+  const price = (kernel.artifact("text_tools").pricing || {}).invoke_price || 0;
+  if (view.scrip > 20 && price <= 4) {
     actions.push({
       action: "invoke",
       id: "text_tools",

@@ -265,6 +265,9 @@ fn deliver_outcomes(
             let mut entry = serde_json::to_value(&outcome.result).unwrap_or(Value::Null);
             if let Some(fields) = entry.as_object_mut() {
                 fields.insert("action".into(), outcome.action.as_str().into());
+                if let Some(target) = &outcome.target {
+                    fields.insert("id".into(), target.as_str().into());
+                }
             }
             push_bounded(&mut inbox, entry);
             let wait = outcome.result.error.as_ref().and_then(|e| e.retry_after).and_then(SimTime::from_secs_f64);

@@ -8,7 +8,7 @@
 //! | `capital_density` | mean successful invocations of the top 10 % (at least one) of live executable artifacts |
 //! | `capital_depth` | longest chain of artifacts whose code invoked artifacts (1 if things are used but none builds on another) |
 //! | `reuse` | share of live executable artifacts invoked successfully by someone other than their creator |
-//! | `recovery_rate` | thaws / freezes in the last window (none when nothing froze) |
+//! | `recovery_rate` | thaws in the last window / (principals frozen at its start + freezes in it): the share of those who were frozen at some point of the window that got going again (none when nobody was) |
 //! | `specialisation` | 1 − mean pairwise cosine similarity of agents' action mixes (none with fewer than two agents that acted) |
 //! | `coordination_density` | share of pairs of agents that ever dealt with each other (paid, transferred, invoked the other's artifact) |
 //! | `frozen_share` | frozen agents / agents |
@@ -206,7 +206,11 @@ pub fn compute(world: &World) -> KpiSample {
         capital_density: top_decile_mean(&mut used),
         capital_depth,
         reuse: ratio(reused, executables),
-        recovery_rate: (freezes > 0).then(|| thaws as f64 / freezes as f64),
+        recovery_rate: {
+            let frozen_at_start = base.freezes.saturating_sub(base.thaws);
+            let were_frozen = frozen_at_start + freezes;
+            (were_frozen > 0).then(|| (thaws as f64 / were_frozen as f64).min(1.0))
+        },
         specialisation: specialisation(&habits),
         coordination_density: (agents >= 2).then(|| activity.agent_pairs() as f64 / (agents * (agents - 1) / 2) as f64),
         frozen_share: ratio(frozen_agents, agents),

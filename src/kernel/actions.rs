@@ -191,6 +191,21 @@ impl ActionKind {
 }
 
 impl Action {
+    /// What the action is about: the artifact it reads, writes, invokes, bids on or
+    /// spawns, or the recipient of a transfer.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Self::Read { id } | Self::Delete { id } => Some(id),
+            Self::Write(spec) => Some(&spec.id),
+            Self::Edit(spec) => Some(&spec.id),
+            Self::Invoke(spec) => Some(&spec.id),
+            Self::Transfer(spec) => Some(&spec.to),
+            Self::Spawn(spec) => Some(&spec.id),
+            Self::Bid(spec) => Some(&spec.artifact),
+            Self::Query(_) | Self::Noop => None,
+        }
+    }
+
     pub fn kind(&self) -> ActionKind {
         match self {
             Self::Read { .. } => ActionKind::Read,

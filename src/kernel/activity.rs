@@ -24,6 +24,8 @@ pub struct Activity {
     /// Agents frozen, and thawed, over the run.
     pub freezes: u64,
     pub thaws: u64,
+    /// Thaws brought about by another principal (not by the experimenter).
+    pub rescues: u64,
     /// Distinct unordered pairs of agents that dealt with each other.
     agent_pairs: HashSet<(Entity, Entity)>,
     /// For each artifact, the artifacts its code invoked successfully.

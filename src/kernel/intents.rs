@@ -25,6 +25,8 @@ pub struct Intent {
 pub struct ActionOutcome {
     pub actor: ArtifactId,
     pub action: ActionKind,
+    /// [`Action::target`] of the action, so an agent knows which call a result answers.
+    pub target: Option<String>,
     pub result: ActionResult,
 }
 
@@ -43,11 +45,12 @@ pub(crate) fn execute_intents(world: &mut World) {
     for (actor, actions) in turns {
         for action in actions {
             let kind = action.kind();
+            let target = action.target().map(str::to_owned);
             let result = match Kernel::as_principal(world, actor.as_str()) {
                 Ok(mut kernel) => kernel.act(action),
                 Err(error) => ActionResult::failed(error, None),
             };
-            world.write_message(ActionOutcome { actor: actor.clone(), action: kind, result });
+            world.write_message(ActionOutcome { actor: actor.clone(), action: kind, target, result });
         }
     }
 }

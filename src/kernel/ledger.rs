@@ -446,7 +446,12 @@ impl Kernel<'_> {
         let dry = self.world.get::<Standing>(entity).is_none_or(|s| rule.runs_dry(s).is_some());
         if frozen_by_rule && !dry {
             self.world.entity_mut(entity).remove::<Frozen>();
-            self.world.resource_mut::<Activity>().thaws += 1;
+            // UBI or a grant from the world's machinery thaws too, but only another
+            // principal's help counts as a rescue.
+            let by_principal = !self.is_system(self.caller_entity);
+            let mut activity = self.world.resource_mut::<Activity>();
+            activity.thaws += 1;
+            activity.rescues += u64::from(by_principal);
             let rescuer = Some(self.caller.clone());
             self.emit(EventKind::AgentUnfrozen { principal: id.clone(), rescuer });
         }

@@ -11,7 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::checksum::world_checksum;
 use crate::{
-    kernel::{EventLog, InvocationStats, Supply, query, state},
+    economy::{
+        escrow::Escrow,
+        kpis::{self, KpiSample, Kpis},
+        mint::Mint,
+    },
+    kernel::{EventLog, InvocationStats, Supply, activity::Activity, query, state},
     scene::Timeline,
     world::{
         components::{Artifact, Executable, Frozen, LastAction, Quota, Standing, System, Tombstone},
@@ -36,6 +41,9 @@ pub struct Report {
     pub minted_total: u64,
     /// Scrip created by interventions over the run.
     pub granted_total: u64,
+    /// What the economy did: the mint, use by others, freezes and rescues, and the
+    /// health indicators at the end of the run.
+    pub economy: EconomyReport,
     /// Hex digest of the final world state and the whole event log.
     pub checksum: String,
 }
@@ -43,6 +51,8 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalReport {
     pub scrip: u64,
+    /// Scrip the mint holds for this principal's sealed bids (part of the supply).
+    pub bids_held: u64,
     /// `llm_budget` (micro-dollars), `disk` (free bytes), `disk_used`, and any
     /// scene-declared stocks.
     pub resources: BTreeMap<String, u64>,
@@ -60,8 +70,30 @@ pub struct ArtifactReport {
     pub kind: query::ArtifactKind,
     pub deleted: bool,
     pub invoke_count: u64,
+    /// Successful invocations by principals other than the artifact's creator.
+    pub invoked_by_others: u64,
     pub content_bytes: u64,
     pub code_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EconomyReport {
+    /// Mint auctions resolved, and sealed bids still waiting.
+    pub mint_resolutions: u64,
+    pub mint_bids_open: u64,
+    /// Successful invocations of artifacts by someone other than their creator.
+    pub invocations_by_others: u64,
+    /// Agents frozen; thawed (by anyone, the experimenter included); rescued by
+    /// another principal bringing them back above the freeze rule.
+    pub freezes: u64,
+    pub thaws: u64,
+    pub rescues: u64,
+    /// Artifacts listed for sale in escrow at the end.
+    pub escrow_listings: u64,
+    /// Health indicators of the final world (see `economy::kpis`).
+    pub kpis: KpiSample,
+    /// Samples taken during the run (`config.kpis.every_steps`).
+    pub kpi_samples: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,12 +132,14 @@ pub fn build_report(world: &World, scene: &str) -> Report {
                 kind: query::kind_of(world, entity),
                 deleted,
                 invoke_count: stats.invocations(id.as_str()),
+                invoked_by_others: stats.counts(id.as_str()).by_others,
                 content_bytes: artifact.content().len() as u64,
                 code_bytes: world.get::<Executable>(entity).map_or(0, |x| x.code().len() as u64),
             },
         );
     }
     let mut principals = BTreeMap::new();
+    let bids = world.resource::<Mint>().held_by();
     for entity in user_entities {
         let (Some(id), Some(standing)) = (world.get::<ArtifactId>(entity), world.get::<Standing>(entity)) else {
             continue;
@@ -116,6 +150,7 @@ pub fn build_report(world: &World, scene: &str) -> Report {
             id.to_string(),
             PrincipalReport {
                 scrip: standing.scrip(),
+                bids_held: bids.get(id).copied().unwrap_or(0),
                 resources: state::resources_of(standing),
                 quota: world
                     .get::<Quota>(entity)
@@ -132,6 +167,18 @@ pub fn build_report(world: &World, scene: &str) -> Report {
     let supply = world.resource::<Supply>();
     let timeline = world.resource::<Timeline>();
     let scrip_supply = state::scrip_supply(world);
+    let activity = world.resource::<Activity>();
+    let economy = EconomyReport {
+        mint_resolutions: world.resource::<Mint>().resolutions(),
+        mint_bids_open: world.resource::<Mint>().open_bids() as u64,
+        invocations_by_others: artifacts.values().map(|a: &ArtifactReport| a.invoked_by_others).sum(),
+        freezes: activity.freezes,
+        thaws: activity.thaws,
+        rescues: activity.rescues,
+        escrow_listings: world.resource::<Escrow>().listings().count() as u64,
+        kpis: kpis::compute(world),
+        kpi_samples: world.resource::<Kpis>().series().len() as u64,
+    };
     Report {
         scene: scene.to_owned(),
         seed: world.resource::<crate::world::config::Config>().seed,
@@ -151,6 +198,7 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         scrip_supply,
         minted_total: supply.minted,
         granted_total: supply.granted,
+        economy,
         checksum: world_checksum(world),
     }
 }

@@ -344,7 +344,9 @@ fn host_call(call: HostCall, args: &[JsValue], context: &mut Context) -> JsResul
     }
     let mut json_args = Vec::with_capacity(args.len());
     for arg in args {
-        json_args.push(arg.to_json(context)?.unwrap_or(serde_json::Value::Null));
+        let mut json = arg.to_json(context)?.unwrap_or(serde_json::Value::Null);
+        whole_numbers(&mut json);
+        json_args.push(json);
     }
     let args = serde_json::to_string(&json_args).map_err(|e| JsNativeError::typ().with_message(e.to_string()))?;
     send(&FromWorker::Rpc { call, args }).map_err(lost_host)?;
@@ -473,7 +475,7 @@ fn run_entry(context: &mut Context, wrapper: &JsObject, request: &CallRequest) -
     if result.is_symbol() || result.as_object().is_some_and(|o| o.is_callable()) {
         return Err(failure(FailureKind::NotJson, format!("{name} returned a {}, not JSON", result.type_of())));
     }
-    let json = match result.to_json(context) {
+    let mut json = match result.to_json(context) {
         Ok(Some(json)) => json,
         Ok(None) => serde_json::Value::Null,
         Err(error) => {
@@ -483,6 +485,7 @@ fn run_entry(context: &mut Context, wrapper: &JsObject, request: &CallRequest) -
             ));
         }
     };
+    whole_numbers(&mut json);
     let text = serde_json::to_string(&json).map_err(|e| failure(FailureKind::NotJson, e.to_string()))?;
     if text.len() as u64 > request.result_limit {
         return Err(failure(
@@ -510,5 +513,24 @@ fn describe(error: JsError, context: &mut Context) -> String {
             .as_opaque()
             .map(|value| value.to_string(context).map(|s| s.to_std_string_escaped()).unwrap_or_default())
             .unwrap_or_else(|| error.to_string()),
+    }
+}
+
+/// Writes whole numbers as integers, as `JSON.stringify` does: JavaScript has one
+/// number type, and boa hands out the result of arithmetic (`20 * 1.5`) as a float,
+/// which a kernel argument declared as a count would refuse as `30.0`.
+fn whole_numbers(value: &mut serde_json::Value) {
+    /// Integers a double holds exactly (`Number.MAX_SAFE_INTEGER`).
+    const SAFE: f64 = 9_007_199_254_740_991.0;
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(x) = n.as_f64().filter(|x| n.is_f64() && x.fract() == 0.0 && x.abs() <= SAFE) {
+                // In range and whole, so the casts are exact.
+                *n = if x >= 0.0 { (x as u64).into() } else { (x as i64).into() };
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }

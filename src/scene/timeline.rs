@@ -120,18 +120,20 @@ pub fn apply(world: &mut World, act: InterventionAct) -> bool {
     let outcome: Result<(), KernelError> = match act {
         InterventionAct::As { actor, action } => {
             let kind = action.kind();
+            let target = action.target().map(str::to_owned);
             match Kernel::as_principal(world, actor.as_str()) {
                 Ok(mut kernel) => {
                     // The kernel logs a failed action itself (ACTION_FAILED).
                     let result = kernel.act(action);
                     let success = result.success;
-                    world.write_message(ActionOutcome { actor, action: kind, result });
+                    world.write_message(ActionOutcome { actor, action: kind, target, result });
                     return success;
                 }
                 Err(error) => {
                     world.write_message(ActionOutcome {
                         actor,
                         action: kind,
+                        target,
                         result: ActionResult::failed(error.clone(), None),
                     });
                     Err(error)

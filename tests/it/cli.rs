@@ -20,7 +20,7 @@ fn bare_command_runs_the_default_scene_with_a_summary() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("Agent Ecology — default (seed 42)"), "{text}");
-    assert!(text.contains("ran 300 steps"), "{text}");
+    assert!(text.contains("ran 600 steps"), "{text}");
     assert!(text.contains("checksum "), "{text}");
 }
 
@@ -131,8 +131,11 @@ fn saved_scene_runs_again() {
     let out = ecology(&["run", saved.to_str().unwrap(), "--steps", "0", "--report", "-", "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let loaded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(at_save["scrip_supply"], loaded["scrip_supply"]);
     for (id, principal) in at_save["principals"].as_object().unwrap() {
-        assert_eq!(principal["scrip"], loaded["principals"][id]["scrip"], "{id}");
+        // Sealed bids go back to their bidders in a saved scene.
+        let held = principal["scrip"].as_u64().unwrap() + principal["bids_held"].as_u64().unwrap();
+        assert_eq!(Some(held), loaded["principals"][id]["scrip"].as_u64(), "{id}");
         assert_eq!(principal["resources"], loaded["principals"][id]["resources"], "{id}");
     }
     let out = ecology(&["run", saved.to_str().unwrap(), "--steps", "10", "--quiet"]);
@@ -172,4 +175,69 @@ fn warnings_are_shown_but_do_not_stop_the_run() {
     assert!(stdout(&out).contains("1 failed"), "{}", stdout(&out));
     let out = ecology(&["run", scene.to_str().unwrap(), "--steps", "3", "--quiet"]);
     assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn the_default_world_has_an_economy_and_its_story_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let metrics = dir.path().join("kpis.csv");
+    let out = ecology(&[
+        "run",
+        "--until",
+        "600",
+        "--events",
+        events.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--report",
+        "-",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let economy = &report["economy"];
+    assert!(economy["mint_resolutions"].as_u64().unwrap() >= 5, "{economy}");
+    assert!(economy["invocations_by_others"].as_u64().unwrap() >= 20, "{economy}");
+    assert!(economy["freezes"].as_u64().unwrap() >= 1, "{economy}");
+    assert!(economy["rescues"].as_u64().unwrap() >= 1, "{economy}");
+    let gini = economy["kpis"]["gini"].as_f64().unwrap();
+    assert!(gini > 0.0 && gini < 1.0, "{economy}");
+    assert!(economy["kpis"]["velocity"].as_f64().unwrap() > 0.0, "{economy}");
+    assert!(report["minted_total"].as_u64().unwrap() > 0);
+    let by_type = &report["events"]["by_type"];
+    for kind in ["UBI_PAID", "ESCROW_SOLD", "DEBT_ACCEPTED", "MINT_BID"] {
+        assert!(by_type[kind].as_u64().unwrap_or(0) > 0, "no {kind} in {by_type}");
+    }
+    // Supply = initial + minted + granted, whatever happened (alice, frank, grace and
+    // carol start with the default 100).
+    let initial: u64 = 100 * 4 + 150 + 40 + 30 + 25 + 120 + 200 + 100 + 120 + 20;
+    assert_eq!(
+        report["scrip_supply"].as_u64().unwrap(),
+        initial + report["minted_total"].as_u64().unwrap() + report["granted_total"].as_u64().unwrap()
+    );
+
+    // The time series: a header and one row per 10 steps.
+    let csv = std::fs::read_to_string(&metrics).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("step,time_secs,gini,velocity,"));
+    assert_eq!(lines.count(), 60);
+
+    // The story of the run, from its events.
+    let story = dir.path().join("story.txt");
+    let out = ecology(&["report", events.to_str().unwrap(), "--out", story.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let story = std::fs::read_to_string(story).unwrap();
+    for part in ["Who earned what", "Capital", "The mint", "Trade and credit", "Freezes and rescues", "Gini"] {
+        assert!(story.contains(part), "the story lacks {part:?}:\n{story}");
+    }
+    assert!(story.contains("word_stats (made by frank)"), "{story}");
+    assert!(story.contains("summary → text_tools"), "code built on code is told:\n{story}");
+
+    // A stream that is not events is refused with its line.
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"seq\":1}\nnot json\n").unwrap();
+    let out = ecology(&["report", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("broken.jsonl:1:"), "{}", stderr(&out));
 }

@@ -448,3 +448,26 @@ fn contract_checks_nest_at_most_ten_deep() {
     let text: String = log.recent().map(|e| serde_json::to_string(e).unwrap()).collect();
     assert!(text.contains("deeper than 10"), "the eleventh check was refused: {}", &text[..text.len().min(2000)]);
 }
+
+#[test]
+fn whole_numbers_reach_the_kernel_as_integers() {
+    // 20 * 1.5 is a float inside the engine; as JSON it is 30, like JSON.stringify says,
+    // so it can be passed where the kernel wants a count (a price, an amount).
+    let code = "function run() { return { n: 20 * 1.5, half: 0.5, neg: -4 / 2, huge: 2 ** 60 } }";
+    let mut sim = world(&tool("calc", "alice", code, ""));
+    let value = invoke(&mut sim, "bob", "calc", json!({})).result.unwrap();
+    assert_eq!(value["n"].as_u64(), Some(30), "{value}");
+    assert_eq!(value["neg"].as_i64(), Some(-2), "{value}");
+    assert_eq!(value["half"].as_f64(), Some(0.5));
+    assert!(value["huge"].is_f64(), "beyond 2^53 a double is not an exact integer: {value}");
+    let pay = "function run() { transfer('bob', 3 * 0.5 * 2); return 'paid' }";
+    let mut sim = sim_with_standing(pay);
+    assert!(invoke(&mut sim, "alice", "payer", json!({})).success);
+    assert_eq!(scrip(&sim, "bob"), 53);
+}
+
+fn sim_with_standing(code: &str) -> agent_ecology::run::Simulation {
+    sim(&format!(
+        r#"Scene(principals: [(id: "alice"), (id: "bob", scrip: 50), (id: "payer", scrip: 10, code: {code:?}, interface: (tools: [(name: "run")]))])"#
+    ))
+}

@@ -104,18 +104,28 @@ fn a_world_saved_mid_run_reloads_with_its_state() {
     let (before, after) = (sim.report(), reloaded.report());
     // Holdings, quotas, ownership and freezes carry over; timestamps and history
     // (heartbeats, invocation counts) stay behind: the saved scene is a new start.
+    // A saved scene is a new start: sealed bids go back to their bidders, artifacts
+    // listed in escrow to their sellers (with the disk they take).
+    assert!(before.economy.mint_bids_open > 0 && before.economy.escrow_listings > 0, "nothing pending to return");
+    let escrow = sim.world().resource::<agent_ecology::economy::escrow::Escrow>();
+    let seller = |id: &str| escrow.listing(id).map(|l| l.seller.to_string());
     for (id, p) in &before.principals {
         let q = &after.principals[id];
-        assert_eq!(
-            (p.scrip, &p.resources, &p.quota, p.frozen, &p.owned_artifacts),
-            (q.scrip, &q.resources, &q.quota, q.frozen, &q.owned_artifacts),
-            "{id}"
-        );
+        assert_eq!(p.scrip + p.bids_held, q.scrip, "{id}");
+        assert_eq!(q.bids_held, 0);
+        let mut owned = p.owned_artifacts.clone();
+        owned.extend(before.artifacts.keys().filter(|a| seller(a).as_deref() == Some(id.as_str())).cloned());
+        owned.sort();
+        assert_eq!((&p.quota, p.frozen, &owned), (&q.quota, q.frozen, &q.owned_artifacts), "{id}");
+        if !before.artifacts.keys().any(|a| seller(a).as_deref() == Some(id.as_str())) {
+            assert_eq!(p.resources, q.resources, "{id}");
+        }
     }
     for (id, a) in &before.artifacts {
         let b = &after.artifacts[id];
+        let owner = seller(id).unwrap_or_else(|| a.owner.clone());
         assert_eq!(
-            (&a.owner, a.kind, a.deleted, a.content_bytes, a.code_bytes),
+            (&owner, a.kind, a.deleted, a.content_bytes, a.code_bytes),
             (&b.owner, b.kind, b.deleted, b.content_bytes, b.code_bytes),
             "{id}"
         );
