@@ -23,7 +23,10 @@ use super::{
 };
 use crate::{
     kernel::{Event, EventKind, EventLog, Kernel, KernelError},
-    world::ids::ArtifactId,
+    world::{
+        components::{Interface, Service, created_by},
+        ids::{ArtifactId, Ids},
+    },
 };
 
 /// How many entries each list of the story shows at most.
@@ -162,7 +165,7 @@ impl Story {
         self.events += 1;
         let actor = &event.actor;
         match &event.kind {
-            EventKind::ArtifactWritten { id, created: true, .. } => {
+            EventKind::ArtifactWritten { id, created: true, .. } | EventKind::PrincipalSpawned { id } => {
                 self.creators.entry(id.clone()).or_insert_with(|| actor.clone());
             }
             EventKind::ScripTransfer { to, amount } => self.pay(actor, to, Flow::Transfers, *amount),
@@ -282,24 +285,23 @@ impl Story {
 
     fn render_capital(&self, out: &mut String) {
         let _ = writeln!(out, "\nCapital: artifacts others used");
-        let mut ranked: Vec<(&ArtifactId, &Use)> = self.uses.iter().filter(|(_, u)| u.by_others > 0).collect();
+        // The world's own services are machinery, not capital anyone built.
+        let mut ranked: Vec<(&ArtifactId, &Use)> =
+            self.uses.iter().filter(|(id, u)| u.by_others > 0 && Service::from_id(id.as_str()).is_none()).collect();
         ranked.sort_by(|a, b| b.1.by_others.cmp(&a.1.by_others).then(a.0.cmp(b.0)));
         if ranked.is_empty() {
             let _ = writeln!(out, "  No artifact was used by anyone but its creator.");
         }
         for (artifact, usage) in ranked.iter().take(TOP) {
-            let creator = self.creators.get(*artifact).map_or("?", |c| c.as_str());
-            let _ = write!(
-                out,
-                "  {artifact} (made by {creator}): {} calls by {} others",
-                usage.by_others,
-                usage.callers.len()
-            );
+            // A stream that starts with a scene's artifacts does not say who made them.
+            let creator = self.creators.get(*artifact).map_or_else(String::new, |c| format!(" (made by {c})"));
+            let _ = write!(out, "  {artifact}{creator}: {} calls by {} others", usage.by_others, usage.callers.len());
             if usage.earned > 0 {
                 let _ = write!(out, ", earning {}", usage.earned);
             }
             if usage.failures > 0 {
-                let _ = write!(out, "; {} calls failed", usage.failures);
+                let calls = if usage.failures == 1 { "call" } else { "calls" };
+                let _ = write!(out, "; {} {calls} failed", usage.failures);
             }
             let _ = writeln!(out, ".");
         }
@@ -372,15 +374,23 @@ impl Story {
             let mut rescuers: BTreeMap<&str, u64> = BTreeMap::new();
             for freeze in freezes {
                 if let Some((rescuer, _)) = &freeze.rescued {
-                    *rescuers.entry(rescuer.as_ref().map_or("an intervention", |r| r.as_str())).or_default() += 1;
+                    // The kernel thaws by UBI and grants; no rescuer at all is the experimenter's
+                    // `Unfreeze`.
+                    let by = match rescuer.as_ref().map(ArtifactId::as_str) {
+                        None => "the experimenter",
+                        Some("kernel") => "UBI or a grant",
+                        Some(who) => who,
+                    };
+                    *rescuers.entry(by).or_default() += 1;
                 }
             }
             let rescued: u64 = rescuers.values().sum();
-            let by: Vec<String> = rescuers.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+            let by: Vec<String> = rescuers.iter().map(|(r, n)| format!("{r} {n}")).collect();
             let times = if freezes.len() == 1 { "once".to_owned() } else { format!("{} times", freezes.len()) };
             let _ = write!(out, "  {who} froze {times}, first at {} s ({})", first.at, first.reason);
             if rescued > 0 {
-                let _ = write!(out, "; rescued {rescued} times by {}", by.join(", "));
+                let times = if rescued == 1 { "once".to_owned() } else { format!("{rescued} times") };
+                let _ = write!(out, "; thawed {times} (by {})", by.join(", "));
             }
             if freezes.last().is_some_and(|f| f.rescued.is_none()) {
                 let _ = write!(out, "; still frozen at the end");
@@ -450,6 +460,19 @@ pub(crate) fn serve(kernel: &mut Kernel, method: &str, input: &Value) -> Result<
             let since = services::args::<Report>(method, input)?.since_secs.unwrap_or(0.0);
             let log = kernel.world().resource::<EventLog>();
             let mut story = Story::default();
+            // Artifacts a scene (or a saved world) put in place were never written by
+            // anyone, and older writes may have left the ring or precede `since_secs`:
+            // the events alone do not say who made them, and a creator's calls to its
+            // own tool would count as use by others. The world knows; ask it for
+            // everything that can be invoked.
+            let world = kernel.world();
+            for &entity in world.resource::<Ids>().in_creation_order() {
+                if world.get::<Interface>(entity).is_some()
+                    && let (Some(id), Some(creator)) = (world.get::<ArtifactId>(entity), created_by(world, entity))
+                {
+                    story.creators.insert(id.clone(), creator.clone());
+                }
+            }
             for event in log.recent().filter(|e| e.time.as_secs_f64() >= since) {
                 story.read(event);
             }

@@ -182,7 +182,10 @@ impl Kernel<'_> {
             return Err(KernelError::invalid("a principal cannot lend to itself"));
         }
         let id = match id {
-            Some(id) => id.to_owned(),
+            // A note is always a new artifact. `write` below would otherwise replace an
+            // existing one the creditor may write (a tool, its memory, the creditor
+            // itself) and the Debt component would then lock it for good.
+            Some(id) => self.new_id(id)?.to_string(),
             None => {
                 let mut n = self.world.resource::<Debts>().next;
                 loop {

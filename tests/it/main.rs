@@ -4,6 +4,7 @@ mod agents;
 mod artifacts;
 mod cli;
 mod determinism;
+mod economy;
 mod hostile;
 mod invoke;
 mod ledger;
