@@ -59,6 +59,9 @@ pub struct Mint {
     scored: BTreeSet<u128>,
     resolutions: u64,
     recent: VecDeque<Resolution>,
+    /// Who shares UBI, in id order (derived from the world; not state).
+    #[serde(skip)]
+    ubi_order: UbiOrder,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -312,7 +315,8 @@ pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
             (None, _) => {}
         }
     }
-    valid.sort_by(|a, b| b.0.amount.cmp(&a.0.amount).then(a.0.seq.cmp(&b.0.seq)));
+    // Sequence numbers are unique: the order is total.
+    valid.sort_unstable_by(|a, b| b.0.amount.cmp(&a.0.amount).then(a.0.seq.cmp(&b.0.seq)));
     let slots = config.slots as usize;
     let price = valid.get(slots).map_or(1, |next| next.0.amount);
     let losers = valid.split_off(slots.min(valid.len()));
@@ -414,36 +418,120 @@ struct Shared {
 
 /// Shares `amount` over every principal except `winner` and the world's own: `amount
 /// / n` each, and one more each to the first `amount % n` in id order.
+///
+/// The id order comes from the mint's [`UbiOrder`], so a resolution costs two passes
+/// over the principals and no sorting unless principals were added.
 fn share_out(world: &mut World, winner: Entity, amount: u64) -> Shared {
+    let mut order = std::mem::take(&mut world.resource_mut::<Mint>().ubi_order);
     let mut everyone = world.query_filtered::<(Entity, &ArtifactId), (With<Standing>, Without<System>)>();
-    let mut recipients: Vec<(&ArtifactId, Entity)> =
-        everyone.iter(world).filter(|(e, _)| *e != winner).map(|(e, id)| (id, e)).collect();
-    let n = recipients.len() as u64;
+    order.update(world, &mut everyone);
+    let winner_rank = order.rank_of(winner);
+    let n = (order.sorted.len() - usize::from(winner_rank.is_some())) as u64;
     if n == 0 {
+        world.resource_mut::<Mint>().ubi_order = order;
         return Shared { recipients: 0, per_head: 0, remainder_to: Vec::new() };
     }
     let (per_head, remainder) = (amount / n, (amount % n) as usize);
-    let mut first: Vec<(ArtifactId, Entity)> = Vec::new();
-    if remainder > 0 {
-        recipients.select_nth_unstable_by(remainder - 1, |a, b| a.0.cmp(b.0));
-        recipients.truncate(remainder);
-        recipients.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        first = recipients.into_iter().map(|(id, e)| (id.clone(), e)).collect();
-    }
+    // The first `remainder` other than the winner are those ranked below `cutoff`.
+    let cutoff = match winner_rank {
+        Some(rank) if rank < remainder => remainder + 1,
+        _ => remainder,
+    };
+    let first = &order.sorted[..cutoff];
     if per_head > 0 {
-        let mut standings = world.query_filtered::<(Entity, &mut Standing), Without<System>>();
+        // The same principals as `everyone`.
+        let mut standings = world.query_filtered::<(Entity, &mut Standing), (With<ArtifactId>, Without<System>)>();
         for (entity, mut standing) in standings.iter_mut(world) {
             if entity != winner {
-                standing.scrip = standing.scrip.saturating_add(per_head);
+                let one_more = order.rank_of(entity).is_some_and(|rank| rank < cutoff);
+                standing.scrip = standing.scrip.saturating_add(per_head + u64::from(one_more));
+            }
+        }
+    } else {
+        for &(entity, _) in first {
+            if entity != winner {
+                credit(world, entity, 1);
             }
         }
     }
-    for (_, entity) in &first {
-        credit(world, *entity, 1);
-    }
+    let mut remainder_to = Vec::with_capacity(remainder);
+    remainder_to.extend(first.iter().filter(|(entity, _)| *entity != winner).map(|(_, id)| id.clone()));
+    world.resource_mut::<Mint>().ubi_order = order;
     let mut activity = world.resource_mut::<Activity>();
     activity.scrip_moved = activity.scrip_moved.saturating_add(amount);
-    Shared { recipients: n, per_head, remainder_to: first.into_iter().map(|(id, _)| id).collect() }
+    Shared { recipients: n, per_head, remainder_to }
+}
+
+/// The principals that share UBI (every principal but the world's own), in id order,
+/// kept from one resolution to the next: sorting them was most of the cost of a
+/// resolution, and the set seldom changes. It is checked against the world before
+/// every use and brought up to date, so it is never stale; it is not part of the
+/// world's state (not saved, not in the checksum).
+#[derive(Clone, Default)]
+struct UbiOrder {
+    /// In id order.
+    sorted: Vec<(Entity, ArtifactId)>,
+    /// Position in `sorted`, by entity index (`u32::MAX`: none).
+    rank: Vec<u32>,
+}
+
+impl std::fmt::Debug for UbiOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UbiOrder").field("principals", &self.sorted.len()).finish_non_exhaustive()
+    }
+}
+
+type Principals = QueryState<(Entity, &'static ArtifactId), (With<Standing>, Without<System>)>;
+
+impl UbiOrder {
+    /// Where `entity` is in `sorted`.
+    fn rank_of(&self, entity: Entity) -> Option<usize> {
+        let rank = *self.rank.get(entity.index_u32() as usize)? as usize;
+        self.sorted.get(rank).is_some_and(|(e, _)| *e == entity).then_some(rank)
+    }
+
+    /// Makes `sorted` hold exactly the principals `principals` finds now: unchanged if
+    /// they are the same, merged if some were added, rebuilt otherwise.
+    fn update(&mut self, world: &World, principals: &mut Principals) {
+        let mut kept = 0;
+        let mut added: Vec<(Entity, ArtifactId)> = Vec::new();
+        for (entity, id) in principals.iter(world) {
+            match self.rank_of(entity) {
+                Some(rank) if self.sorted[rank].1 == *id => kept += 1,
+                _ => added.push((entity, id.clone())),
+            }
+        }
+        if kept == self.sorted.len() && added.is_empty() {
+            return;
+        }
+        if kept == self.sorted.len() {
+            added.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+            let old = std::mem::take(&mut self.sorted);
+            self.sorted.reserve(old.len() + added.len());
+            let (mut old, mut added) = (old.into_iter().peekable(), added.into_iter().peekable());
+            loop {
+                let next = match (old.peek(), added.peek()) {
+                    (Some(a), Some(b)) if a.1 < b.1 => old.next(),
+                    (Some(_), Some(_)) => added.next(),
+                    (Some(_), None) => old.next(),
+                    (None, _) => added.next(),
+                };
+                let Some(next) = next else { break };
+                self.sorted.push(next);
+            }
+        } else {
+            self.sorted = principals.iter(world).map(|(e, id)| (e, id.clone())).collect();
+            self.sorted.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        }
+        self.rank.clear();
+        for (rank, (entity, _)) in self.sorted.iter().enumerate() {
+            let index = entity.index_u32() as usize;
+            if self.rank.len() <= index {
+                self.rank.resize(index + 1, u32::MAX);
+            }
+            self.rank[index] = rank as u32;
+        }
+    }
 }
 
 impl Kernel<'_> {
@@ -457,5 +545,79 @@ impl Kernel<'_> {
         for (id, entity) in candidates {
             self.thaw_if_rescued(entity, &id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(world: &mut World, id: &str, scrip: u64) -> Entity {
+        world.spawn((ArtifactId::parse(id).unwrap(), Standing { scrip, ..Default::default() })).id()
+    }
+
+    /// The rule of [`share_out`], computed plainly: (balance changes, `remainder_to`).
+    fn expected(world: &mut World, winner: Entity, amount: u64) -> (Vec<(Entity, u64)>, Vec<ArtifactId>) {
+        let mut everyone = world.query_filtered::<(Entity, &ArtifactId), (With<Standing>, Without<System>)>();
+        let mut others: Vec<(ArtifactId, Entity)> =
+            everyone.iter(world).filter(|(e, _)| *e != winner).map(|(e, id)| (id.clone(), e)).collect();
+        others.sort();
+        let n = others.len() as u64;
+        let (per_head, remainder) = (amount / n, (amount % n) as usize);
+        let paid = others.iter().enumerate().map(|(i, (_, e))| (*e, per_head + u64::from(i < remainder))).collect();
+        (paid, others[..remainder].iter().map(|(id, _)| id.clone()).collect())
+    }
+
+    fn check(world: &mut World, winner: Entity, amount: u64) {
+        let (paid, remainder_to) = expected(world, winner, amount);
+        let before: Vec<u64> = paid.iter().map(|(e, _)| world.get::<Standing>(*e).unwrap().scrip).collect();
+        let winner_before = world.get::<Standing>(winner).map(|s| s.scrip);
+        let shared = share_out(world, winner, amount);
+        assert_eq!(shared.recipients, paid.len() as u64);
+        assert_eq!(shared.remainder_to, remainder_to, "sharing {amount}");
+        for ((entity, got), was) in paid.iter().zip(before) {
+            assert_eq!(world.get::<Standing>(*entity).unwrap().scrip, was + got, "sharing {amount}");
+        }
+        assert_eq!(world.get::<Standing>(winner).map(|s| s.scrip), winner_before);
+        let order = &world.resource::<Mint>().ubi_order;
+        assert!(order.sorted.is_sorted_by(|a, b| a.1 < b.1));
+        for (rank, (entity, _)) in order.sorted.iter().enumerate() {
+            assert_eq!(order.rank_of(*entity), Some(rank));
+        }
+    }
+
+    #[test]
+    fn ubi_goes_by_id_order_as_principals_come_and_go() {
+        let mut world = World::new();
+        world.init_resource::<Mint>();
+        world.init_resource::<Activity>();
+        // Ids whose creation order is not their id order.
+        let mut entities: Vec<Entity> =
+            (0..40).map(|i| principal(&mut world, &format!("p{}", (i * 17) % 40), 10)).collect();
+        world.spawn((ArtifactId::parse("kernel").unwrap(), Standing::default(), System));
+        let plain = world.spawn(ArtifactId::parse("a_document").unwrap()).id();
+        for amount in [0, 1, 7, 38, 39, 40, 41, 100, 117] {
+            check(&mut world, entities[3], amount);
+            check(&mut world, entities[amount as usize % 40], amount);
+        }
+        // Added: merged into the order.
+        entities.extend((0..5).map(|i| principal(&mut world, &format!("p{}x", i * 7), 0)));
+        entities.push(principal(&mut world, "a", 0));
+        check(&mut world, entities[0], 45);
+        check(&mut world, entities[40], 91);
+        // One gone and one new: rebuilt.
+        world.entity_mut(entities[5]).remove::<Standing>();
+        world.despawn(entities[6]);
+        principal(&mut world, "q", 0);
+        check(&mut world, entities[0], 44);
+        assert_eq!(world.resource::<Mint>().ubi_order.rank_of(entities[6]), None);
+        assert_eq!(world.resource::<Mint>().ubi_order.rank_of(plain), None);
+        // A lone principal has nobody to share with.
+        let mut alone = World::new();
+        alone.init_resource::<Mint>();
+        alone.init_resource::<Activity>();
+        let only = principal(&mut alone, "solo", 5);
+        assert_eq!(share_out(&mut alone, only, 10).recipients, 0);
+        assert_eq!(alone.get::<Standing>(only).unwrap().scrip, 5);
     }
 }
