@@ -103,6 +103,13 @@ pub struct Debts {
     due: BTreeSet<(SimTime, ArtifactId)>,
 }
 
+impl Debts {
+    /// Watches note `id`, accepted and due at `due`, for default (a scene's notes).
+    pub(crate) fn schedule(&mut self, due: SimTime, id: ArtifactId) {
+        self.due.insert((due, id));
+    }
+}
+
 pub(crate) fn serve(kernel: &mut Kernel, method: &str, input: &Value) -> Result<Value, KernelError> {
     #[derive(Deserialize)]
     struct Offer {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    economy::debt::DebtStatus,
     kernel::{Action, actions::Amount},
     world::components::{Interface, Metadata, Pricing},
 };
@@ -302,6 +303,9 @@ entry_with_parts! {
         pub interval_secs: Option<f64>,
         #[serde(default, skip_serializing_if = "is_false")]
         pub frozen: bool,
+        /// A commons: a principal that acts by its members' vote.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub commons: Option<CommonsSpec>,
     }
 }
 
@@ -313,7 +317,50 @@ entry_with_parts! {
         /// A tombstone: the id stays taken, nothing else remains.
         #[serde(default, skip_serializing_if = "is_false")]
         pub deleted: bool,
+        /// A debt note: its terms and state, kept by the kernel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub debt: Option<DebtSpec>,
     }
+}
+
+/// The terms and state of a debt note (see `kernel_debt`). Times are seconds from
+/// the scene's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebtSpec {
+    pub debtor: String,
+    /// Who offered the loan; the note's owner is who is owed.
+    pub creditor: String,
+    pub principal: u64,
+    #[serde(default)]
+    pub interest: u64,
+    pub term_secs: f64,
+    #[serde(default)]
+    pub offered_at_secs: f64,
+    /// When it falls due; set once the debtor accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at_secs: Option<f64>,
+    #[serde(default)]
+    pub repaid: u64,
+    /// `offered`, `active`, `repaid`, `defaulted` or `cancelled`.
+    pub status: DebtStatus,
+}
+
+/// Who governs a commons, and how (see `kernel_governance`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommonsSpec {
+    pub members: Vec<String>,
+    /// Share of members who must vote, in percent.
+    #[serde(default = "half")]
+    pub quorum_pct: u64,
+    /// Share of votes that must say yes, in percent (strictly more than this).
+    #[serde(default = "half")]
+    pub threshold_pct: u64,
+}
+
+fn half() -> u64 {
+    50
 }
 
 /// An entry of `interventions: [...]`: at `at` seconds, either `do` an action `as` a

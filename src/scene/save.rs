@@ -12,12 +12,12 @@ use bevy_ecs::prelude::*;
 
 use super::{
     raw::{
-        ArtifactSpec, ConfigSpec, DefaultsSpec, FreezeSpec, InterventionSpec, KpiSpec, MintSpec, PartsSpec,
-        PrincipalSpec, SCENE_VERSION, SandboxSpec, SceneFile,
+        ArtifactSpec, CommonsSpec, ConfigSpec, DebtSpec, DefaultsSpec, FreezeSpec, InterventionSpec, KpiSpec, MintSpec,
+        PartsSpec, PrincipalSpec, SCENE_VERSION, SandboxSpec, SceneFile,
     },
     timeline::{InterventionAct, Timeline},
 };
-use crate::economy::{escrow::Escrow, mint::Mint};
+use crate::economy::{debt::Debt, escrow::Escrow, governance::Commons, mint::Mint};
 use crate::world::{
     components::{
         AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, Pricing, Quota, Standing, System,
@@ -25,7 +25,7 @@ use crate::world::{
     },
     config::Config,
     ids::{ArtifactId, Ids},
-    time::SimClock,
+    time::{SimClock, SimTime},
 };
 
 pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
@@ -62,6 +62,11 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                 agent: world.get::<Loop>(entity).is_some(),
                 interval_secs: world.get::<Loop>(entity).map(|l| l.interval().as_secs_f64()),
                 frozen: world.get::<Frozen>(entity).is_some(),
+                commons: world.get::<Commons>(entity).map(|c| CommonsSpec {
+                    members: c.members.iter().map(ToString::to_string).collect(),
+                    quorum_pct: c.quorum_pct,
+                    threshold_pct: c.threshold_pct,
+                }),
                 ..PrincipalSpec::default()
             };
             spec.set_parts(parts);
@@ -72,6 +77,7 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                 id: id.to_string(),
                 owner: owner_of(escrow, id, artifact).to_string(),
                 deleted,
+                debt: world.get::<Debt>(entity).map(|d| debt_spec(d, now)),
                 ..ArtifactSpec::default()
             };
             if !deleted {
@@ -109,6 +115,23 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
         principals,
         artifacts,
         interventions,
+    }
+}
+
+/// A note's terms with its times shifted so that `now` is zero (a time already past
+/// becomes zero).
+fn debt_spec(debt: &Debt, now: SimTime) -> DebtSpec {
+    let shifted = |t: SimTime| t.millis().saturating_sub(now.millis()) as f64 / 1000.0;
+    DebtSpec {
+        debtor: debt.debtor.to_string(),
+        creditor: debt.creditor.to_string(),
+        principal: debt.principal,
+        interest: debt.interest,
+        term_secs: debt.term.as_secs_f64(),
+        offered_at_secs: shifted(debt.offered_at),
+        due_at_secs: debt.due_at.map(shifted),
+        repaid: debt.repaid,
+        status: debt.status,
     }
 }
 

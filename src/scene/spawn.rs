@@ -18,12 +18,17 @@ use super::{
     validate::{ValidParts, ValidScene},
 };
 use crate::{
+    economy::{
+        debt::{Debt, DebtStatus, Debts},
+        governance::Commons,
+    },
     kernel::{EventLog, Supply},
     world::{
         components::{
             AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Loop, Quota, Standing,
             Tombstone,
         },
+        config::FreezeRule,
         ids::ArtifactId,
         rng::SimRng,
         time::{SimClock, SimTime},
@@ -37,12 +42,15 @@ struct Extras {
     agent: Option<SimTime>,
     frozen: bool,
     deleted: Option<ArtifactId>,
+    debt: Option<Debt>,
+    commons: Option<Commons>,
 }
 
 /// Sets up `world` (which must hold the ecology plugins and nothing else yet) as the
 /// scene describes.
 pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
     let config = scene.config;
+    let freeze = config.freeze;
     world.insert_resource(SimClock::new(config.dt));
     world.insert_resource(SimRng::from_seed(config.seed));
     world.insert_resource(EventLog::with_capacity(config.event_ring));
@@ -75,11 +83,13 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
             agent: p.agent,
             frozen: p.frozen,
             deleted: None,
+            debt: None,
+            commons: p.commons,
         });
         (p.id, artifact, standing, Quota::new(p.quota))
     });
     let entities: Vec<Entity> = world.spawn_batch(principals).collect();
-    insert_extras(world, entities, extras);
+    insert_extras(world, entities, extras, freeze);
 
     let mut extras = Vec::with_capacity(scene.artifacts.len());
     let artifacts = scene.artifacts.into_iter().map(|mut a| {
@@ -90,11 +100,13 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
             agent: None,
             frozen: false,
             deleted: a.deleted.then_some(a.owner),
+            debt: a.debt,
+            commons: None,
         });
         (a.id, artifact)
     });
     let entities: Vec<Entity> = world.spawn_batch(artifacts).collect();
-    insert_extras(world, entities, extras);
+    insert_extras(world, entities, extras, freeze);
 }
 
 /// The `Artifact` component of an entry; takes the content, description and
@@ -112,7 +124,8 @@ fn artifact(owner: &ArtifactId, parts: &mut ValidParts) -> Artifact {
     }
 }
 
-fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>) {
+fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, rule: FreezeRule) {
+    let mut due_dates = Vec::new();
     for (entity, extra) in entities.into_iter().zip(extras) {
         let parts = extra.parts;
         let plain = parts.interface.is_none()
@@ -122,7 +135,9 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>) 
             && extra.capabilities.is_none()
             && extra.agent.is_none()
             && !extra.frozen
-            && extra.deleted.is_none();
+            && extra.deleted.is_none()
+            && extra.debt.is_none()
+            && extra.commons.is_none();
         if plain {
             continue;
         }
@@ -146,10 +161,27 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>) 
             entity.insert(Loop::new(interval, SimTime::ZERO));
         }
         if extra.frozen {
-            entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into(), by_rule: false });
+            // One that the freeze rule would freeze anyway (a saved world's agent that
+            // ran dry) is thawed by a rescue, as it was before; otherwise only an
+            // `Unfreeze` lifts it.
+            let by_rule = entity.get::<Standing>().is_some_and(|s| rule.runs_dry(s).is_some());
+            entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into(), by_rule });
         }
         if let Some(owner) = extra.deleted {
             entity.insert(Tombstone { deleted_at: SimTime::ZERO, deleted_by: owner });
         }
+        if let Some(commons) = extra.commons {
+            entity.insert(commons);
+        }
+        if let Some(debt) = extra.debt {
+            if let (DebtStatus::Active, Some(due), Some(id)) = (debt.status, debt.due_at, entity.get::<ArtifactId>()) {
+                due_dates.push((due, id.clone()));
+            }
+            entity.insert(debt);
+        }
+    }
+    let mut debts = world.resource_mut::<Debts>();
+    for (due, id) in due_dates {
+        debts.schedule(due, id);
     }
 }

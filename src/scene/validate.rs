@@ -14,14 +14,18 @@ use std::{
 use super::{
     Scene, SceneError,
     error::{Anchor, SceneWarning, locate},
-    raw::{ConfigSpec, InterventionSpec, MintSpec, PartsRef, SCENE_VERSION, SandboxSpec},
+    raw::{CommonsSpec, ConfigSpec, DebtSpec, InterventionSpec, MintSpec, PartsRef, SCENE_VERSION, SandboxSpec},
     timeline::{InterventionAct, ScheduledIntervention},
 };
 use crate::{
+    economy::{
+        debt::{Debt, DebtStatus},
+        governance::Commons,
+    },
     kernel::{Action, KERNEL_ID, contracts::BuiltinContract},
     sandbox::SandboxConfig,
     world::{
-        components::{Interface, Limits, Metadata, Pricing, Quota},
+        components::{Interface, Limits, Metadata, Pricing, Quota, Service},
         config::{BUILTIN_ALLOCATIONS, BUILTIN_RATES, Config, FreezeRule, MintConfig, PrincipalDefaults},
         ids::ArtifactId,
         time::SimTime,
@@ -54,6 +58,7 @@ pub struct ValidPrincipal {
     /// An agent's interval between steps; `None` for a principal without a loop.
     pub agent: Option<SimTime>,
     pub frozen: bool,
+    pub commons: Option<Commons>,
     pub parts: ValidParts,
 }
 
@@ -62,6 +67,7 @@ pub struct ValidArtifact {
     pub id: ArtifactId,
     pub owner: ArtifactId,
     pub deleted: bool,
+    pub debt: Option<Debt>,
     pub parts: ValidParts,
 }
 
@@ -147,13 +153,14 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     // Every id, principal or not, in one namespace, with the world's own reserved.
     let mut taken: HashSet<String> = BuiltinContract::ALL.iter().map(|c| c.id().to_owned()).collect();
     taken.insert(KERNEL_ID.to_owned());
+    taken.extend(Service::ALL.iter().map(|s| s.id().to_owned()));
     let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
     let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
         let path = || format!("{section}[{index}].id");
         let anchors = || entry(section, index, id, None);
         let parsed = ArtifactId::parse(id).map_err(|e| check.err(path(), &anchors(), e.to_string()))?;
         if !taken.insert(id.to_owned()) {
-            let why = if BuiltinContract::from_id(id).is_some() || id == KERNEL_ID {
+            let why = if BuiltinContract::from_id(id).is_some() || id == KERNEL_ID || Service::from_id(id).is_some() {
                 "is reserved by the world"
             } else {
                 "appears twice"
@@ -236,6 +243,10 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
                 )
             })?),
         };
+        let commons = match &p.commons {
+            None => None,
+            Some(spec) => Some(validate_commons(&check, spec, &principal_ids, &path, &anchors)?),
+        };
         principals.push(ValidPrincipal {
             id,
             owner,
@@ -247,6 +258,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             capabilities: p.capabilities.iter().cloned().collect(),
             agent,
             frozen: p.frozen,
+            commons,
             parts,
         });
     }
@@ -270,7 +282,21 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
                 "a deleted artifact keeps only its id and owner",
             ));
         }
-        artifacts.push(ValidArtifact { id, owner: ArtifactId::trusted(&a.owner), deleted: a.deleted, parts });
+        let debt = match &a.debt {
+            None => None,
+            Some(_) if a.deleted => {
+                return Err(check.err(
+                    format!("artifacts[{i}] ({}).debt", a.id),
+                    &anchors("debt"),
+                    "a deleted artifact keeps only its id and owner",
+                ));
+            }
+            Some(spec) => {
+                let path = |field: &str| format!("artifacts[{i}] ({}).{field}", a.id);
+                Some(validate_debt(&check, spec, &principal_ids, &path, &anchors)?)
+            }
+        };
+        artifacts.push(ValidArtifact { id, owner: ArtifactId::trusted(&a.owner), deleted: a.deleted, debt, parts });
     }
 
     check_disk(&check, &principals, &artifacts)?;
@@ -279,6 +305,101 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
 
     let name = if file.name.is_empty() { scene.name().to_owned() } else { file.name.clone() };
     Ok(ValidScene { name, config, principals, artifacts, interventions, warnings })
+}
+
+/// A debt note's terms: parties of this scene, a term, and a state that adds up.
+fn validate_debt(
+    check: &Checker,
+    spec: &DebtSpec,
+    principal_ids: &HashSet<&str>,
+    path: &dyn Fn(&str) -> String,
+    anchors: &dyn Fn(&str) -> Vec<Anchor>,
+) -> Result<Debt, SceneError> {
+    let party = |who: &str, field: &str| -> Result<ArtifactId, SceneError> {
+        if principal_ids.contains(who) {
+            ArtifactId::parse(who)
+                .map_err(|e| check.err(path(&format!("debt.{field}")), &anchors(field), e.to_string()))
+        } else {
+            let message = format!("{who:?} is not a principal of this scene");
+            Err(check.err(path(&format!("debt.{field}")), &anchors(field), message))
+        }
+    };
+    let (debtor, creditor) = (party(&spec.debtor, "debtor")?, party(&spec.creditor, "creditor")?);
+    if spec.principal == 0 {
+        return Err(check.err(path("debt.principal"), &anchors("principal"), "a loan lends at least 1 scrip"));
+    }
+    let time = |secs: f64, field: &str, what: &str| {
+        SimTime::from_secs_f64(secs)
+            .ok_or_else(|| check.err(path(&format!("debt.{field}")), &anchors(field), format!("{secs} is not {what}")))
+    };
+    let term = time(spec.term_secs, "term_secs", "a term (seconds > 0)")?;
+    if term.millis() == 0 {
+        return Err(check.err(path("debt.term_secs"), &anchors("term_secs"), "a term is longer than zero"));
+    }
+    let offered_at = time(spec.offered_at_secs, "offered_at_secs", "a time (seconds ≥ 0)")?;
+    let due_at = spec.due_at_secs.map(|secs| time(secs, "due_at_secs", "a time (seconds ≥ 0)")).transpose()?;
+    let accepted = !matches!(spec.status, DebtStatus::Offered | DebtStatus::Cancelled);
+    if accepted != due_at.is_some() {
+        let why = if accepted { "an accepted loan has a due time" } else { "a loan not accepted has no due time" };
+        return Err(check.err(path("debt.due_at_secs"), &anchors("status"), why));
+    }
+    let debt = Debt {
+        debtor,
+        creditor,
+        principal: spec.principal,
+        interest: spec.interest,
+        term,
+        offered_at,
+        due_at,
+        repaid: spec.repaid,
+        status: spec.status,
+    };
+    // An accepted loan is repaid exactly when nothing is outstanding.
+    let settled = debt.outstanding() == 0;
+    let inconsistent = accepted && settled != (spec.status == DebtStatus::Repaid);
+    if spec.repaid > debt.owed() || inconsistent {
+        return Err(check.err(
+            path("debt.repaid"),
+            &anchors("repaid"),
+            format!("{} repaid of {} owed does not fit status {:?}", spec.repaid, debt.owed(), spec.status),
+        ));
+    }
+    Ok(debt)
+}
+
+/// A commons' members (principals of this scene) and rules.
+fn validate_commons(
+    check: &Checker,
+    spec: &CommonsSpec,
+    principal_ids: &HashSet<&str>,
+    path: &dyn Fn(&str) -> String,
+    anchors: &dyn Fn(&str) -> Vec<Anchor>,
+) -> Result<Commons, SceneError> {
+    if spec.members.is_empty() {
+        return Err(check.err(path("commons.members"), &anchors("members"), "a commons has at least one member"));
+    }
+    let mut members = Vec::with_capacity(spec.members.len());
+    for member in &spec.members {
+        if !principal_ids.contains(member.as_str()) {
+            return Err(check.err(
+                path("commons.members"),
+                &anchors(&quoted(member)),
+                format!("{member:?} is not a principal of this scene"),
+            ));
+        }
+        members.push(ArtifactId::trusted(member));
+    }
+    if !(1..=100).contains(&spec.quorum_pct) {
+        return Err(check.err(path("commons.quorum_pct"), &anchors("quorum_pct"), "a quorum is 1 to 100 percent"));
+    }
+    if spec.threshold_pct > 99 {
+        return Err(check.err(
+            path("commons.threshold_pct"),
+            &anchors("threshold_pct"),
+            "a threshold is 0 to 99 percent (a proposal needs strictly more yes votes)",
+        ));
+    }
+    Ok(Commons { members, quorum_pct: spec.quorum_pct, threshold_pct: spec.threshold_pct })
 }
 
 /// An LLM budget given in dollars or in micro-dollars (not both), in micro-dollars.

@@ -1,7 +1,7 @@
 //! Scenes: the default scene, timelines, round trips and broken files.
 
 use agent_ecology::{
-    kernel::EventLog,
+    kernel::{ErrorCode, EventLog},
     run::{Simulation, audit},
     scene::{Scene, SceneError},
 };
@@ -321,4 +321,79 @@ fn every_scene_in_the_repository_validates_and_runs() {
         }
     }
     assert!(seen >= 2);
+}
+
+#[test]
+fn debts_and_commons_survive_a_saved_scene() {
+    let mut sim = sim(r#"Scene(
+        principals: [(id: "alice", scrip: 200), (id: "bob", scrip: 50), (id: "carol", scrip: 50)],
+    )"#);
+    let call = |sim: &mut Simulation, who: &str, id: &str, method: &str, args: serde_json::Value| {
+        let json = serde_json::json!({"action": "invoke", "id": id, "method": method, "args": args}).to_string();
+        crate::act_ok(sim, who, &json).result.unwrap()
+    };
+    let loan = |sim: &mut Simulation, debtor: &str, term: f64| {
+        let args = serde_json::json!({"debtor": debtor, "principal": 20, "interest": 5, "term_secs": term});
+        call(sim, "alice", "kernel_debt", "offer", args)["id"].as_str().unwrap().to_owned()
+    };
+    let soon = loan(&mut sim, "bob", 10.0);
+    let later = loan(&mut sim, "carol", 100.0);
+    let open = loan(&mut sim, "carol", 30.0);
+    call(&mut sim, "bob", "kernel_debt", "accept", serde_json::json!({"id": soon}));
+    call(&mut sim, "carol", "kernel_debt", "accept", serde_json::json!({"id": later}));
+    call(&mut sim, "carol", "kernel_debt", "repay", serde_json::json!({"id": later, "amount": 7}));
+    let members = serde_json::json!({"id": "guild", "members": ["bob", "carol"], "quorum_pct": 100, "threshold_pct": 40, "scrip": 30});
+    call(&mut sim, "alice", "kernel_governance", "create_commons", members);
+    sim.run_steps(40);
+    // What anyone sees of an artifact.
+    let describe = |sim: &mut Simulation, id: &str| {
+        let query = serde_json::json!({"action": "query", "id": id}).to_string();
+        crate::act_ok(sim, "carol", &query).result.unwrap()["artifact"].clone()
+    };
+    let status = |sim: &mut Simulation, id: &str| describe(sim, id)["debt"]["status"].as_str().unwrap().to_owned();
+    assert_eq!(status(&mut sim, &soon), "defaulted");
+
+    let text = sim.save_scene().to_ron_string().unwrap();
+    let mut reloaded = Simulation::new(&Scene::from_ron_str("saved.ron", &text).unwrap(), None).unwrap();
+    for id in [&soon, &later, &open] {
+        let (before, after) = (describe(&mut sim, id)["debt"].clone(), describe(&mut reloaded, id)["debt"].clone());
+        for field in ["debtor", "creditor", "holder", "principal", "interest", "repaid", "outstanding", "status"] {
+            assert_eq!(before[field], after[field], "{id}.{field}\n{text}");
+        }
+    }
+    // The due time keeps its distance from now: 100 s after acceptance is 60 s away.
+    assert_eq!(describe(&mut reloaded, &later)["debt"]["due_at"], 60.0);
+    assert_eq!(describe(&mut sim, "guild")["commons"], describe(&mut reloaded, "guild")["commons"]);
+    // The notes are still locked, and the active one still falls due.
+    crate::act_fails(
+        &mut reloaded,
+        "alice",
+        &format!(r#"{{"action":"delete","id":"{later}"}}"#),
+        ErrorCode::AccessDenied,
+    );
+    reloaded.run_steps(61);
+    assert_eq!(status(&mut reloaded, &later), "defaulted");
+    audit(reloaded.world()).unwrap();
+}
+
+#[test]
+fn broken_debts_and_commons_are_refused_with_their_place() {
+    let note = |debt: &str| {
+        format!(
+            "Scene(\n  principals: [(id: \"a\"), (id: \"b\")],\n  artifacts: [\n    (id: \"n\", owner: \"a\", debt: ({debt})),\n  ],\n)"
+        )
+    };
+    let ok = "debtor: \"b\", creditor: \"a\", principal: 10, term_secs: 5.0, due_at_secs: 5.0, status: active";
+    Scene::from_ron_str("ok.ron", &note(ok)).unwrap().validate().unwrap();
+    assert_error(&note(&ok.replace("\"b\"", "\"zed\"")), 4, 34, "(n).debt.debtor: \"zed\" is not a principal");
+    let err = error_of(&note(&ok.replace("due_at_secs: 5.0, ", ""))).to_string();
+    assert!(err.contains("an accepted loan has a due time"), "{err}");
+    let err = error_of(&note(&ok.replace("status: active", "status: repaid"))).to_string();
+    assert!(err.contains("does not fit status Repaid"), "{err}");
+    let err = error_of(&note(&ok.replace("status: active", "status: bankrupt"))).to_string();
+    assert!(err.contains("bankrupt"), "{err}");
+    let commons = "Scene(principals: [(id: \"a\"), (id: \"guild\", commons: (members: [\"a\", \"nobody\"]))])";
+    assert!(error_of(commons).to_string().contains("\"nobody\" is not a principal"));
+    let reserved = "Scene(principals: [(id: \"kernel_mint\")])";
+    assert!(error_of(reserved).to_string().contains("reserved by the world"));
 }
