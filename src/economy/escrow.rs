@@ -172,20 +172,7 @@ impl Kernel<'_> {
 
     /// Lists `artifact` at `price`; ownership passes to escrow.
     pub fn escrow_deposit(&mut self, artifact: &str, price: u64, buyer: Option<&str>) -> Result<Value, KernelError> {
-        let entity = self.live(artifact)?;
-        let artifact_id =
-            self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
-        if self.is_system(entity) {
-            return Err(KernelError::invalid(format!("{artifact} is part of the world; it cannot be sold")));
-        }
-        let owner = self.world.get::<Artifact>(entity).map(|a| a.owner.clone());
-        if owner.as_ref() != Some(&self.caller) {
-            return Err(KernelError::new(
-                ErrorCode::NotOwner,
-                format!("{} can list only what it owns; {artifact} belongs to {}", self.caller, owner_name(owner)),
-            )
-            .with("id", artifact));
-        }
+        let (entity, artifact_id) = self.own_artifact(artifact, "listed")?;
         if entity == self.caller_entity {
             return Err(KernelError::invalid(format!("{artifact} cannot sell itself")));
         }
@@ -293,8 +280,4 @@ impl Kernel<'_> {
         }
         Ok(())
     }
-}
-
-fn owner_name(owner: Option<ArtifactId>) -> String {
-    owner.map(|o| o.to_string()).unwrap_or_default()
 }

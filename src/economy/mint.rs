@@ -175,22 +175,7 @@ impl Kernel<'_> {
     /// a raise, the difference — is held by the mint at once.
     pub fn bid(&mut self, artifact: &str, amount: i64) -> Result<Value, KernelError> {
         let amount = positive(amount, "amount")?;
-        let entity = self.live(artifact)?;
-        let artifact_id =
-            self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
-        if self.is_system(entity) {
-            return Err(KernelError::invalid(format!("{artifact} is part of the world; it cannot be bid on")));
-        }
-        let owner = self.world.get::<Artifact>(entity).map(|a| a.owner.clone());
-        if owner.as_ref() != Some(&self.caller) {
-            let owner = owner.map(|o| o.to_string()).unwrap_or_default();
-            return Err(KernelError::new(
-                ErrorCode::NotOwner,
-                format!("{} bids on its own artifacts only; {artifact} belongs to {owner}", self.caller),
-            )
-            .with("id", artifact)
-            .with("owner", owner));
-        }
+        let (_, artifact_id) = self.own_artifact(artifact, "bid on")?;
         let key = (artifact_id.clone(), self.caller.clone());
         let previous = self.world.resource::<Mint>().bids.get(&key).copied();
         let extra = match previous {

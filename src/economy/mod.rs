@@ -70,6 +70,29 @@ fn freeze_dry_agents(world: &mut World) {
     }
 }
 
+impl Kernel<'_> {
+    /// `artifact`, if it is a live artifact of the world's users that the caller owns:
+    /// what may be listed in escrow or bid on at the mint. `what` says which ("listed",
+    /// "bid on") in the refusals.
+    pub(crate) fn own_artifact(&self, artifact: &str, what: &str) -> Result<(Entity, ArtifactId), KernelError> {
+        let entity = self.live(artifact)?;
+        let id = self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
+        if self.is_system(entity) {
+            return Err(KernelError::invalid(format!("{artifact} is part of the world; it cannot be {what}")));
+        }
+        let owner = self.world.get::<Artifact>(entity).map(|a| a.owner().to_string()).unwrap_or_default();
+        if owner != self.caller.as_str() {
+            return Err(KernelError::new(
+                ErrorCode::NotOwner,
+                format!("{artifact} belongs to {owner}, not {}: only an owner's artifact can be {what}", self.caller),
+            )
+            .with("id", artifact)
+            .with("owner", owner));
+        }
+        Ok((entity, id))
+    }
+}
+
 /// Adds what the economy knows of an artifact to its public metadata: a listing's
 /// price, a debt note's terms and state, a commons' members and rules.
 pub(crate) fn describe(world: &World, entity: Entity, fields: &mut serde_json::Map<String, serde_json::Value>) {
