@@ -9,6 +9,7 @@ use std::{
 };
 
 use agent_ecology::{
+    bridge::{BridgeOptions, config::ClockMode},
     economy::{
         auditor::Story,
         kpis::{KpiSample, Kpis},
@@ -37,7 +38,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a scene headless and print a summary (the embedded default scene if none is given).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Tell the story of a run from its event stream (written by `run --events`).
     Report(ReportArgs),
     /// Check a scene; exits 2 with the first error (file:line:col) if it is broken.
@@ -83,6 +84,26 @@ struct RunArgs {
     /// Save the final world as a scene file.
     #[arg(long, value_name = "FILE")]
     save_scene: Option<PathBuf>,
+    /// Record every call to a language model in DIR (and serve answers already
+    /// recorded there instead of calling the model again).
+    #[arg(long, value_name = "DIR")]
+    llm_cache: Option<PathBuf>,
+    /// Serve calls only from --llm-cache DIR, never from a model: re-executes a
+    /// recorded run offline, to the same checksum. A call never recorded stops the run.
+    #[arg(long, requires = "llm_cache")]
+    replay: bool,
+    /// `lockstep` (default for runs: a step waits for the answers asked for before
+    /// it, so latency changes nothing) or `realtime` (the world keeps moving, paced
+    /// to the wall clock).
+    #[arg(long, value_name = "MODE")]
+    clock: Option<String>,
+    /// The model of agents and requests that name none (one of the scene's
+    /// config.llm.models or the built-in price table, e.g. gpt-4o-mini, llama3.2).
+    #[arg(long, value_name = "MODEL")]
+    llm_model: Option<String>,
+    /// In realtime mode, simulated seconds per wall-clock second (default 1).
+    #[arg(long, value_name = "X")]
+    speed: Option<f64>,
     /// No progress bar and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -119,7 +140,7 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => run(RunOptions::from_args(RunArgs::default())?),
-        Some(Command::Run(args)) => run(RunOptions::from_args(args)?),
+        Some(Command::Run(args)) => run(RunOptions::from_args(*args)?),
         Some(Command::Report(args)) => tell(&args),
         Some(Command::Validate { scene }) => validate(&scene),
         Some(Command::SandboxWorker { heap_bytes, recursion, stack_bytes }) => {
@@ -150,6 +171,10 @@ struct RunOptions {
     report: Option<ReportTo>,
     metrics: Option<PathBuf>,
     save_scene: Option<PathBuf>,
+    bridge: BridgeOptions,
+    clock: Option<ClockMode>,
+    llm_model: Option<String>,
+    speed: f64,
     quiet: bool,
 }
 
@@ -165,6 +190,17 @@ impl RunOptions {
         };
         let report =
             args.report.map(|path| if path.as_os_str() == "-" { ReportTo::Stdout } else { ReportTo::File(path) });
+        let clock = match args.clock.as_deref() {
+            None => None,
+            Some(name) => Some(
+                ClockMode::parse(name)
+                    .ok_or_else(|| BadInput(format!("--clock {name}: expected lockstep or realtime")))?,
+            ),
+        };
+        let speed = args.speed.unwrap_or(1.0);
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(BadInput(format!("--speed {speed}: expected a positive number")).into());
+        }
         Ok(Self {
             scene: args.scene,
             stop,
@@ -173,6 +209,10 @@ impl RunOptions {
             report,
             metrics: args.metrics,
             save_scene: args.save_scene,
+            bridge: BridgeOptions { cache_dir: args.llm_cache, replay: args.replay },
+            clock,
+            llm_model: args.llm_model,
+            speed,
             quiet: args.quiet,
         })
     }
@@ -221,7 +261,17 @@ fn run(options: RunOptions) -> Result<()> {
     if let Some(seed) = options.seed {
         valid.config.seed = seed;
     }
+    if let Some(clock) = options.clock {
+        valid.config.llm.clock = clock;
+    }
+    if let Some(model) = &options.llm_model {
+        valid.config.llm.model(Some(model)).map_err(|why| BadInput(format!("--llm-model: {why}")))?;
+        valid.config.llm.default_model = Some(model.clone());
+    }
+    let realtime = valid.config.llm.clock == ClockMode::Realtime;
+    let dt = valid.config.dt;
     let mut sim = Simulation::from_valid(valid);
+    sim.use_bridge(options.bridge.clone()).map_err(BadInput)?;
     if let Some(path) = &options.events {
         let file = create(path, "event file")?;
         sim.stream_events_to(Box::new(std::io::BufWriter::with_capacity(1 << 16, file)));
@@ -248,12 +298,27 @@ fn run(options: RunOptions) -> Result<()> {
             }),
     );
     let started = Instant::now();
-    for _ in 0..steps {
+    for step in 0..steps {
+        if realtime {
+            // Keep pace with the wall clock, so that answers arrive in simulated time
+            // as they do in real time.
+            let due = std::time::Duration::from_secs_f64(dt.as_secs_f64() * step as f64 / options.speed);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         sim.step();
         progress.inc(1);
+        if let Some(fatal) = sim.fatal_error() {
+            progress.finish_and_clear();
+            return Err(BadInput(fatal).into());
+        }
     }
     progress.finish_and_clear();
     let wall = started.elapsed();
+    if let Err(error) = sim.end_thinking() {
+        writeln!(std::io::stderr().lock(), "warning: the LLM cache is incomplete: {error}")?;
+    }
 
     sim.flush_events().context("writing the event stream failed")?;
     audit(sim.world()).context("the ledger does not add up")?;
@@ -398,6 +463,19 @@ fn summary(report: &Report, wall_secs: f64) -> String {
         "  health: gini {:.3}, velocity {:.3}, reuse {:.2}, capital depth {}, frozen share {:.2}",
         kpis.gini, kpis.velocity, kpis.reuse, kpis.capital_depth, kpis.frozen_share
     );
+    let llm = &report.llm;
+    if llm.calls + llm.failed + llm.in_flight > 0 {
+        let _ = writeln!(
+            out,
+            "  thinking ({}): {} calls, {} failed, {} + {} tokens, ${:.6}",
+            llm.clock,
+            llm.calls,
+            llm.failed,
+            llm.prompt_tokens,
+            llm.completion_tokens,
+            llm.cost_micro_usd as f64 / 1e6
+        );
+    }
     let _ = writeln!(out, "  checksum {}", report.checksum);
     out
 }

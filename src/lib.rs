@@ -22,6 +22,7 @@
 //! ```
 
 pub mod agents;
+pub mod bridge;
 pub mod economy;
 pub mod kernel;
 pub mod run;

@@ -241,7 +241,7 @@ fn parse_step_output(json: &str, now: SimTime) -> Result<(Vec<Value>, Sleep), St
     Ok((kept, sleep))
 }
 
-fn push_bounded(inbox: &mut Inbox, entry: Value) {
+pub(crate) fn push_bounded(inbox: &mut Inbox, entry: Value) {
     if inbox.0.len() == INBOX_CAPACITY {
         inbox.0.remove(0);
     }

@@ -6,9 +6,11 @@ use serde_json::Value;
 
 use super::{Wake, steps::StepJob};
 use crate::{
+    economy::mint::Mint,
     kernel::EventLog,
     world::{
-        components::{Artifact, EventFilter, Executable, Frozen, Inbox, Loop, Quota, Standing},
+        components::{Artifact, EventFilter, Executable, Frozen, Inbox, Loop, ModelChoice, Quota, Standing, Thinking},
+        config::Config,
         ids::{ArtifactId, Ids},
         time::{SimClock, SimTime},
     },
@@ -84,7 +86,7 @@ impl SeenEvent {
 pub(super) fn oldest_needed(world: &mut World, now: SimTime) -> u64 {
     let latest = world.resource::<EventLog>().next_seq() - 1;
     let floor = latest.saturating_sub(VIEW_LOOKBACK);
-    let mut agents = world.query_filtered::<&Loop, Without<Frozen>>();
+    let mut agents = world.query_filtered::<&Loop, (Without<Frozen>, Without<Thinking>)>();
     let needed = agents
         .iter(world)
         .filter(|a| !a.paused)
@@ -106,7 +108,11 @@ pub(super) fn due_agents(world: &mut World, now: SimTime, recent: &RecentEvents)
     let ids = world.resource::<Ids>();
     for &entity in ids.in_creation_order() {
         let Some(agent) = world.get::<Loop>(entity) else { continue };
-        if agent.paused || world.get::<Frozen>(entity).is_some() || world.get::<Executable>(entity).is_none() {
+        if agent.paused
+            || world.get::<Frozen>(entity).is_some()
+            || world.get::<Thinking>(entity).is_some()
+            || world.get::<Executable>(entity).is_none()
+        {
             continue;
         }
         let wake = if agent.wake_at <= now {
@@ -169,6 +175,12 @@ pub(super) fn job(
         inbox: world.get::<Inbox>(entity).map_or(&[], |i| i.entries()),
         events,
         errors_in_row: world.get::<Loop>(entity).map_or(0, |l| l.errors_in_row),
+        model: world.get::<ModelChoice>(entity).map(ModelChoice::model).or(world
+            .resource::<Config>()
+            .llm
+            .default_model
+            .as_deref()),
+        mint_next_at: world.resource::<Mint>().next_at(&world.resource::<Config>().mint).as_secs_f64(),
     };
     // Written straight from the world's data: no JSON tree in between.
     let view = serde_json::to_string(&view).unwrap_or_default();
@@ -196,6 +208,10 @@ struct View<'a> {
     inbox: &'a [Value],
     events: &'a [&'a Value],
     errors_in_row: u32,
+    /// The model it thinks with when it names none.
+    model: Option<&'a str>,
+    /// When the mint's next auction resolves.
+    mint_next_at: f64,
 }
 
 /// A principal's resources as the report shows them (`llm_budget`, free `disk`,

@@ -24,7 +24,7 @@ use crate::{
     kernel::{ErrorCode, Kernel, KernelError, contracts::Permission},
     world::{
         StepSystems,
-        components::{Artifact, Frozen, Loop, Standing},
+        components::{Artifact, Frozen, Loop, Standing, Thinking},
         config::Config,
         ids::ArtifactId,
     },
@@ -55,7 +55,10 @@ pub(crate) fn plugin(app: &mut App) {
 fn freeze_dry_agents(world: &mut World) {
     let rule = world.resource::<Config>().freeze;
     let mut dry: Vec<(ArtifactId, String)> = Vec::new();
-    let mut agents = world.query_filtered::<(&ArtifactId, &Standing), (With<Loop>, Without<Frozen>)>();
+    // An agent waiting for a model is not judged until the call is settled: its
+    // reservation is not spent yet.
+    let mut agents =
+        world.query_filtered::<(&ArtifactId, &Standing), (With<Loop>, Without<Frozen>, Without<Thinking>)>();
     for (id, standing) in agents.iter(world) {
         if let Some(why) = rule.runs_dry(standing) {
             dry.push((id.clone(), why));

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::{
     kernel::{KERNEL_ID, Kernel, KernelError},
     world::{
-        components::{Artifact, Interface, Service, Standing, System, Tool},
+        components::{Artifact, Capabilities, Interface, Service, Standing, System, Tool},
         ids::ArtifactId,
         time::SimTime,
     },
@@ -27,10 +27,13 @@ pub const ESCROW_ID: &str = "kernel_escrow";
 pub const DEBT_ID: &str = "kernel_debt";
 pub const GOVERNANCE_ID: &str = "kernel_governance";
 pub const AUDITOR_ID: &str = "system_auditor";
+pub const GATEWAY_ID: &str = "kernel_llm_gateway";
+/// The rules of the world, written for its agents: a data artifact in every world.
+pub const HANDBOOK_ID: &str = "kernel_handbook";
 
 impl Service {
-    pub const ALL: [Service; 5] =
-        [Service::Mint, Service::Escrow, Service::Debt, Service::Governance, Service::Auditor];
+    pub const ALL: [Service; 6] =
+        [Service::Mint, Service::Escrow, Service::Debt, Service::Governance, Service::Auditor, Service::LlmGateway];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -39,6 +42,7 @@ impl Service {
             Service::Debt => DEBT_ID,
             Service::Governance => GOVERNANCE_ID,
             Service::Auditor => AUDITOR_ID,
+            Service::LlmGateway => GATEWAY_ID,
         }
     }
 
@@ -65,6 +69,12 @@ impl Service {
                  (quorum and threshold)."
             }
             Service::Auditor => "The auditor: a readable account of the run so far, and the health indicators.",
+            Service::LlmGateway => {
+                "The LLM gateway: ask a language model (OpenAI chat format, tool calling included). The principal \
+                 at the root of the call pays from its LLM budget: the estimate is reserved, the real cost (tokens \
+                 used × the model's price) charged; a failed call costs nothing. An agent's own call returns at \
+                 once and the answer arrives in its inbox."
+            }
         }
     }
 
@@ -189,6 +199,23 @@ impl Service {
                 ),
                 tool("kpis", "The health indicators now, and their recent samples.", json!({}), &[]),
             ],
+            Service::LlmGateway => vec![
+                tool(
+                    "chat",
+                    "Ask a model. messages: [{role, content}]; tools/tool_choice as in OpenAI's API. Default model: \
+                     yours, else the world's.",
+                    json!({
+                        "model": {"type": "string"},
+                        "messages": {"type": "array", "items": {"type": "object"}, "minItems": 1},
+                        "tools": {"type": "array", "items": {"type": "object"}},
+                        "tool_choice": {"type": ["string", "object"]},
+                        "max_tokens": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                    }),
+                    &["messages"],
+                ),
+                tool("models", "The models of this world and their prices (µ$ per million tokens).", json!({}), &[]),
+            ],
         };
         Interface { description: self.about().to_owned(), tools }
     }
@@ -211,7 +238,8 @@ fn id_arg() -> Value {
     json!({"id": {"type": "string"}})
 }
 
-/// Spawns the services, owned by the `kernel`, which bears their bytes. Escrow has
+/// Spawns the services and the handbook, owned by the `kernel`, which bears their
+/// bytes. Escrow has
 /// standing: it owns what is listed, and holds the disk that goes with it.
 pub(crate) fn spawn(world: &mut World) {
     let kernel = ArtifactId::trusted(KERNEL_ID);
@@ -228,11 +256,28 @@ pub(crate) fn spawn(world: &mut World) {
         };
         let mut entity =
             world.spawn((ArtifactId::trusted(service.id()), artifact, service.interface(), service, System));
+        if service == Service::LlmGateway {
+            entity
+                .insert(Capabilities(std::collections::BTreeSet::from([crate::kernel::llm::CAN_CALL_LLM.to_owned()])));
+        }
         if service == Service::Escrow {
             // Room for anything listed; what it holds always belongs to a seller.
             entity.insert(Standing { disk_quota: u64::MAX / 4, ..Standing::default() });
         }
     }
+    let handbook = crate::scene::embedded_asset("handbook.md").unwrap_or("");
+    bytes += handbook.len() as u64;
+    world.spawn((
+        ArtifactId::trusted(HANDBOOK_ID),
+        Artifact {
+            owner: kernel.clone(),
+            created_at: SimTime::ZERO,
+            updated_at: SimTime::ZERO,
+            content: Box::from(handbook),
+            details: None,
+        },
+        System,
+    ));
     let kernel_entity = crate::world::ids::lookup(world, KERNEL_ID);
     if let Some(mut standing) = kernel_entity.and_then(|e| world.get_mut::<Standing>(e)) {
         standing.disk_quota += bytes;
@@ -253,6 +298,7 @@ pub(crate) fn serve(kernel: &mut Kernel, service: Service, method: &str, input: 
         Service::Debt => super::debt::serve(kernel, method, input),
         Service::Governance => super::governance::serve(kernel, method, input),
         Service::Auditor => super::auditor::serve(kernel, method, input),
+        Service::LlmGateway => crate::kernel::llm::serve(kernel, method, input),
     }
 }
 

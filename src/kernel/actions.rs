@@ -350,6 +350,8 @@ impl Kernel<'_> {
         for charge in &charges {
             code_use.cpu_us += charge.cpu_us;
             code_use.memory_bytes = code_use.memory_bytes.max(charge.memory_bytes);
+            code_use.llm_tokens += charge.llm_tokens;
+            code_use.llm_cost_micro_usd += charge.llm_cost_micro_usd;
         }
         match outcome {
             Ok(done) => ActionResult {
@@ -359,6 +361,8 @@ impl Kernel<'_> {
                 resources_consumed: ResourcesConsumed {
                     cpu_us: code_use.cpu_us,
                     memory_bytes: code_use.memory_bytes,
+                    llm_tokens: code_use.llm_tokens,
+                    llm_cost_micro_usd: code_use.llm_cost_micro_usd,
                     ..done.consumed
                 },
                 charged_to: Some(code_payer.unwrap_or(done.charged_to)),
@@ -462,6 +466,7 @@ impl Kernel<'_> {
                     Some(Service::Debt) => Habit::Lend,
                     Some(Service::Governance) => Habit::Govern,
                     Some(Service::Auditor) => Habit::Query,
+                    Some(Service::LlmGateway) => Habit::Think,
                     None => Habit::Invoke,
                 }
             }

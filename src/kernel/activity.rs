@@ -123,10 +123,11 @@ pub enum Habit {
     Trade,
     Lend,
     Govern,
+    Think,
 }
 
 impl Habit {
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 }
 
 /// How often a principal did each kind of thing. Added on its first action.

@@ -186,6 +186,28 @@ event_kinds! {
     VoteCast "VOTE_CAST" { proposal: String, yes: bool },
     /// A proposal closed; if it passed, the commons' action follows as its own events.
     ProposalClosed "PROPOSAL_CLOSED" { proposal: String, passed: bool, yes: u64, no: u64, members: u64 },
+    /// A language model answered the actor; `principal` (the root of the chain)
+    /// paid `cost_micro_usd` of LLM budget for the tokens the server reported.
+    Thinking "THINKING" {
+        principal: ArtifactId,
+        request: String,
+        model: String,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        cost_micro_usd: u64,
+        latency_ms: u64,
+        attempts: u32,
+        excerpt: String,
+    },
+    /// A call to a language model failed (after its retries); it cost nothing.
+    ThinkingFailed "THINKING_FAILED" {
+        principal: ArtifactId,
+        request: String,
+        model: String,
+        reason: String,
+        message: String,
+        attempts: u32,
+    },
     /// The health indicators, sampled.
     KpiSampled "KPI_SAMPLE" { kpis: Box<KpiSample> },
 }

@@ -60,6 +60,14 @@ pub(crate) struct Charge {
     pub payer: Entity,
     pub cpu_us: u64,
     pub memory_bytes: u64,
+    pub llm_tokens: u64,
+    pub llm_cost_micro_usd: u64,
+}
+
+impl Default for Charge {
+    fn default() -> Self {
+        Self { payer: Entity::PLACEHOLDER, cpu_us: 0, memory_bytes: 0, llm_tokens: 0, llm_cost_micro_usd: 0 }
+    }
 }
 
 /// A kernel error for a call that failed, carrying what it used.
@@ -261,7 +269,7 @@ impl Kernel<'_> {
     /// charges (for its result).
     fn charge(&mut self, payer: Entity, cpu_us: u64, memory_bytes: u64) {
         self.record_usage(payer, "cpu", cpu_us);
-        self.world.resource_mut::<Charges>().entries.push(Charge { payer, cpu_us, memory_bytes });
+        self.world.resource_mut::<Charges>().entries.push(Charge { payer, cpu_us, memory_bytes, ..Default::default() });
     }
 
     /// Whether calls are still waiting on the active chain's worker (so a failure
@@ -365,6 +373,7 @@ impl Kernel<'_> {
                 query::run(actor.world, &spec).map(|(value, _)| value)
             }
             HostCall::Events => events_json(actor.world, &arg(0)),
+            HostCall::Llm => actor.llm_syscall(arg(0)),
             HostCall::Invocations => Ok(query::invocation_stats(actor.world, &text(0, "artifact id")?)),
             HostCall::Quota => {
                 let id = text(0, "principal id")?;

@@ -417,13 +417,27 @@ impl Kernel<'_> {
     /// its assets for whoever might rescue it. Freezing a frozen principal does
     /// nothing. `by_rule`: it ran dry (and thaws when someone brings it back).
     pub(crate) fn freeze(&mut self, principal: &str, reason: &str, by_rule: bool) -> Result<(), KernelError> {
+        self.freeze_needing(principal, reason, by_rule, 0)
+    }
+
+    /// [`Kernel::freeze`] a principal that needs `llm_budget_micro_usd` of LLM budget
+    /// (beyond the freeze rule) before it is thawed.
+    pub(crate) fn freeze_needing(
+        &mut self,
+        principal: &str,
+        reason: &str,
+        by_rule: bool,
+        llm_budget_micro_usd: u64,
+    ) -> Result<(), KernelError> {
         self.require_system()?;
         let (id, entity) = self.principal_with_id(principal)?;
         if self.world.get::<Frozen>(entity).is_some() {
             return Ok(());
         }
         let summary = state::asset_summary(self.world, entity);
-        self.world.entity_mut(entity).insert(Frozen { since: self.now, reason: reason.to_owned(), by_rule });
+        let mut frozen = Frozen::new(self.now, reason.to_owned(), by_rule);
+        frozen.needs_llm_budget_micro_usd = llm_budget_micro_usd;
+        self.world.entity_mut(entity).insert(frozen);
         self.world.resource_mut::<Activity>().freezes += 1;
         self.emit(EventKind::AgentFrozen {
             principal: id,
@@ -442,8 +456,12 @@ impl Kernel<'_> {
     /// that so (the caller) is named as its rescuer.
     pub(crate) fn thaw_if_rescued(&mut self, entity: Entity, id: &ArtifactId) {
         let rule = self.world.resource::<Config>().freeze;
-        let frozen_by_rule = self.world.get::<Frozen>(entity).is_some_and(|f| f.by_rule);
-        let dry = self.world.get::<Standing>(entity).is_none_or(|s| rule.runs_dry(s).is_some());
+        let (frozen_by_rule, needs) =
+            self.world.get::<Frozen>(entity).map_or((false, 0), |f| (f.by_rule, f.needs_llm_budget_micro_usd));
+        let dry = self
+            .world
+            .get::<Standing>(entity)
+            .is_none_or(|s| rule.runs_dry(s).is_some() || s.llm_budget_micro_usd < needs);
         if frozen_by_rule && !dry {
             self.world.entity_mut(entity).remove::<Frozen>();
             // UBI or a grant from the world's machinery thaws too, but only another

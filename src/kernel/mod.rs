@@ -17,6 +17,7 @@ pub(crate) mod exec;
 pub mod intents;
 pub mod invoke;
 pub mod ledger;
+pub mod llm;
 pub mod query;
 pub mod quotas;
 pub mod rates;
@@ -137,8 +138,11 @@ pub(crate) fn plugin(app: &mut App) {
         .init_resource::<InvocationStats>()
         .init_resource::<activity::Activity>()
         .init_resource::<exec::Charges>()
+        .init_resource::<llm::Thoughts>()
+        .init_resource::<crate::bridge::LlmBridge>()
         .add_message::<intents::Intent>()
         .add_message::<intents::ActionOutcome>()
+        .add_systems(Update, llm::ingest_answers.in_set(StepSystems::Ingest))
         .add_systems(Update, intents::execute_intents.in_set(StepSystems::Act))
         .add_systems(Update, events::flush_event_sink.in_set(StepSystems::Record));
     contracts::spawn_builtins(app.world_mut());

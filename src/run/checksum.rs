@@ -26,7 +26,7 @@ use crate::{
     world::{
         components::{
             AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Interface, LastAction, Loop,
-            Pricing, Quota, Service, Standing, System, Tombstone,
+            ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -57,6 +57,8 @@ struct EntityState<'a> {
     habits: Option<&'a Habits>,
     debt: Option<&'a Debt>,
     commons: Option<&'a Commons>,
+    model: Option<&'a ModelChoice>,
+    thinking: Option<&'a Thinking>,
 }
 
 struct Digest {
@@ -93,6 +95,7 @@ pub fn world_checksum(world: &World) -> String {
     digest.feed(world.resource::<Debts>());
     digest.feed(&serde_json::to_string(world.resource::<Governance>()).unwrap_or_default());
     digest.feed(world.resource::<Kpis>());
+    digest.feed(&world.resource::<crate::kernel::llm::Thoughts>().digest_view());
     // Pending interventions hold actions with optional fields, which a compact
     // encoding could confuse with one another; JSON keeps the field names.
     let timeline = serde_json::to_string(world.resource::<Timeline>()).unwrap_or_default();
@@ -124,6 +127,8 @@ pub fn world_checksum(world: &World) -> String {
             habits: world.get(e),
             debt: world.get(e),
             commons: world.get(e),
+            model: world.get(e),
+            thinking: world.get(e),
         });
     }
     let log = world.resource::<EventLog>();

@@ -15,6 +15,8 @@ pub use report::{AuditError, Report, audit};
 
 use crate::{
     EcologyPlugin,
+    bridge::{BridgeOptions, LlmBridge},
+    kernel::llm::Thoughts,
     kernel::{Action, EventLog, intents::Intent},
     scene::{Scene, SceneError, ValidScene},
     world::{
@@ -99,6 +101,32 @@ impl Simulation {
     /// phase.
     pub fn intend(&mut self, actor: &ArtifactId, action: Action) {
         self.app.world_mut().write_message(Intent { actor: actor.clone(), action });
+    }
+
+    /// How calls to models are recorded or replayed (before the first step). Fails
+    /// when the options cannot work (replaying from a directory that is not there).
+    pub fn use_bridge(&mut self, options: BridgeOptions) -> Result<(), String> {
+        let bridge = LlmBridge::new(options);
+        bridge.check_options()?;
+        self.app.world_mut().insert_resource(bridge);
+        Ok(())
+    }
+
+    /// Why the run cannot go on, if it cannot: a replay asked for a call that was
+    /// never recorded.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.app.world().resource::<Thoughts>().fatal().map(str::to_owned)
+    }
+
+    /// Ends the run's calls to models still in flight: their reservations come back,
+    /// nothing is charged, and each ends with `THINKING_FAILED`. Also reports the
+    /// first recording that could not be written.
+    pub fn end_thinking(&mut self) -> Result<(), String> {
+        crate::kernel::llm::cancel_thinking(self.app.world_mut());
+        match self.app.world_mut().resource_mut::<LlmBridge>().take_cache_error() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// Streams every event from now on as JSON lines to `sink`.

@@ -16,7 +16,12 @@ use crate::{
         kpis::{self, KpiSample, Kpis},
         mint::Mint,
     },
-    kernel::{EventLog, InvocationStats, Supply, activity::Activity, query, state},
+    kernel::{
+        EventLog, InvocationStats, Supply,
+        activity::Activity,
+        llm::{LlmUse, Thoughts},
+        query, state,
+    },
     scene::Timeline,
     world::{
         components::{Artifact, Executable, Frozen, LastAction, Quota, Standing, System, Tombstone},
@@ -44,6 +49,8 @@ pub struct Report {
     /// What the economy did: the mint, use by others, freezes and rescues, and the
     /// health indicators at the end of the run.
     pub economy: EconomyReport,
+    /// What thinking cost: calls to language models, tokens and micro-dollars.
+    pub llm: LlmReport,
     /// Hex digest of the final world state and the whole event log.
     pub checksum: String,
 }
@@ -94,6 +101,20 @@ pub struct EconomyReport {
     pub kpis: KpiSample,
     /// Samples taken during the run (`config.kpis.every_steps`).
     pub kpi_samples: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmReport {
+    /// `lockstep` or `realtime`.
+    pub clock: String,
+    /// Answered calls, failed calls (which cost nothing), and calls still in flight.
+    pub calls: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_micro_usd: u64,
+    pub by_model: BTreeMap<String, LlmUse>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +200,18 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         kpis: kpis::compute(world),
         kpi_samples: world.resource::<Kpis>().series().len() as u64,
     };
+    let thoughts = world.resource::<Thoughts>();
+    let total = thoughts.total();
+    let llm = LlmReport {
+        clock: world.resource::<crate::world::config::Config>().llm.clock.as_str().to_owned(),
+        calls: total.calls,
+        failed: total.failed,
+        in_flight: thoughts.in_flight() as u64,
+        prompt_tokens: total.prompt_tokens,
+        completion_tokens: total.completion_tokens,
+        cost_micro_usd: total.cost_micro_usd,
+        by_model: thoughts.by_model().clone(),
+    };
     Report {
         scene: scene.to_owned(),
         seed: world.resource::<crate::world::config::Config>().seed,
@@ -199,6 +232,7 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         minted_total: supply.minted,
         granted_total: supply.granted,
         economy,
+        llm,
         checksum: world_checksum(world),
     }
 }

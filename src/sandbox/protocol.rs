@@ -91,13 +91,15 @@ pub enum HostCall {
     Events,
     Invocations,
     Quota,
+    /// The `llm` syscall (only for artifacts with `can_call_llm`).
+    Llm,
 }
 
 impl HostCall {
     /// Whether code running in `mode` may make this call.
     pub fn allowed_in(self, mode: CallMode) -> bool {
         match self {
-            Self::Transfer | Self::Write | Self::Read => mode == CallMode::Act,
+            Self::Transfer | Self::Write | Self::Read | Self::Llm => mode == CallMode::Act,
             Self::Invoke => mode != CallMode::Look,
             _ => true,
         }
@@ -116,6 +118,7 @@ impl HostCall {
             Self::Events => "kernel.events",
             Self::Invocations => "kernel.invocations",
             Self::Quota => "kernel.quota",
+            Self::Llm => "llm",
         }
     }
 }

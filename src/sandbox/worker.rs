@@ -283,6 +283,7 @@ fn install_host_functions(context: &mut Context) -> JsResult<()> {
     context.register_global_callable(js_string!("transfer"), 3, host_fn!(HostCall::Transfer))?;
     context.register_global_callable(js_string!("write"), 3, host_fn!(HostCall::Write))?;
     context.register_global_callable(js_string!("read"), 1, host_fn!(HostCall::Read))?;
+    context.register_global_callable(js_string!("llm"), 1, host_fn!(HostCall::Llm))?;
     let kernel = ObjectInitializer::new(context)
         .function(host_fn!(HostCall::Balance), js_string!("balance"), 1)
         .function(host_fn!(HostCall::Resource), js_string!("resource"), 2)

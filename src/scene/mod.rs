@@ -46,7 +46,10 @@ pub fn embedded_asset(path: &str) -> Option<&'static str> {
 }
 
 pub(crate) fn plugin(app: &mut App) {
-    app.init_resource::<Timeline>().add_systems(Update, timeline::apply_due_interventions.in_set(StepSystems::Ingest));
+    app.init_resource::<Timeline>().add_systems(
+        Update,
+        timeline::apply_due_interventions.in_set(StepSystems::Ingest).after(crate::kernel::llm::ingest_answers),
+    );
 }
 
 fn ron_options() -> ron::Options {

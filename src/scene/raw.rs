@@ -79,6 +79,85 @@ pub struct ConfigSpec {
     pub mint: Option<MintSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kpis: Option<KpiSpec>,
+    /// The language models agents think with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSpec>,
+}
+
+/// `llm: (...)`: endpoints, models and their prices, and how the world waits for them.
+/// The presets (`openai`, `openrouter`, `ollama`, `vllm`, `llamacpp`) and a table of
+/// common models are always there; entries here add to or replace them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSpec {
+    /// `Lockstep` (default: a step waits for every answer asked for earlier) or
+    /// `Realtime` (the world goes on; answers arrive when they arrive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockSpec>,
+    /// The model of requests and agents that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_model: Option<String>,
+    /// Requests in flight at once (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
+    /// Completion tokens a request asks for when it does not say (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, EndpointSpec>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClockSpec {
+    Lockstep,
+    Realtime,
+}
+
+/// An OpenAI-compatible server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// Up to the version, e.g. `"http://localhost:11434/v1"`.
+    pub base_url: String,
+    /// The *name* of the environment variable holding the API key (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_sec: Option<f64>,
+    /// Wall-clock limit of one attempt (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+}
+
+/// A model and its price in dollars per million tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub endpoint: String,
+    /// The name the server knows it by, when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_name: Option<String>,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+}
+
+/// Retries of failed calls: exponential backoff with jitter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts in all (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// First wait in milliseconds, doubled each time (default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ms: Option<u64>,
+    /// Longest wait in milliseconds (default 30 000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<u64>,
 }
 
 /// `mint: (...)`: when the mint's auctions resolve and what winning pays.
@@ -295,6 +374,10 @@ entry_with_parts! {
         pub quota: BTreeMap<String, Option<u64>>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub capabilities: Vec<String>,
+        /// The model it thinks with when its requests name none (one of
+        /// `config.llm`'s models; default: the world's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub model: Option<String>,
         /// Runs autonomously: its code's `step(view)` is called on its own cadence.
         #[serde(default, skip_serializing_if = "is_false")]
         pub agent: bool,
@@ -317,6 +400,9 @@ entry_with_parts! {
         /// A tombstone: the id stays taken, nothing else remains.
         #[serde(default, skip_serializing_if = "is_false")]
         pub deleted: bool,
+        /// Privileges of its code, e.g. `can_call_llm` (the `llm` syscall).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub capabilities: Vec<String>,
         /// A debt note: its terms and state, kept by the kernel.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub debt: Option<DebtSpec>,

@@ -12,16 +12,18 @@ use bevy_ecs::prelude::*;
 
 use super::{
     raw::{
-        ArtifactSpec, CommonsSpec, ConfigSpec, DebtSpec, DefaultsSpec, FreezeSpec, InterventionSpec, KpiSpec, MintSpec,
-        PartsSpec, PrincipalSpec, SCENE_VERSION, SandboxSpec, SceneFile,
+        ArtifactSpec, ClockSpec, CommonsSpec, ConfigSpec, DebtSpec, DefaultsSpec, EndpointSpec, FreezeSpec,
+        InterventionSpec, KpiSpec, LlmSpec, MintSpec, ModelSpec, PartsSpec, PrincipalSpec, RetrySpec, SCENE_VERSION,
+        SandboxSpec, SceneFile,
     },
     timeline::{InterventionAct, Timeline},
 };
+use crate::bridge::config::{ClockMode, LlmConfig};
 use crate::economy::{debt::Debt, escrow::Escrow, governance::Commons, mint::Mint};
 use crate::world::{
     components::{
-        AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, Pricing, Quota, Standing, System,
-        Tombstone,
+        AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, ModelChoice, Pricing, Quota,
+        Standing, System, Tombstone,
     },
     config::Config,
     ids::{ArtifactId, Ids},
@@ -34,6 +36,9 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
     // Sealed bids and escrow listings do not carry over to a new start: the bids go
     // back to their bidders' scrip and listed artifacts back to their sellers.
     let refunds = world.resource::<Mint>().held_by();
+    // Calls to models in flight are not carried over either: their reservations
+    // go back to their payers.
+    let reserved = world.resource::<crate::kernel::llm::Thoughts>().reserved_by();
     let escrow = world.resource::<Escrow>();
     let mut principals = Vec::new();
     let mut artifacts = Vec::new();
@@ -46,12 +51,13 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
         };
         let parts = parts_of(world, entity, artifact);
         if let Some(standing) = world.get::<Standing>(entity) {
+            let budget = standing.llm_budget_micro_usd().saturating_add(reserved.get(id).copied().unwrap_or(0));
             let mut spec = PrincipalSpec {
                 id: id.to_string(),
                 owner: (artifact.owner() != id).then(|| owner_of(escrow, id, artifact).to_string()),
                 scrip: Some(standing.scrip().saturating_add(refunds.get(id).copied().unwrap_or(0))),
-                llm_budget_usd: as_usd(standing.llm_budget_micro_usd()),
-                llm_budget_micro_usd: as_micro(standing.llm_budget_micro_usd()),
+                llm_budget_usd: as_usd(budget),
+                llm_budget_micro_usd: as_micro(budget),
                 disk_bytes: Some(standing.disk_quota()),
                 resources: standing.stocks().map(|(k, v)| (k.to_string(), v)).collect(),
                 quota: quota_overrides(config, world.get::<Quota>(entity)),
@@ -59,6 +65,7 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                     .get::<Capabilities>(entity)
                     .map(|c| c.iter().map(str::to_owned).collect())
                     .unwrap_or_default(),
+                model: world.get::<ModelChoice>(entity).map(|m| m.model().to_owned()),
                 agent: world.get::<Loop>(entity).is_some(),
                 interval_secs: world.get::<Loop>(entity).map(|l| l.interval().as_secs_f64()),
                 frozen: world.get::<Frozen>(entity).is_some(),
@@ -77,6 +84,10 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                 id: id.to_string(),
                 owner: owner_of(escrow, id, artifact).to_string(),
                 deleted,
+                capabilities: world
+                    .get::<Capabilities>(entity)
+                    .map(|c| c.iter().map(str::to_owned).collect())
+                    .unwrap_or_default(),
                 debt: world.get::<Debt>(entity).map(|d| debt_spec(d, now)),
                 ..ArtifactSpec::default()
             };
@@ -207,6 +218,57 @@ fn config_spec(config: &Config) -> ConfigSpec {
         kpis: Some(KpiSpec {
             every_steps: Some(config.kpis.every_steps),
             window_secs: Some(config.kpis.window.as_secs_f64()),
+        }),
+        llm: Some(llm_spec(&config.llm)),
+    }
+}
+
+/// The world's models: its settings, and the endpoints and models that differ from
+/// the presets.
+fn llm_spec(llm: &LlmConfig) -> LlmSpec {
+    let presets = LlmConfig::default();
+    let endpoints = llm
+        .endpoints
+        .iter()
+        .filter(|(name, endpoint)| presets.endpoints.get(*name) != Some(endpoint))
+        .map(|(name, e)| {
+            let spec = EndpointSpec {
+                base_url: e.base_url.clone(),
+                api_key_env: e.api_key_env.clone(),
+                requests_per_sec: e.requests_per_sec,
+                timeout_secs: Some(e.timeout_ms as f64 / 1000.0),
+            };
+            (name.clone(), spec)
+        })
+        .collect();
+    let models = llm
+        .models
+        .iter()
+        .filter(|(name, model)| presets.models.get(*name) != Some(model))
+        .map(|(name, m)| {
+            let spec = ModelSpec {
+                endpoint: m.endpoint.clone(),
+                api_name: m.api_name.clone(),
+                input_usd_per_mtok: m.input_micro_usd_per_mtok as f64 / 1e6,
+                output_usd_per_mtok: m.output_micro_usd_per_mtok as f64 / 1e6,
+            };
+            (name.clone(), spec)
+        })
+        .collect();
+    LlmSpec {
+        clock: Some(match llm.clock {
+            ClockMode::Lockstep => ClockSpec::Lockstep,
+            ClockMode::Realtime => ClockSpec::Realtime,
+        }),
+        default_model: llm.default_model.clone(),
+        max_concurrency: Some(llm.max_concurrency),
+        max_tokens: Some(llm.max_tokens),
+        endpoints,
+        models,
+        retry: Some(RetrySpec {
+            max_attempts: Some(llm.retry.max_attempts),
+            base_ms: Some(llm.retry.base_ms),
+            max_ms: Some(llm.retry.max_ms),
         }),
     }
 }

@@ -25,8 +25,8 @@ use crate::{
     kernel::{EventLog, Supply},
     world::{
         components::{
-            AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Loop, Quota, Standing,
-            Tombstone,
+            AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Loop, ModelChoice, Quota,
+            Standing, Tombstone,
         },
         config::FreezeRule,
         ids::ArtifactId,
@@ -39,6 +39,7 @@ use crate::{
 struct Extras {
     parts: ValidParts,
     capabilities: Option<Capabilities>,
+    model: Option<String>,
     agent: Option<SimTime>,
     frozen: bool,
     deleted: Option<ArtifactId>,
@@ -80,6 +81,7 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
         extras.push(Extras {
             parts: p.parts,
             capabilities: (!p.capabilities.is_empty()).then_some(Capabilities(p.capabilities)),
+            model: p.model,
             agent: p.agent,
             frozen: p.frozen,
             deleted: None,
@@ -96,7 +98,8 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
         let artifact = artifact(&a.owner, &mut a.parts);
         extras.push(Extras {
             parts: a.parts,
-            capabilities: None,
+            capabilities: (!a.capabilities.is_empty()).then_some(Capabilities(a.capabilities)),
+            model: None,
             agent: None,
             frozen: false,
             deleted: a.deleted.then_some(a.owner),
@@ -157,6 +160,9 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, 
         if let Some(capabilities) = extra.capabilities {
             entity.insert(capabilities);
         }
+        if let Some(model) = extra.model {
+            entity.insert(ModelChoice(model));
+        }
         if let Some(interval) = extra.agent {
             entity.insert(Loop::new(interval, SimTime::ZERO));
         }
@@ -165,7 +171,7 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, 
             // ran dry) is thawed by a rescue, as it was before; otherwise only an
             // `Unfreeze` lifts it.
             let by_rule = entity.get::<Standing>().is_some_and(|s| rule.runs_dry(s).is_some());
-            entity.insert(Frozen { since: SimTime::ZERO, reason: "frozen in the scene".into(), by_rule });
+            entity.insert(Frozen::new(SimTime::ZERO, "frozen in the scene".into(), by_rule));
         }
         if let Some(owner) = extra.deleted {
             entity.insert(Tombstone { deleted_at: SimTime::ZERO, deleted_by: owner });

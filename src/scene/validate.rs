@@ -6,6 +6,7 @@
 //! ids, executables with interfaces, disk allocations that cover what each principal
 //! owns). The first problem found is reported with its path and position.
 
+mod llm;
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
     sync::Arc,
@@ -55,6 +56,8 @@ pub struct ValidPrincipal {
     pub stocks: BTreeMap<Arc<str>, u64>,
     pub quota: Limits,
     pub capabilities: BTreeSet<String>,
+    /// The model it thinks with by default.
+    pub model: Option<String>,
     /// An agent's interval between steps; `None` for a principal without a loop.
     pub agent: Option<SimTime>,
     pub frozen: bool,
@@ -67,6 +70,7 @@ pub struct ValidArtifact {
     pub id: ArtifactId,
     pub owner: ArtifactId,
     pub deleted: bool,
+    pub capabilities: BTreeSet<String>,
     pub debt: Option<Debt>,
     pub parts: ValidParts,
 }
@@ -115,6 +119,25 @@ impl Checker<'_> {
     }
 }
 
+/// Capability names: lowercase letters, digits and `_`.
+fn check_capabilities(
+    check: &Checker,
+    capabilities: &[String],
+    path: &dyn Fn(&str) -> String,
+    anchors: &dyn Fn(&str) -> Vec<Anchor>,
+) -> Result<(), SceneError> {
+    for capability in capabilities {
+        if !valid_name(capability) {
+            return Err(check.err(
+                path("capabilities"),
+                &anchors(&quoted(capability)),
+                format!("{capability:?} is not a capability name (lowercase letters, digits, _)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn quoted(s: &str) -> String {
     format!("{s:?}")
 }
@@ -154,13 +177,18 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     let mut taken: HashSet<String> = BuiltinContract::ALL.iter().map(|c| c.id().to_owned()).collect();
     taken.insert(KERNEL_ID.to_owned());
     taken.extend(Service::ALL.iter().map(|s| s.id().to_owned()));
+    taken.insert(crate::economy::services::HANDBOOK_ID.to_owned());
     let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
     let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
         let path = || format!("{section}[{index}].id");
         let anchors = || entry(section, index, id, None);
         let parsed = ArtifactId::parse(id).map_err(|e| check.err(path(), &anchors(), e.to_string()))?;
         if !taken.insert(id.to_owned()) {
-            let why = if BuiltinContract::from_id(id).is_some() || id == KERNEL_ID || Service::from_id(id).is_some() {
+            let why = if BuiltinContract::from_id(id).is_some()
+                || id == KERNEL_ID
+                || Service::from_id(id).is_some()
+                || id == crate::economy::services::HANDBOOK_ID
+            {
                 "is reserved by the world"
             } else {
                 "appears twice"
@@ -212,14 +240,9 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             quota.set(&Arc::from(name.as_str()), *limit);
         }
         let quota = quota.limits;
-        for capability in &p.capabilities {
-            if !valid_name(capability) {
-                return Err(check.err(
-                    path("capabilities"),
-                    &anchors(&quoted(capability)),
-                    format!("{capability:?} is not a capability name (lowercase letters, digits, _)"),
-                ));
-            }
+        check_capabilities(&check, &p.capabilities, &path, &anchors)?;
+        if let Some(model) = &p.model {
+            config.llm.model(Some(model)).map_err(|why| check.err(path("model"), &anchors("model"), why))?;
         }
         let parts = validate_parts(&check, "principals", i, &p.id, p.parts())?;
         if p.agent && parts.code.is_none() {
@@ -256,6 +279,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             stocks,
             quota,
             capabilities: p.capabilities.iter().cloned().collect(),
+            model: p.model.clone(),
             agent,
             frozen: p.frozen,
             commons,
@@ -275,6 +299,11 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             ));
         }
         let parts = validate_parts(&check, "artifacts", i, &a.id, a.parts())?;
+        let path = |field: &str| format!("artifacts[{i}] ({}).{field}", a.id);
+        check_capabilities(&check, &a.capabilities, &path, &anchors)?;
+        if !a.capabilities.is_empty() && parts.code.is_none() {
+            return Err(check.err(path("capabilities"), &anchors("capabilities"), "only code has capabilities"));
+        }
         if a.deleted && (parts.bytes() > 0 || parts.interface.is_some()) {
             return Err(check.err(
                 format!("artifacts[{i}] ({}).deleted", a.id),
@@ -296,7 +325,15 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
                 Some(validate_debt(&check, spec, &principal_ids, &path, &anchors)?)
             }
         };
-        artifacts.push(ValidArtifact { id, owner: ArtifactId::trusted(&a.owner), deleted: a.deleted, debt, parts });
+        let capabilities = a.capabilities.iter().cloned().collect();
+        artifacts.push(ValidArtifact {
+            id,
+            owner: ArtifactId::trusted(&a.owner),
+            deleted: a.deleted,
+            capabilities,
+            debt,
+            parts,
+        });
     }
 
     check_disk(&check, &principals, &artifacts)?;
@@ -488,6 +525,9 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
     }
     if let Some(mint) = &spec.mint {
         config.mint = validate_mint(check, mint)?;
+    }
+    if let Some(llm) = &spec.llm {
+        config.llm = llm::validate_llm(check, llm)?;
     }
     if let Some(kpis) = &spec.kpis {
         let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("kpis:"), Anchor::from(field)];

@@ -399,6 +399,33 @@ impl Capabilities {
     }
 }
 
+/// The model a principal thinks with when its requests name none.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelChoice(pub(crate) String);
+
+impl ModelChoice {
+    pub fn model(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An agent waiting for a language model's answer: it does not step until the answer
+/// is in (it arrives in its inbox, and wakes it).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Thinking {
+    pub(crate) request: u64,
+    pub(crate) since: SimTime,
+}
+
+impl Thinking {
+    pub fn request(&self) -> u64 {
+        self.request
+    }
+    pub fn since(&self) -> SimTime {
+        self.since
+    }
+}
+
 /// A deleted artifact. The entity stays so the id is never reused and history stays
 /// readable; reads and invokes fail with `DELETED`.
 #[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
@@ -424,9 +451,18 @@ pub struct Frozen {
     /// Frozen by the world's freeze rule (it ran dry), so a transfer that brings it
     /// back thaws it; otherwise frozen by an intervention, until one unfreezes it.
     pub(crate) by_rule: bool,
+    /// LLM budget it needs to be thawed, beyond the rule's minimum: what its last
+    /// call to a model was estimated to cost (0 when it froze for another reason).
+    pub(crate) needs_llm_budget_micro_usd: u64,
 }
 
 impl Frozen {
+    pub(crate) fn new(since: SimTime, reason: String, by_rule: bool) -> Self {
+        Self { since, reason, by_rule, needs_llm_budget_micro_usd: 0 }
+    }
+    pub fn needs_llm_budget_micro_usd(&self) -> u64 {
+        self.needs_llm_budget_micro_usd
+    }
     pub fn since(&self) -> SimTime {
         self.since
     }
@@ -452,6 +488,8 @@ pub enum Service {
     Governance,
     /// `system_auditor`: the story of the run so far, and the health indicators.
     Auditor,
+    /// `kernel_llm_gateway`: language models, paid from the caller's LLM budget.
+    LlmGateway,
 }
 
 /// Part of the world's machinery (the `kernel` principal, the built-in contracts):

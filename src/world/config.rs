@@ -45,6 +45,8 @@ pub struct Config {
     pub mint: MintConfig,
     /// How often the health indicators are sampled.
     pub kpis: KpiConfig,
+    /// The language models agents think with.
+    pub llm: crate::bridge::config::LlmConfig,
 }
 
 /// The mint's schedule and rules (SPEC §7).
@@ -150,6 +152,7 @@ impl Default for Config {
             freeze: FreezeRule::default(),
             mint: MintConfig::default(),
             kpis: KpiConfig::default(),
+            llm: crate::bridge::config::LlmConfig::default(),
         }
     }
 }

@@ -79,7 +79,7 @@ fn filters_by_owner_kind_and_text() {
     assert_eq!(ids(&query(&mut sim, r#","kind":"contract""#)), ["freeware", "public", "private", "self_owned"]);
     assert_eq!(
         ids(&query(&mut sim, r#","kind":"service""#)),
-        ["kernel_mint", "kernel_escrow", "kernel_debt", "kernel_governance", "system_auditor"]
+        ["kernel_mint", "kernel_escrow", "kernel_debt", "kernel_governance", "system_auditor", "kernel_llm_gateway"]
     );
     // Text search covers id, description and interface, ignoring case.
     assert_eq!(ids(&query(&mut sim, r#","text":"TEXT""#)), ["text_tools"]);

@@ -1,0 +1,256 @@
+//! How a world reaches language models: endpoints, models and their prices, the clock
+//! mode, retries and limits. Validated from a scene's `config.llm` section.
+//!
+//! Endpoints are OpenAI-compatible servers. Five presets are always there (and a
+//! scene may override them): `openai`, `openrouter` (hosted; key from
+//! `OPENAI_API_KEY` / `OPENROUTER_API_KEY`), `ollama`, `vllm` and `llamacpp` (local,
+//! no key). A scene names the *environment variable* that holds a key, never the key.
+//!
+//! Prices are integers: micro-dollars per million tokens, so a cost is
+//! `ceil((prompt × input + completion × output) / 1 000 000)` µ$ with no float in the
+//! ledger. Hosted models carry their list prices; local models a notional price, so
+//! that thinking is scarce in a world whatever serves it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Whether the world waits for the models.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum ClockMode {
+    /// A step does not begin until every answer asked for in earlier steps is in:
+    /// results do not depend on latency (batch runs).
+    #[default]
+    Lockstep,
+    /// The world keeps stepping while requests are in flight; answers arrive when
+    /// they arrive (live runs, the desktop app).
+    Realtime,
+}
+
+impl ClockMode {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "lockstep" => Some(Self::Lockstep),
+            "realtime" => Some(Self::Realtime),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lockstep => "lockstep",
+            Self::Realtime => "realtime",
+        }
+    }
+}
+
+/// An OpenAI-compatible server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Endpoint {
+    /// Up to and including the version, e.g. `https://api.openai.com/v1`;
+    /// `/chat/completions` is appended.
+    pub base_url: String,
+    /// The environment variable that holds the API key, if the server wants one.
+    pub api_key_env: Option<String>,
+    /// Requests per second at most (none: unlimited).
+    pub requests_per_sec: Option<f64>,
+    /// Wall-clock limit of one attempt, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// A model a world may think with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Model {
+    /// Which endpoint serves it.
+    pub endpoint: String,
+    /// The name the server knows it by (default: the model's own name).
+    pub api_name: Option<String>,
+    /// Micro-dollars per million prompt tokens.
+    pub input_micro_usd_per_mtok: u64,
+    /// Micro-dollars per million completion tokens.
+    pub output_micro_usd_per_mtok: u64,
+}
+
+impl Model {
+    /// The cost of a call in micro-dollars, rounded up.
+    pub fn cost_micro_usd(&self, prompt_tokens: u64, completion_tokens: u64) -> u64 {
+        let micro_mtok = u128::from(prompt_tokens) * u128::from(self.input_micro_usd_per_mtok)
+            + u128::from(completion_tokens) * u128::from(self.output_micro_usd_per_mtok);
+        u64::try_from(micro_mtok.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
+}
+
+/// How failed attempts are retried: exponential backoff with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled each time after.
+    pub base_ms: u64,
+    /// Longest wait between attempts (a `Retry-After` is honoured up to this too).
+    pub max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 5, base_ms: 500, max_ms: 30_000 }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (attempts count from 1), before jitter.
+    pub fn backoff_ms(&self, attempt: u32) -> u64 {
+        let doubled = self.base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+        doubled.min(self.max_ms)
+    }
+}
+
+/// The world's language models.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LlmConfig {
+    pub clock: ClockMode,
+    /// Endpoints by name: the presets, then the scene's.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Models by name: the default price table, then the scene's.
+    pub models: BTreeMap<String, Model>,
+    /// The model of a request (or an agent) that names none.
+    pub default_model: Option<String>,
+    /// Requests in flight at once, across all endpoints.
+    pub max_concurrency: usize,
+    pub retry: RetryPolicy,
+    /// Completion tokens asked for when a request does not say.
+    pub max_tokens: u64,
+}
+
+/// Requests in flight at most, by default.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// Completion tokens per request, by default.
+pub const DEFAULT_MAX_TOKENS: u64 = 1024;
+/// Wall-clock limit of one attempt, by default.
+pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            clock: ClockMode::default(),
+            endpoints: preset_endpoints(),
+            models: default_models(),
+            default_model: None,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            retry: RetryPolicy::default(),
+            max_tokens: DEFAULT_MAX_TOKENS,
+        }
+    }
+}
+
+impl LlmConfig {
+    /// The model `name`, or the default model when `name` is `None`.
+    pub fn model(&self, name: Option<&str>) -> Result<(&str, &Model), String> {
+        let name = match name.or(self.default_model.as_deref()) {
+            Some(name) => name,
+            None => {
+                return Err("no model named and the world has no default (config.llm.default_model, or \
+                            `ecology run --llm-model`)"
+                    .into());
+            }
+        };
+        match self.models.get_key_value(name) {
+            Some((name, model)) => Ok((name.as_str(), model)),
+            None => Err(format!(
+                "model {name:?} has no price in this world; add it to config.llm.models (known: {})",
+                self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+}
+
+/// The endpoints every world knows.
+pub fn preset_endpoints() -> BTreeMap<String, Endpoint> {
+    let endpoint = |base_url: &str, key: Option<&str>, rps: Option<f64>| Endpoint {
+        base_url: base_url.to_owned(),
+        api_key_env: key.map(str::to_owned),
+        requests_per_sec: rps,
+        timeout_ms: DEFAULT_TIMEOUT_MS,
+    };
+    BTreeMap::from([
+        ("openai".to_owned(), endpoint("https://api.openai.com/v1", Some("OPENAI_API_KEY"), None)),
+        ("openrouter".to_owned(), endpoint("https://openrouter.ai/api/v1", Some("OPENROUTER_API_KEY"), None)),
+        ("ollama".to_owned(), endpoint("http://localhost:11434/v1", None, None)),
+        ("vllm".to_owned(), endpoint("http://localhost:8000/v1", None, None)),
+        ("llamacpp".to_owned(), endpoint("http://localhost:8080/v1", None, None)),
+    ])
+}
+
+/// List prices of common hosted models ($ per million tokens, input/output) and a
+/// notional $0.10/$0.10 for local ones.
+const PRICE_TABLE: &[(&str, &str, f64, f64)] = &[
+    ("gpt-4o", "openai", 2.50, 10.00),
+    ("gpt-4o-mini", "openai", 0.15, 0.60),
+    ("gpt-4.1", "openai", 2.00, 8.00),
+    ("gpt-4.1-mini", "openai", 0.40, 1.60),
+    ("gpt-4.1-nano", "openai", 0.10, 0.40),
+    ("o4-mini", "openai", 1.10, 4.40),
+    ("anthropic/claude-3.5-haiku", "openrouter", 0.80, 4.00),
+    ("anthropic/claude-sonnet-4", "openrouter", 3.00, 15.00),
+    ("google/gemini-2.0-flash-001", "openrouter", 0.10, 0.40),
+    ("meta-llama/llama-3.1-8b-instruct", "openrouter", 0.02, 0.05),
+    ("deepseek/deepseek-chat", "openrouter", 0.30, 0.85),
+    ("llama3.2", "ollama", 0.10, 0.10),
+    ("llama3.1:8b", "ollama", 0.10, 0.10),
+    ("qwen2.5:7b", "ollama", 0.10, 0.10),
+    ("mistral", "ollama", 0.10, 0.10),
+];
+
+/// Dollars per million tokens as integer micro-dollars per million tokens.
+pub fn micro_per_mtok(usd: f64) -> Option<u64> {
+    let micro = (usd * 1e6).round();
+    (usd.is_finite() && usd >= 0.0 && micro <= 1e15).then_some(micro as u64)
+}
+
+/// The default price table.
+pub fn default_models() -> BTreeMap<String, Model> {
+    PRICE_TABLE
+        .iter()
+        .map(|&(name, endpoint, input, output)| {
+            let model = Model {
+                endpoint: endpoint.to_owned(),
+                api_name: None,
+                input_micro_usd_per_mtok: micro_per_mtok(input).unwrap_or(0),
+                output_micro_usd_per_mtok: micro_per_mtok(output).unwrap_or(0),
+            };
+            (name.to_owned(), model)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_rounds_up_in_integers() {
+        let mini = &default_models()["gpt-4o-mini"];
+        assert_eq!(mini.input_micro_usd_per_mtok, 150_000);
+        // 1000 × 0.15 µ$ + 100 × 0.6 µ$ = 150 + 60.
+        assert_eq!(mini.cost_micro_usd(1000, 100), 210);
+        assert_eq!(mini.cost_micro_usd(1, 0), 1);
+        assert_eq!(mini.cost_micro_usd(0, 0), 0);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let retry = RetryPolicy { max_attempts: 9, base_ms: 100, max_ms: 1000 };
+        assert_eq!(retry.backoff_ms(1), 100);
+        assert_eq!(retry.backoff_ms(2), 200);
+        assert_eq!(retry.backoff_ms(4), 800);
+        assert_eq!(retry.backoff_ms(5), 1000);
+    }
+
+    #[test]
+    fn every_preset_model_has_an_endpoint() {
+        let endpoints = preset_endpoints();
+        for (name, model) in default_models() {
+            assert!(endpoints.contains_key(&model.endpoint), "{name}");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Bridges to the world outside: language models over HTTP.
+//!
+//! [`LlmBridge`] is a resource holding a tokio runtime (started on the first request,
+//! so worlds that never think never start one), the HTTP [`client`], the recording
+//! [`cache`], and the channel answers come back on. The world thread submits a
+//! request and either waits for it (code that called a model needs the answer to go
+//! on) or leaves it in flight and collects it in a later step's Ingest phase. Answers
+//! are handed back in request-id order, whatever order they arrived in.
+//!
+//! The bridge knows nothing of budgets or agents: reserving, charging and delivering
+//! are the kernel's (`kernel::llm`).
+
+pub mod cache;
+pub mod client;
+pub mod config;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use bevy_ecs::prelude::*;
+use tokio::sync::mpsc;
+
+use self::{
+    cache::{CacheKey, CacheMode, LlmCache},
+    client::{Client, Failure, FailureKind, Finished, RateLimiter, Route, Secret},
+    config::LlmConfig,
+};
+
+/// How a run uses the outside world, from the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeOptions {
+    /// Record every call here (and serve answers already recorded).
+    pub cache_dir: Option<PathBuf>,
+    /// Serve only from `cache_dir`; never call a model.
+    pub replay: bool,
+}
+
+/// The running part: started on the first request.
+struct Started {
+    runtime: tokio::runtime::Runtime,
+    client: Option<Arc<Client>>,
+    routes: BTreeMap<String, Arc<Route>>,
+    cache: Option<Arc<LlmCache>>,
+}
+
+/// The world's connection to its language models.
+#[derive(Resource)]
+pub struct LlmBridge {
+    options: BridgeOptions,
+    started: Option<Started>,
+    sender: mpsc::UnboundedSender<(u64, Finished)>,
+    receiver: mpsc::UnboundedReceiver<(u64, Finished)>,
+    /// Answers in, not yet taken.
+    ready: BTreeMap<u64, Finished>,
+    /// Submitted, no answer yet.
+    in_flight: BTreeMap<u64, tokio::task::AbortHandle>,
+    /// How many times each body was asked for (the cache key's occurrence).
+    occurrences: HashMap<String, u32>,
+    /// The first recording that could not be written.
+    cache_error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Default for LlmBridge {
+    fn default() -> Self {
+        Self::new(BridgeOptions::default())
+    }
+}
+
+impl Drop for LlmBridge {
+    fn drop(&mut self) {
+        // Do not wait for calls nobody will collect.
+        if let Some(started) = self.started.take() {
+            started.runtime.shutdown_background();
+        }
+    }
+}
+
+impl LlmBridge {
+    pub fn new(options: BridgeOptions) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self {
+            options,
+            started: None,
+            sender,
+            receiver,
+            ready: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            occurrences: HashMap::new(),
+            cache_error: Arc::default(),
+        }
+    }
+
+    /// The first recording that could not be written, if one could not.
+    pub fn take_cache_error(&mut self) -> Option<String> {
+        self.cache_error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    pub fn options(&self) -> &BridgeOptions {
+        &self.options
+    }
+
+    /// Calls submitted and not yet collected.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len() + self.ready.len()
+    }
+
+    /// Opens the cache, if any, before the run starts: a missing replay directory is
+    /// the user's mistake, better said at once.
+    pub fn check_options(&self) -> Result<(), String> {
+        match &self.options.cache_dir {
+            Some(dir) => LlmCache::open(dir, self.cache_mode()).map(|_| ()).map_err(|e| e.to_string()),
+            None if self.options.replay => Err("--replay needs --llm-cache DIR (the recorded calls)".into()),
+            None => Ok(()),
+        }
+    }
+
+    fn cache_mode(&self) -> CacheMode {
+        if self.options.replay { CacheMode::Replay } else { CacheMode::Record }
+    }
+
+    fn start(&mut self, config: &LlmConfig) -> Result<&Started, String> {
+        if self.started.is_none() {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("ecology-llm")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime for model calls: {e}"))?;
+            let cache = match &self.options.cache_dir {
+                Some(dir) => Some(Arc::new(LlmCache::open(dir, self.cache_mode()).map_err(|e| e.to_string())?)),
+                None => None,
+            };
+            let client = if self.options.replay {
+                None
+            } else {
+                // reqwest is built without a default TLS provider: install ring's.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let _guard = runtime.enter();
+                Some(Arc::new(Client::new(config.max_concurrency, config.retry)?))
+            };
+            let routes = config
+                .endpoints
+                .iter()
+                .map(|(name, endpoint)| {
+                    let (key, unusable) = match &endpoint.api_key_env {
+                        Some(var) => match std::env::var(var) {
+                            Ok(key) if !key.is_empty() => (Secret::new(Some(key)), None),
+                            _ => (
+                                Secret::default(),
+                                Some(format!("{name}: its API key is read from ${var}, which is not set")),
+                            ),
+                        },
+                        None => (Secret::default(), None),
+                    };
+                    let route = Route {
+                        name: name.clone(),
+                        url: format!("{}/chat/completions", endpoint.base_url.trim_end_matches('/')),
+                        key,
+                        unusable,
+                        timeout: Duration::from_millis(endpoint.timeout_ms),
+                        limiter: endpoint.requests_per_sec.filter(|r| *r > 0.0).map(RateLimiter::per_sec),
+                    };
+                    (name.clone(), Arc::new(route))
+                })
+                .collect();
+            self.started = Some(Started { runtime, client, routes, cache });
+        }
+        self.started.as_ref().ok_or_else(|| "the bridge did not start".to_owned())
+    }
+
+    /// Sends request `id` (a chat-completions body) to `endpoint`. Its answer is
+    /// collected with [`LlmBridge::wait`] or [`LlmBridge::collect`].
+    pub fn submit(&mut self, config: &LlmConfig, id: u64, endpoint: &str, body: String) -> Result<(), String> {
+        let hash = cache::hash_body(&body);
+        let occurrence = {
+            let count = self.occurrences.entry(hash.clone()).or_insert(0);
+            *count += 1;
+            *count - 1
+        };
+        let key = CacheKey { hash, occurrence };
+        let sender = self.sender.clone();
+        let cache_error = self.cache_error.clone();
+        let started = self.start(config)?;
+        let route = started.routes.get(endpoint).cloned();
+        let (client, cache) = (started.client.clone(), started.cache.clone());
+        let task = started.runtime.spawn(async move {
+            let finished = complete(client, cache, route, &key, body, id, &cache_error).await;
+            let _ = sender.send((id, finished));
+        });
+        self.in_flight.insert(id, task.abort_handle());
+        Ok(())
+    }
+
+    /// Waits for the answer to request `id` (others that arrive meanwhile are kept).
+    pub fn wait(&mut self, id: u64) -> Finished {
+        loop {
+            if let Some(finished) = self.ready.remove(&id) {
+                return finished;
+            }
+            if !self.in_flight.contains_key(&id) {
+                return cancelled("the request was never sent");
+            }
+            match self.receiver.blocking_recv() {
+                Some((done, finished)) => {
+                    self.in_flight.remove(&done);
+                    self.ready.insert(done, finished);
+                }
+                None => return cancelled("the bridge closed"),
+            }
+        }
+    }
+
+    /// Answers that are in, in request-id order; with `all`, first waits until every
+    /// request in flight has one.
+    pub fn collect(&mut self, all: bool) -> Vec<(u64, Finished)> {
+        while let Ok((done, finished)) = self.receiver.try_recv() {
+            self.in_flight.remove(&done);
+            self.ready.insert(done, finished);
+        }
+        while all && !self.in_flight.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some((done, finished)) => {
+                    self.in_flight.remove(&done);
+                    self.ready.insert(done, finished);
+                }
+                None => break,
+            }
+        }
+        std::mem::take(&mut self.ready).into_iter().collect()
+    }
+
+    /// Gives up on every request in flight; returns their ids.
+    pub fn cancel_all(&mut self) -> BTreeSet<u64> {
+        let mut ids: BTreeSet<u64> = self.ready.keys().copied().collect();
+        self.ready.clear();
+        for (id, task) in std::mem::take(&mut self.in_flight) {
+            task.abort();
+            ids.insert(id);
+        }
+        ids
+    }
+}
+
+fn cancelled(message: &str) -> Finished {
+    let failure = Failure { kind: FailureKind::Cancelled, message: message.to_owned() };
+    Finished { outcome: Err(failure), latency_ms: 0, attempts: 0, raw: None }
+}
+
+/// One call: from the recording if it may be served from there, else from the model
+/// (and then recorded).
+async fn complete(
+    client: Option<Arc<Client>>,
+    cache: Option<Arc<LlmCache>>,
+    route: Option<Arc<Route>>,
+    key: &CacheKey,
+    body: String,
+    id: u64,
+    cache_error: &std::sync::Mutex<Option<String>>,
+) -> Finished {
+    if let Some(cache) = &cache {
+        if let Some(finished) = cache.load(key) {
+            return finished;
+        }
+        if cache.mode() == CacheMode::Replay {
+            let failure = cache.miss(key, &body);
+            return Finished { outcome: Err(failure), latency_ms: 0, attempts: 0, raw: None };
+        }
+    }
+    let (Some(client), Some(route)) = (client, route) else {
+        return Finished {
+            outcome: Err(Failure { kind: FailureKind::Unusable, message: "no such endpoint".into() }),
+            latency_ms: 0,
+            attempts: 0,
+            raw: None,
+        };
+    };
+    let finished = client.complete(&route, body.clone(), client::splitmix(id)).await;
+    if let Some(cache) = &cache {
+        // A recording that cannot be written is a lost recording, not a lost answer:
+        // the run goes on and says so at the end.
+        if let Err(error) = cache.store(key, &body, &finished)
+            && let Ok(mut first) = cache_error.lock()
+        {
+            first.get_or_insert_with(|| format!("cannot record {key}: {error}"));
+        }
+    }
+    finished
+}

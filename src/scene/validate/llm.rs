@@ -1,0 +1,126 @@
+//! Validating `config.llm`: endpoints that can be reached, models with prices on
+//! endpoints that exist, and key *variable names* (a key pasted in is refused, so it
+//! never sits in a scene file).
+
+use super::{Anchor, Checker, SceneError, quoted};
+use crate::{
+    bridge::config::{ClockMode, Endpoint, LlmConfig, Model, micro_per_mtok},
+    scene::raw::{ClockSpec, LlmSpec},
+};
+
+pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig, SceneError> {
+    let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("llm:"), Anchor::from(field)];
+    let mut out = LlmConfig::default();
+    if let Some(clock) = spec.clock {
+        out.clock = match clock {
+            ClockSpec::Lockstep => ClockMode::Lockstep,
+            ClockSpec::Realtime => ClockMode::Realtime,
+        };
+    }
+    if let Some(max) = spec.max_concurrency {
+        if max == 0 {
+            return Err(check.err("config.llm.max_concurrency", &at("max_concurrency"), "at least one request"));
+        }
+        out.max_concurrency = max;
+    }
+    if let Some(max) = spec.max_tokens {
+        if max == 0 {
+            return Err(check.err("config.llm.max_tokens", &at("max_tokens"), "at least one token"));
+        }
+        out.max_tokens = max;
+    }
+    if let Some(retry) = &spec.retry {
+        if let Some(attempts) = retry.max_attempts {
+            if attempts == 0 {
+                return Err(check.err("config.llm.retry.max_attempts", &at("max_attempts"), "at least one attempt"));
+            }
+            out.retry.max_attempts = attempts;
+        }
+        out.retry.base_ms = retry.base_ms.unwrap_or(out.retry.base_ms);
+        out.retry.max_ms = retry.max_ms.unwrap_or(out.retry.max_ms).max(out.retry.base_ms);
+    }
+    for (name, endpoint) in &spec.endpoints {
+        let path = |field: &str| format!("config.llm.endpoints[{name:?}].{field}");
+        let here = |field: &str| vec![Anchor::from("endpoints:"), Anchor::Text(quoted(name)), Anchor::from(field)];
+        let url = endpoint.base_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
+            return Err(check.err(
+                path("base_url"),
+                &here("base_url"),
+                format!("{url:?} is not an http:// or https:// URL"),
+            ));
+        }
+        if let Some(var) = &endpoint.api_key_env
+            && !is_variable_name(var)
+        {
+            return Err(check.err(
+                path("api_key_env"),
+                &here("api_key_env"),
+                "api_key_env names the environment variable that holds the key (e.g. \"OPENAI_API_KEY\"), \
+                 never the key itself",
+            ));
+        }
+        if let Some(rps) = endpoint.requests_per_sec
+            && !(rps.is_finite() && rps > 0.0)
+        {
+            return Err(check.err(path("requests_per_sec"), &here("requests_per_sec"), "a rate above zero"));
+        }
+        let timeout_ms = match endpoint.timeout_secs {
+            None => crate::bridge::config::DEFAULT_TIMEOUT_MS,
+            Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => (secs * 1000.0).ceil() as u64,
+            Some(secs) => {
+                return Err(check.err(path("timeout_secs"), &here("timeout_secs"), format!("{secs} is not a timeout")));
+            }
+        };
+        out.endpoints.insert(
+            name.clone(),
+            Endpoint {
+                base_url: url.to_owned(),
+                api_key_env: endpoint.api_key_env.clone(),
+                requests_per_sec: endpoint.requests_per_sec,
+                timeout_ms,
+            },
+        );
+    }
+    for (name, model) in &spec.models {
+        let path = |field: &str| format!("config.llm.models[{name:?}].{field}");
+        let here = |field: &str| vec![Anchor::from("models:"), Anchor::Text(quoted(name)), Anchor::from(field)];
+        if !out.endpoints.contains_key(&model.endpoint) {
+            return Err(check.err(
+                path("endpoint"),
+                &here("endpoint"),
+                format!(
+                    "no endpoint {:?} (known: {})",
+                    model.endpoint,
+                    out.endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let price = |usd: f64, field: &str| {
+            micro_per_mtok(usd).ok_or_else(|| {
+                check.err(path(field), &here(field), format!("{usd} is not a price (dollars per million tokens ≥ 0)"))
+            })
+        };
+        let model = Model {
+            endpoint: model.endpoint.clone(),
+            api_name: model.api_name.clone(),
+            input_micro_usd_per_mtok: price(model.input_usd_per_mtok, "input_usd_per_mtok")?,
+            output_micro_usd_per_mtok: price(model.output_usd_per_mtok, "output_usd_per_mtok")?,
+        };
+        out.models.insert(name.clone(), model);
+    }
+    if let Some(default) = &spec.default_model {
+        out.model(Some(default)).map_err(|why| check.err("config.llm.default_model", &at("default_model"), why))?;
+        out.default_model = Some(default.clone());
+    }
+    Ok(out)
+}
+
+/// `OPENAI_API_KEY`-like: letters, digits and `_`, not starting with a digit. (A key
+/// such as `sk-…` has a dash and is refused.)
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}
