@@ -236,6 +236,9 @@ impl Client {
             Ok(text) => text,
             Err(error) => return transport_failure(route, &error),
         };
+        // Whatever the server sends is scrubbed of the key before anything else sees it
+        // (a message cut short could no longer be recognised).
+        let text = route.key.scrub(text);
         if status.is_success() {
             return match parse_answer(&text) {
                 Ok(answer) => Attempt::Done(answer, text),
@@ -245,7 +248,7 @@ impl Client {
                 ),
             };
         }
-        let message = route.key.scrub(format!("{}: HTTP {status}: {}", route.name, excerpt(&error_text(&text), 300)));
+        let message = format!("{}: HTTP {status}: {}", route.name, excerpt(&error_text(&text), 300));
         let code = status.as_u16();
         if code == 429 || code == 408 || status.is_server_error() {
             Attempt::Retry(Failure { kind: FailureKind::Unavailable, message }, retry_after)

@@ -120,6 +120,10 @@ pub struct LlmConfig {
     pub retry: RetryPolicy,
     /// Completion tokens asked for when a request does not say.
     pub max_tokens: u64,
+    /// The model that scores the mint's winners (none: the offline scorer).
+    pub scorer_model: Option<String>,
+    /// The LLM budget the mint starts with, to pay its scorer.
+    pub scorer_budget_micro_usd: u64,
 }
 
 /// Requests in flight at most, by default.
@@ -139,6 +143,8 @@ impl Default for LlmConfig {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             retry: RetryPolicy::default(),
             max_tokens: DEFAULT_MAX_TOKENS,
+            scorer_model: None,
+            scorer_budget_micro_usd: 0,
         }
     }
 }

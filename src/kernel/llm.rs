@@ -233,7 +233,13 @@ impl Kernel<'_> {
                 "reserved_micro_usd": estimate,
             }));
         }
+        let waiting = std::time::Instant::now();
         let finished = self.world.resource_mut::<LlmBridge>().wait(id);
+        // Time spent waiting for the model is not the code's: the chain's deadline
+        // (meant for runaway code) moves on by as much.
+        if let Some(chain) = self.world.resource_mut::<crate::sandbox::Sandbox>().active.as_mut() {
+            chain.deadline += waiting.elapsed();
+        }
         let (_, settled) = settle(self.world, id, finished).ok_or_else(|| {
             KernelError::system(ErrorCode::ExecutionError, format!("{} was settled twice", request_name(id)))
         })?;
@@ -275,7 +281,7 @@ fn request_body(args: &ChatArgs, api_name: &str, max_tokens: u64) -> String {
 }
 
 /// What an answer looks like to the code or agent that asked.
-fn answer_json(id: u64, model: &str, answer: &Answer, cost: u64, latency_ms: u64) -> Value {
+fn answer_json(id: u64, model: &str, answer: &Answer, cost: u64, latency_ms: Option<u64>) -> Value {
     let tool_calls: Vec<Value> = answer
         .tool_calls
         .iter()
@@ -288,7 +294,7 @@ fn answer_json(id: u64, model: &str, answer: &Answer, cost: u64, latency_ms: u64
             entry
         })
         .collect();
-    json!({
+    let mut json = json!({
         "request": request_name(id),
         "model": model,
         "content": answer.content,
@@ -300,8 +306,11 @@ fn answer_json(id: u64, model: &str, answer: &Answer, cost: u64, latency_ms: u64
             "reported": answer.usage_reported,
         },
         "cost_micro_usd": cost,
-        "latency_ms": latency_ms,
-    })
+    });
+    if let Some(latency_ms) = latency_ms {
+        json["latency_ms"] = latency_ms.into();
+    }
+    json
 }
 
 /// A few words of what the model said, for the event.
@@ -368,7 +377,10 @@ fn settle(world: &mut World, id: u64, finished: Finished) -> Option<(Pending, Re
                 excerpt: answer_excerpt(&answer),
             };
             world.resource_mut::<EventLog>().push(now, pending.caller.clone(), event);
-            Ok(answer_json(id, &pending.model, &answer, charged, finished.latency_ms))
+            // In lockstep the world must not depend on latency, so code is not told it.
+            let lockstep = world.resource::<Config>().llm.clock == ClockMode::Lockstep;
+            let latency_ms = (!lockstep).then_some(finished.latency_ms);
+            Ok(answer_json(id, &pending.model, &answer, charged, latency_ms))
         }
         Err(failure) => {
             let mut thoughts = world.resource_mut::<Thoughts>();

@@ -61,9 +61,13 @@ pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig,
             ));
         }
         if let Some(rps) = endpoint.requests_per_sec
-            && !(rps.is_finite() && rps > 0.0)
+            && !(rps.is_finite() && rps >= 1.0 / 86_400.0)
         {
-            return Err(check.err(path("requests_per_sec"), &here("requests_per_sec"), "a rate above zero"));
+            return Err(check.err(
+                path("requests_per_sec"),
+                &here("requests_per_sec"),
+                format!("{rps} is not a rate this world can wait for (at least one request a day)"),
+            ));
         }
         let timeout_ms = match endpoint.timeout_secs {
             None => crate::bridge::config::DEFAULT_TIMEOUT_MS,
@@ -108,6 +112,19 @@ pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig,
             output_micro_usd_per_mtok: price(model.output_usd_per_mtok, "output_usd_per_mtok")?,
         };
         out.models.insert(name.clone(), model);
+    }
+    if let Some(scorer) = &spec.scorer_model {
+        out.model(Some(scorer)).map_err(|why| check.err("config.llm.scorer_model", &at("scorer_model"), why))?;
+        out.scorer_model = Some(scorer.clone());
+    }
+    if let Some(usd) = spec.scorer_budget_usd {
+        out.scorer_budget_micro_usd = super::usd_to_micro(usd).ok_or_else(|| {
+            check.err(
+                "config.llm.scorer_budget_usd",
+                &at("scorer_budget_usd"),
+                format!("{usd} is not an amount of dollars"),
+            )
+        })?;
     }
     if let Some(default) = &spec.default_model {
         out.model(Some(default)).map_err(|why| check.err("config.llm.default_model", &at("default_model"), why))?;
