@@ -261,6 +261,18 @@ impl Kernel<'_> {
     }
 }
 
+/// A winner's score: from the scene's LLM scorer if it has one (a duplicate is not
+/// worth a call: it scores 0 anyway), else from the [`MintScorer`].
+fn score_winner(world: &mut World, artifact: Entity) -> Result<u64, String> {
+    match world.resource::<Config>().llm.scorer_model.clone() {
+        Some(model) if !world.resource::<Mint>().scored.contains(&scorer::fingerprint(world, artifact)) => {
+            scorer::llm_score(world, artifact, &model)
+        }
+        Some(_) => Ok(0),
+        None => world.resource::<MintScorer>().score(world, artifact),
+    }
+}
+
 /// Settle phase: resolves the auction when its time has come.
 pub(crate) fn resolve_due_auction(world: &mut World) {
     let config = world.resource::<Config>().mint;
@@ -313,7 +325,7 @@ pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
     let mut winners = Vec::with_capacity(valid.len());
     let mut payouts = Vec::new();
     for (bid, bidder, bidder_entity, artifact, artifact_entity) in valid {
-        let scored = world.resource::<MintScorer>().score(world, artifact_entity);
+        let scored = score_winner(world, artifact_entity);
         let mut winner = Winner {
             bidder: bidder.clone(),
             artifact,

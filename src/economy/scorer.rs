@@ -1,8 +1,10 @@
 //! Scoring the mint's winners.
 //!
 //! The mint asks a [`Scorer`] for a score from 0 to 100. The default,
-//! [`OfflineScorer`], is deterministic and needs nothing outside the world; an LLM
-//! scorer plugs in through the same trait when the world has a language model.
+//! [`OfflineScorer`], is deterministic and needs nothing outside the world. When the
+//! scene names a `config.llm.scorer_model`, [`llm_score`] asks that model instead,
+//! through the kernel's gateway as the mint (`kernel_mint` pays from its own LLM
+//! budget); the answer is recorded and replayed like any other call.
 //!
 //! The offline score is the sum of four parts, in integers so that it is the same on
 //! every machine:
@@ -91,6 +93,98 @@ impl Scorer for OfflineScorer {
     }
 }
 
+/// How the mint's LLM scorer is asked: a rubric, the artifact, and one tool to answer.
+const RUBRIC: &str = "You are the judge of the mint of an economy of software agents. Score the artifact you \
+    are shown from 0 to 100 for its value to the economy: how useful it is to other agents, how original, how \
+    well made (clear interface, working code), and the evidence that others use it. Trivial, broken or \
+    padded artifacts score low. Answer by calling `score` once.";
+
+/// Scores `entity` with `model` through the kernel, as the mint: the call is paid
+/// from the mint's own LLM budget. Any failure (no budget, no answer, an answer that
+/// is not a score) is a scoring failure, and the winner is refunded.
+pub fn llm_score(world: &mut World, entity: Entity, model: &str) -> Result<u64, String> {
+    let artifact = world.get::<Artifact>(entity).ok_or("the artifact is gone")?;
+    let id = world.get::<ArtifactId>(entity).map(ToString::to_string).unwrap_or_default();
+    let mut shown = format!("Artifact {id}, owned by {}.\n", artifact.owner());
+    let description = artifact.description();
+    if !description.is_empty() {
+        shown.push_str(&format!("Description: {description}\n"));
+    }
+    shown.push_str(&format!("Content ({} bytes):\n{}\n", artifact.content().len(), head(artifact.content(), 4096)));
+    if let Some(code) = world.get::<Executable>(entity).map(|x| x.code()) {
+        shown.push_str(&format!("Code ({} bytes):\n{}\n", code.len(), head(code, 8192)));
+    }
+    if let Some(interface) = world.get::<Interface>(entity) {
+        shown.push_str(&format!("Interface: {}\n", serde_json::to_string(interface).unwrap_or_default()));
+    }
+    let counts = world.resource::<InvocationStats>().counts(&id);
+    shown.push_str(&format!(
+        "Use: {} successful invocations ({} by others than its creator), {} failed.\n",
+        counts.success, counts.by_others, counts.failure
+    ));
+    let score_tool = serde_json::json!({
+        "type": "function",
+        "function": {
+            "name": "score",
+            "description": "The artifact's score.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "score": {"type": "integer", "minimum": 0, "maximum": 100},
+                    "reason": {"type": "string"},
+                },
+                "required": ["score"],
+            },
+        },
+    });
+    let args = crate::kernel::llm::ChatArgs {
+        model: Some(model.to_owned()),
+        messages: vec![
+            serde_json::json!({"role": "system", "content": RUBRIC}),
+            serde_json::json!({"role": "user", "content": shown}),
+        ],
+        tools: Some(vec![score_tool]),
+        tool_choice: Some(serde_json::json!({"type": "function", "function": {"name": "score"}})),
+        max_tokens: Some(300),
+        temperature: Some(0.0),
+    };
+    // The Settle phase is outside any action: what the call is charged must not be
+    // folded into the next action's result.
+    let charges_before = world.resource::<crate::kernel::exec::Charges>().entries.len();
+    let answer = crate::kernel::Kernel::as_principal(world, super::services::MINT_ID)
+        .and_then(|mut mint| mint.think(args, false))
+        .map_err(|e| format!("the LLM scorer failed: {}", e.message));
+    world.resource_mut::<crate::kernel::exec::Charges>().entries.truncate(charges_before);
+    let answer = answer?;
+    parse_score(&answer).ok_or_else(|| {
+        format!("the LLM scorer gave no score: {}", crate::bridge::client::excerpt(&answer.to_string(), 200))
+    })
+}
+
+/// The score in an answer: the `score` tool's argument, else the first whole number
+/// of the text.
+fn parse_score(answer: &serde_json::Value) -> Option<u64> {
+    let from_tool = answer["tool_calls"]
+        .as_array()
+        .and_then(|calls| calls.iter().find(|c| c["name"] == "score"))
+        .and_then(|call| call["args"]["score"].as_f64());
+    let from_text = || {
+        answer["content"].as_str().and_then(|text| {
+            text.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).and_then(|w| w.parse::<f64>().ok())
+        })
+    };
+    from_tool.or_else(from_text).filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s.round() as u64).min(100))
+}
+
+/// At most `bytes` of `text`, cut at a character boundary.
+fn head(text: &str, bytes: usize) -> &str {
+    let mut end = text.len().min(bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// `log2(1 + n)`, rounded down, in integers.
 fn ilog2_plus_one(n: u64) -> u64 {
     u64::from(n.saturating_add(1).ilog2())
@@ -130,6 +224,14 @@ pub fn fingerprint(world: &World, entity: Entity) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_score_from_a_tool_call_or_text() {
+        let tool = serde_json::json!({"tool_calls": [{"name": "score", "args": {"score": 73}}], "content": null});
+        assert_eq!(parse_score(&tool), Some(73));
+        assert_eq!(parse_score(&serde_json::json!({"tool_calls": [], "content": "I'd say 140/100"})), Some(100));
+        assert_eq!(parse_score(&serde_json::json!({"tool_calls": [], "content": "no idea"})), None);
+    }
 
     #[test]
     fn parts_grow_as_documented() {

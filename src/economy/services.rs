@@ -256,6 +256,11 @@ pub(crate) fn spawn(world: &mut World) {
         };
         let mut entity =
             world.spawn((ArtifactId::trusted(service.id()), artifact, service.interface(), service, System));
+        if service == Service::Mint {
+            // The mint pays for its LLM scorer from its own budget (set by the scene;
+            // anyone may add to it).
+            entity.insert(Standing::default());
+        }
         if service == Service::LlmGateway {
             entity
                 .insert(Capabilities(std::collections::BTreeSet::from([crate::kernel::llm::CAN_CALL_LLM.to_owned()])));

@@ -109,6 +109,13 @@ pub struct LlmSpec {
     pub models: BTreeMap<String, ModelSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySpec>,
+    /// A model that scores the mint's winners instead of the offline heuristic,
+    /// paid from the mint's own LLM budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorer_model: Option<String>,
+    /// The mint's LLM budget for scoring, in dollars (anyone may add to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorer_budget_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

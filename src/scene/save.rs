@@ -112,7 +112,11 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
             }
         })
         .collect();
-    let mut config_out = config_spec(config);
+    // The mint's LLM budget (what is left of it to pay its scorer) starts the new world.
+    let mint_budget = crate::world::ids::lookup(world, crate::economy::services::MINT_ID)
+        .and_then(|e| world.get::<Standing>(e))
+        .map_or(0, Standing::llm_budget_micro_usd);
+    let mut config_out = config_spec(config, mint_budget);
     if let Some(mint) = config_out.mint.as_mut() {
         // The next resolution keeps its place on the shifted clock.
         let next = world.resource::<Mint>().next_at(&config.mint);
@@ -188,7 +192,7 @@ fn as_micro(micro: u64) -> Option<u64> {
     as_usd(micro).is_none().then_some(micro)
 }
 
-fn config_spec(config: &Config) -> ConfigSpec {
+fn config_spec(config: &Config, mint_budget: u64) -> ConfigSpec {
     ConfigSpec {
         seed: Some(config.seed),
         dt_secs: Some(config.dt.as_secs_f64()),
@@ -219,13 +223,13 @@ fn config_spec(config: &Config) -> ConfigSpec {
             every_steps: Some(config.kpis.every_steps),
             window_secs: Some(config.kpis.window.as_secs_f64()),
         }),
-        llm: Some(llm_spec(&config.llm)),
+        llm: Some(llm_spec(&config.llm, mint_budget)),
     }
 }
 
 /// The world's models: its settings, and the endpoints and models that differ from
 /// the presets.
-fn llm_spec(llm: &LlmConfig) -> LlmSpec {
+fn llm_spec(llm: &LlmConfig, mint_budget: u64) -> LlmSpec {
     let presets = LlmConfig::default();
     let endpoints = llm
         .endpoints
@@ -270,6 +274,8 @@ fn llm_spec(llm: &LlmConfig) -> LlmSpec {
             base_ms: Some(llm.retry.base_ms),
             max_ms: Some(llm.retry.max_ms),
         }),
+        scorer_model: llm.scorer_model.clone(),
+        scorer_budget_usd: Some(mint_budget as f64 / 1e6),
     }
 }
 

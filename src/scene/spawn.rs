@@ -57,6 +57,10 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
     world.insert_resource(EventLog::with_capacity(config.event_ring));
     world.insert_resource(Supply { initial: scene.principals.iter().map(|p| p.scrip).sum(), ..Supply::default() });
     world.insert_resource(Timeline::new(scene.interventions));
+    let mint = crate::world::ids::lookup(world, crate::economy::services::MINT_ID);
+    if let Some(mut standing) = mint.and_then(|e| world.get_mut::<Standing>(e)) {
+        standing.llm_budget_micro_usd = config.llm.scorer_budget_micro_usd;
+    }
     world.insert_resource(config);
 
     let mut disk_used: BTreeMap<ArtifactId, u64> = BTreeMap::new();
