@@ -5,9 +5,14 @@ mod artifacts;
 mod cli;
 mod determinism;
 mod economy;
+#[path = "../support/fake_llm.rs"]
+mod fake_llm;
 mod hostile;
 mod invoke;
 mod ledger;
+mod llm;
+mod llm_agents;
+mod llm_scorer;
 mod mint;
 mod props;
 mod query;

@@ -312,10 +312,19 @@ fn every_scene_in_the_repository_validates_and_runs() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "ron") {
             let scene = Scene::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            let valid = scene.validate().unwrap_or_else(|e| panic!("{e}"));
+            let mut valid = scene.validate().unwrap_or_else(|e| panic!("{e}"));
             assert!(valid.warnings.is_empty(), "{}: {:?}", path.display(), valid.warnings);
+            // Scenes that think do it here against the fake server, whatever runs on
+            // this machine's usual ports.
+            let fake = crate::fake_llm::FakeLlm::start();
+            fake.set_default(crate::fake_llm::Reply::tool("wait", serde_json::json!({"secs": 5}), 200, 20));
+            for endpoint in valid.config.llm.endpoints.values_mut() {
+                endpoint.base_url = fake.base_url();
+                endpoint.api_key_env = None;
+            }
             let mut sim = Simulation::from_valid(valid);
             sim.run_steps(30);
+            sim.end_thinking().unwrap();
             audit(sim.world()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             seen += 1;
         }
