@@ -149,6 +149,14 @@ pub struct Finished {
     pub raw: Option<String>,
 }
 
+impl Finished {
+    /// A call that failed before any attempt was made.
+    pub fn failed(kind: FailureKind, message: impl Into<String>) -> Self {
+        let failure = Failure { kind, message: message.into() };
+        Self { outcome: Err(failure), latency_ms: 0, attempts: 0, raw: None }
+    }
+}
+
 /// What one attempt came to.
 enum Attempt {
     Done(Answer, String),
@@ -171,8 +179,7 @@ impl Client {
     pub async fn complete(&self, route: &Route, body: String, jitter_seed: u64) -> Finished {
         let started = Instant::now();
         if let Some(why) = &route.unusable {
-            let failure = Failure { kind: FailureKind::Unusable, message: why.clone() };
-            return Finished { outcome: Err(failure), latency_ms: 0, attempts: 0, raw: None };
+            return Finished::failed(FailureKind::Unusable, why.clone());
         }
         let mut attempt = 0;
         loop {

@@ -13,10 +13,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Whether the world waits for the models.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Whether the world waits for the models (written `Lockstep` / `Realtime` in scenes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClockMode {
     /// A step does not begin until every answer asked for in earlier steps is in:
     /// results do not depend on latency (batch runs).

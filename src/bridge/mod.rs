@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use self::{
     cache::{CacheKey, CacheMode, LlmCache},
-    client::{Client, Failure, FailureKind, Finished, RateLimiter, Route, Secret},
+    client::{Client, FailureKind, Finished, RateLimiter, Route, Secret},
     config::LlmConfig,
 };
 
@@ -202,14 +202,11 @@ impl LlmBridge {
                 return finished;
             }
             if !self.in_flight.contains_key(&id) {
-                return cancelled("the request was never sent");
+                return Finished::failed(FailureKind::Cancelled, "the request was never sent");
             }
             match self.receiver.blocking_recv() {
-                Some((done, finished)) => {
-                    self.in_flight.remove(&done);
-                    self.ready.insert(done, finished);
-                }
-                None => return cancelled("the bridge closed"),
+                Some((done, finished)) => self.arrived(done, finished),
+                None => return Finished::failed(FailureKind::Cancelled, "the bridge closed"),
             }
         }
     }
@@ -218,19 +215,21 @@ impl LlmBridge {
     /// request in flight has one.
     pub fn collect(&mut self, all: bool) -> Vec<(u64, Finished)> {
         while let Ok((done, finished)) = self.receiver.try_recv() {
-            self.in_flight.remove(&done);
-            self.ready.insert(done, finished);
+            self.arrived(done, finished);
         }
         while all && !self.in_flight.is_empty() {
             match self.receiver.blocking_recv() {
-                Some((done, finished)) => {
-                    self.in_flight.remove(&done);
-                    self.ready.insert(done, finished);
-                }
+                Some((done, finished)) => self.arrived(done, finished),
                 None => break,
             }
         }
         std::mem::take(&mut self.ready).into_iter().collect()
+    }
+
+    /// Request `done` is answered: keep the answer until it is taken.
+    fn arrived(&mut self, done: u64, finished: Finished) {
+        self.in_flight.remove(&done);
+        self.ready.insert(done, finished);
     }
 
     /// Gives up on every request in flight; returns their ids.
@@ -243,11 +242,6 @@ impl LlmBridge {
         }
         ids
     }
-}
-
-fn cancelled(message: &str) -> Finished {
-    let failure = Failure { kind: FailureKind::Cancelled, message: message.to_owned() };
-    Finished { outcome: Err(failure), latency_ms: 0, attempts: 0, raw: None }
 }
 
 /// One call: from the recording if it may be served from there, else from the model
@@ -266,17 +260,12 @@ async fn complete(
             return finished;
         }
         if cache.mode() == CacheMode::Replay {
-            let failure = cache.miss(key, &body);
-            return Finished { outcome: Err(failure), latency_ms: 0, attempts: 0, raw: None };
+            let miss = cache.miss(key, &body);
+            return Finished::failed(miss.kind, miss.message);
         }
     }
     let (Some(client), Some(route)) = (client, route) else {
-        return Finished {
-            outcome: Err(Failure { kind: FailureKind::Unusable, message: "no such endpoint".into() }),
-            latency_ms: 0,
-            attempts: 0,
-            raw: None,
-        };
+        return Finished::failed(FailureKind::Unusable, "no such endpoint");
     };
     let finished = client.complete(&route, body.clone(), client::splitmix(id)).await;
     if let Some(cache) = &cache {

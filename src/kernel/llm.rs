@@ -465,11 +465,8 @@ pub fn cancel_thinking(world: &mut World) {
     let ids = world.resource_mut::<LlmBridge>().cancel_all();
     let pending: Vec<u64> = world.resource::<Thoughts>().pending.keys().copied().collect();
     for id in pending {
-        let failure = crate::bridge::client::Failure {
-            kind: FailureKind::Cancelled,
-            message: if ids.contains(&id) { "the run ended first".into() } else { "the request was lost".into() },
-        };
-        deliver(world, id, Finished { outcome: Err(failure), latency_ms: 0, attempts: 0, raw: None });
+        let why = if ids.contains(&id) { "the run ended first" } else { "the request was lost" };
+        deliver(world, id, Finished::failed(FailureKind::Cancelled, why));
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    bridge::config::ClockMode,
     economy::debt::DebtStatus,
     kernel::{Action, actions::Amount},
     world::components::{Interface, Metadata, Pricing},
@@ -93,7 +94,7 @@ pub struct LlmSpec {
     /// `Lockstep` (default: a step waits for every answer asked for earlier) or
     /// `Realtime` (the world goes on; answers arrive when they arrive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clock: Option<ClockSpec>,
+    pub clock: Option<ClockMode>,
     /// The model of requests and agents that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_model: Option<String>,
@@ -116,12 +117,6 @@ pub struct LlmSpec {
     /// The mint's LLM budget for scoring, in dollars (anyone may add to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scorer_budget_usd: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ClockSpec {
-    Lockstep,
-    Realtime,
 }
 
 /// An OpenAI-compatible server.

@@ -12,13 +12,13 @@ use bevy_ecs::prelude::*;
 
 use super::{
     raw::{
-        ArtifactSpec, ClockSpec, CommonsSpec, ConfigSpec, DebtSpec, DefaultsSpec, EndpointSpec, FreezeSpec,
-        InterventionSpec, KpiSpec, LlmSpec, MintSpec, ModelSpec, PartsSpec, PrincipalSpec, RetrySpec, SCENE_VERSION,
-        SandboxSpec, SceneFile,
+        ArtifactSpec, CommonsSpec, ConfigSpec, DebtSpec, DefaultsSpec, EndpointSpec, FreezeSpec, InterventionSpec,
+        KpiSpec, LlmSpec, MintSpec, ModelSpec, PartsSpec, PrincipalSpec, RetrySpec, SCENE_VERSION, SandboxSpec,
+        SceneFile,
     },
     timeline::{InterventionAct, Timeline},
 };
-use crate::bridge::config::{ClockMode, LlmConfig};
+use crate::bridge::config::LlmConfig;
 use crate::economy::{debt::Debt, escrow::Escrow, governance::Commons, mint::Mint};
 use crate::world::{
     components::{
@@ -260,10 +260,7 @@ fn llm_spec(llm: &LlmConfig, mint_budget: u64) -> LlmSpec {
         })
         .collect();
     LlmSpec {
-        clock: Some(match llm.clock {
-            ClockMode::Lockstep => ClockSpec::Lockstep,
-            ClockMode::Realtime => ClockSpec::Realtime,
-        }),
+        clock: Some(llm.clock),
         default_model: llm.default_model.clone(),
         max_concurrency: Some(llm.max_concurrency),
         max_tokens: Some(llm.max_tokens),

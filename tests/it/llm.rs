@@ -588,6 +588,22 @@ fn every_file(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A scene file in `dir` whose agent asks `asks` times over `steps` steps, with its
+/// key read from `var`.
+fn keyed_scene(dir: &Path, fake: &FakeLlm, var: &str, asks: u32, steps: u32) -> PathBuf {
+    let scene = dir.join("keyed.ron");
+    let text = scene_text(
+        &fake.base_url(),
+        Some(var),
+        &thinker("agent", asks, "hello", "llm_budget_micro_usd: 100000"),
+        "",
+        "",
+        &format!("steps: {steps},"),
+    );
+    std::fs::write(&scene, text).unwrap();
+    scene
+}
+
 #[test]
 fn the_api_key_is_sent_to_the_server_and_written_nowhere() {
     let random = {
@@ -610,16 +626,7 @@ fn the_api_key_is_sent_to_the_server_and_written_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
-    let scene = dir.path().join("keyed.ron");
-    let text = scene_text(
-        &fake.base_url(),
-        Some(var),
-        &thinker("agent", 4, "hello", "llm_budget_micro_usd: 100000"),
-        "",
-        "",
-        "steps: 8,",
-    );
-    std::fs::write(&scene, text).unwrap();
+    let scene = keyed_scene(dir.path(), &fake, var, 4, 8);
     let out = Command::new(env!("CARGO_BIN_EXE_ecology"))
         .args(["run", scene.to_str().unwrap(), "--report", "-"])
         .arg("--events")
@@ -875,17 +882,8 @@ fn a_key_quoted_where_the_error_is_cut_still_does_not_leak() {
     let message = format!("{}{key} is not a valid key", "x".repeat(285));
     fake.set_default(Reply::Status { code: 401, retry_after: None, body: Reply::error_body(401, &message) });
     let dir = tempfile::tempdir().unwrap();
-    let scene = dir.path().join("cut.ron");
+    let scene = keyed_scene(dir.path(), &fake, var, 1, 3);
     let events = dir.path().join("events.jsonl");
-    let text = scene_text(
-        &fake.base_url(),
-        Some(var),
-        &thinker("agent", 1, "hello", "llm_budget_micro_usd: 100000"),
-        "",
-        "",
-        "steps: 3,",
-    );
-    std::fs::write(&scene, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ecology"))
         .args(["run", scene.to_str().unwrap(), "--quiet", "--events"])
         .arg(&events)

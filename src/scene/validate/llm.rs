@@ -4,18 +4,15 @@
 
 use super::{Anchor, Checker, SceneError, quoted};
 use crate::{
-    bridge::config::{ClockMode, Endpoint, LlmConfig, Model, micro_per_mtok},
-    scene::raw::{ClockSpec, LlmSpec},
+    bridge::config::{Endpoint, LlmConfig, Model, micro_per_mtok},
+    scene::raw::LlmSpec,
 };
 
 pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig, SceneError> {
     let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("llm:"), Anchor::from(field)];
     let mut out = LlmConfig::default();
     if let Some(clock) = spec.clock {
-        out.clock = match clock {
-            ClockSpec::Lockstep => ClockMode::Lockstep,
-            ClockSpec::Realtime => ClockMode::Realtime,
-        };
+        out.clock = clock;
     }
     if let Some(max) = spec.max_concurrency {
         if max == 0 {
