@@ -246,7 +246,6 @@ pub(crate) fn spawn(world: &mut World) {
     let mut bytes = 0;
     for service in Service::ALL {
         let about = service.about();
-        bytes += about.len() as u64;
         let artifact = Artifact {
             owner: kernel.clone(),
             created_at: SimTime::ZERO,
@@ -256,6 +255,8 @@ pub(crate) fn spawn(world: &mut World) {
         };
         let mut entity =
             world.spawn((ArtifactId::trusted(service.id()), artifact, service.interface(), service, System));
+        let id = entity.id();
+        bytes += crate::kernel::state::artifact_bytes(entity.world(), id);
         if service == Service::Mint {
             // The mint pays for its LLM scorer from its own budget (set by the scene;
             // anyone may add to it).

@@ -1,8 +1,9 @@
 //! Creating, replacing, editing, deleting and reading artifacts.
 //!
 //! Disk is charged to the artifact's *owner*: a principal's `disk_used` is always the
-//! byte total (content + code) of the live artifacts it owns. Growth needs free
-//! allocation; shrinking and deleting give it back.
+//! byte total of the live artifacts it owns, counting every part they store (content,
+//! code, description, metadata, interface), so no part is free storage. Growth needs
+//! free allocation; shrinking and deleting give it back.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use super::{
     query, state,
 };
 use crate::world::{
-    components::{AccessContract, Artifact, Executable, Interface, Metadata, Pricing, Standing, Tombstone},
+    components::{AccessContract, Artifact, Executable, Interface, Metadata, Pricing, Standing, Tombstone, stored_bytes},
     ids::{self, ArtifactId},
 };
 
@@ -107,7 +108,13 @@ impl Kernel<'_> {
             return Err(code_needs_interface(&spec.id));
         }
         let content = spec.content.unwrap_or_default();
-        let bytes = (content.len() + spec.code.as_ref().map_or(0, String::len)) as u64;
+        let bytes = stored_bytes(
+            &content,
+            spec.code.as_deref(),
+            spec.description.as_deref().unwrap_or(""),
+            spec.metadata.as_ref().unwrap_or(&Metadata::new()),
+            spec.interface.as_ref(),
+        );
         self.charge_disk(self.caller_entity, bytes as i64)?;
         let mut artifact = Artifact {
             owner: self.caller.clone(),
@@ -141,6 +148,21 @@ impl Kernel<'_> {
         Ok(DiskChange { id, bytes, disk_delta: bytes as i64, charged_to, created: true })
     }
 
+    /// The bytes `entity` would occupy once `spec` is applied (parts it leaves out
+    /// keep their current value).
+    fn bytes_after(&self, entity: Entity, spec: &WriteSpec) -> u64 {
+        let artifact = self.world.get::<Artifact>(entity);
+        let details = artifact.and_then(|a| a.details.as_deref());
+        let no_metadata = Metadata::new();
+        stored_bytes(
+            spec.content.as_deref().or(artifact.map(|a| &*a.content)).unwrap_or(""),
+            spec.code.as_deref().or(self.world.get::<Executable>(entity).map(|x| &*x.code)),
+            spec.description.as_deref().or(details.map(|d| d.description.as_str())).unwrap_or(""),
+            spec.metadata.as_ref().or(details.map(|d| &d.metadata)).unwrap_or(&no_metadata),
+            spec.interface.as_ref().or(self.world.get::<Interface>(entity)),
+        )
+    }
+
     fn replace(&mut self, entity: Entity, spec: WriteSpec) -> Result<DiskChange, KernelError> {
         if self.world.get::<Tombstone>(entity).is_some() {
             return Err(KernelError::deleted(&spec.id));
@@ -160,15 +182,7 @@ impl Kernel<'_> {
             return Err(code_needs_interface(&spec.id));
         }
         let old_bytes = state::artifact_bytes(self.world, entity);
-        let content_len = match &spec.content {
-            Some(c) => c.len(),
-            None => self.world.get::<Artifact>(entity).map_or(0, |a| a.content.len()),
-        };
-        let code_len = match &spec.code {
-            Some(c) => c.len(),
-            None => self.world.get::<Executable>(entity).map_or(0, |x| x.code.len()),
-        };
-        let bytes = (content_len + code_len) as u64;
+        let bytes = self.bytes_after(entity, &spec);
         let disk_delta = bytes as i64 - old_bytes as i64;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;

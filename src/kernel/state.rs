@@ -9,7 +9,7 @@ use bevy_ecs::prelude::*;
 
 use super::{KernelError, ledger::ResourceRef};
 use crate::world::{
-    components::{Artifact, Executable, LastAction, Quota, Standing, Tombstone},
+    components::{Artifact, Executable, Interface, LastAction, Metadata, Quota, Standing, Tombstone, stored_bytes},
     config::Config,
     ids::{self, ArtifactId, Ids},
     time::SimTime,
@@ -64,11 +64,21 @@ pub fn get_quota(world: &World, id: &str, resource: &str) -> Result<Option<u64>,
     }
 }
 
-/// Disk bytes an artifact occupies: UTF-8 length of its content plus its code.
+/// Disk bytes an artifact occupies (see [`stored_bytes`]).
 pub fn artifact_bytes(world: &World, entity: Entity) -> u64 {
-    let content = world.get::<Artifact>(entity).map_or(0, |a| a.content.len());
-    let code = world.get::<Executable>(entity).map_or(0, |x| x.code.len());
-    (content + code) as u64
+    let Some(artifact) = world.get::<Artifact>(entity) else { return 0 };
+    static NO_METADATA: Metadata = Metadata::new();
+    let (description, metadata) = match artifact.details.as_deref() {
+        Some(d) => (d.description.as_str(), &d.metadata),
+        None => ("", &NO_METADATA),
+    };
+    stored_bytes(
+        &artifact.content,
+        world.get::<Executable>(entity).map(|x| &*x.code),
+        description,
+        metadata,
+        world.get::<Interface>(entity),
+    )
 }
 
 /// Every resource a principal holds, by name: `llm_budget`, `disk` (free), `disk_used`

@@ -26,7 +26,7 @@ use crate::{
     kernel::{Action, KERNEL_ID, contracts::BuiltinContract},
     sandbox::SandboxConfig,
     world::{
-        components::{Interface, Limits, Metadata, Pricing, Quota, Service},
+        components::{Interface, Limits, Metadata, Pricing, Quota, Service, stored_bytes},
         config::{BUILTIN_ALLOCATIONS, BUILTIN_RATES, Config, FreezeRule, MintConfig, PrincipalDefaults},
         ids::ArtifactId,
         time::SimTime,
@@ -88,9 +88,9 @@ pub struct ValidParts {
 }
 
 impl ValidParts {
-    /// Disk bytes: content plus code.
+    /// Disk bytes: everything the artifact stores (see [`stored_bytes`]).
     pub fn bytes(&self) -> u64 {
-        (self.content.len() + self.code.as_ref().map_or(0, String::len)) as u64
+        stored_bytes(&self.content, self.code.as_deref(), &self.description, &self.metadata, self.interface.as_ref())
     }
 }
 

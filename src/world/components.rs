@@ -15,6 +15,40 @@ use super::{ids::ArtifactId, time::SimTime};
 /// Free-form key/value metadata of an artifact (informational only).
 pub type Metadata = BTreeMap<String, serde_json::Value>;
 
+/// The disk bytes an artifact occupies: everything it stores — content, code, and the
+/// description, metadata and interface (as compact JSON) — so no part of an artifact
+/// is free storage.
+pub fn stored_bytes(
+    content: &str,
+    code: Option<&str>,
+    description: &str,
+    metadata: &Metadata,
+    interface: Option<&Interface>,
+) -> u64 {
+    let metadata_bytes = if metadata.is_empty() { 0 } else { json_len(metadata) };
+    (content.len() + code.map_or(0, str::len) + description.len()) as u64
+        + metadata_bytes
+        + interface.map_or(0, json_len)
+}
+
+/// Length of `value` as compact JSON, without building the string.
+fn json_len<T: Serialize + ?Sized>(value: &T) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serializing plain data into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 /// What every artifact has: content, ownership and bookkeeping.
 ///
 /// `owner` is the principal that may write and delete the artifact, receives its

@@ -59,7 +59,12 @@ fn code_counts_against_disk_and_needs_an_interface() {
         r#"{"action":"write","id":"tool","content":"doc","code":"function run(){}",
             "interface":{"description":"t","tools":[{"name":"run","inputSchema":{"type":"object"}}]}}"#,
     );
-    assert_eq!(r.resources_consumed.disk_bytes, 3 + 16);
+    // The interface is stored too, as compact JSON.
+    let interface: agent_ecology::world::components::Interface =
+        serde_json::from_str(r#"{"description":"t","tools":[{"name":"run","inputSchema":{"type":"object"}}]}"#)
+            .unwrap();
+    let interface_bytes = serde_json::to_string(&interface).unwrap().len() as i64;
+    assert_eq!(r.resources_consumed.disk_bytes, 3 + 16 + interface_bytes);
     // A bad interface names the problem.
     let r = act_fails(
         &mut sim,
@@ -73,6 +78,42 @@ fn code_counts_against_disk_and_needs_an_interface() {
     let read = act_ok(&mut sim, "alice", r#"{"action":"read","id":"tool"}"#).result.unwrap();
     assert_eq!(read["code"], "function run(){}");
     assert_eq!(read["kind"], "executable");
+    audit(sim.world()).unwrap();
+}
+
+#[test]
+fn descriptions_and_metadata_are_not_free_storage() {
+    let mut sim = sim(r#"Scene(principals: [(id: "alice", disk_bytes: 1000)])"#);
+    let description = "d".repeat(100);
+    let value = "v".repeat(50);
+    let r = act_ok(
+        &mut sim,
+        "alice",
+        &format!(r#"{{"action":"write","id":"note","description":"{description}","metadata":{{"k":"{value}"}}}}"#),
+    );
+    // 100 bytes of description, and {"k":"vvv…"} as compact JSON.
+    assert_eq!(r.resources_consumed.disk_bytes, 100 + 58);
+    assert_eq!(disk_free(&sim, "alice"), 1000 - 158);
+    // More than the allocation is refused, whichever part holds it.
+    act_fails(
+        &mut sim,
+        "alice",
+        &format!(r#"{{"action":"write","id":"note","description":"{}"}}"#, "d".repeat(1000)),
+        ErrorCode::InsufficientResource,
+    );
+    act_fails(
+        &mut sim,
+        "alice",
+        &format!(r#"{{"action":"write","id":"other","metadata":{{"k":"{}"}}}}"#, "v".repeat(900)),
+        ErrorCode::InsufficientResource,
+    );
+    assert_eq!(disk_free(&sim, "alice"), 1000 - 158);
+    // Replacing the description alone keeps the metadata and frees the difference.
+    let r = act_ok(&mut sim, "alice", r#"{"action":"write","id":"note","description":"short"}"#);
+    assert_eq!(r.resources_consumed.disk_bytes, 5 - 100);
+    let r = act_ok(&mut sim, "alice", r#"{"action":"delete","id":"note"}"#);
+    assert_eq!(r.resources_consumed.disk_bytes, -(5 + 58));
+    assert_eq!(disk_free(&sim, "alice"), 1000);
     audit(sim.world()).unwrap();
 }
 
