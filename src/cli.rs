@@ -39,6 +39,10 @@ struct Cli {
 enum Command {
     /// Run a scene headless and print a summary (the embedded default scene if none is given).
     Run(Box<RunArgs>),
+    /// Open the desktop window on a scene (the embedded default scene if none is
+    /// given). Without a display, runs it headless instead.
+    #[cfg(feature = "gui")]
+    Gui(Box<GuiArgs>),
     /// Tell the story of a run from its event stream (written by `run --events`).
     Report(ReportArgs),
     /// Check a scene; exits 2 with the first error (file:line:col) if it is broken.
@@ -109,6 +113,29 @@ struct RunArgs {
     quiet: bool,
 }
 
+#[cfg(feature = "gui")]
+#[derive(Args, Debug, Default)]
+struct GuiArgs {
+    /// Scene file (RON). Default: the embedded scenes/default.ron.
+    scene: Option<PathBuf>,
+    /// Seed of the world's random stream (default: the scene's config.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// `realtime` (default in the window: the world never waits for a model) or
+    /// `lockstep` (a step waits for the answers asked for before it).
+    #[arg(long, value_name = "MODE")]
+    clock: Option<String>,
+    /// Record every call to a language model in DIR (see `run --llm-cache`).
+    #[arg(long, value_name = "DIR")]
+    llm_cache: Option<PathBuf>,
+    /// Serve calls only from --llm-cache DIR.
+    #[arg(long, requires = "llm_cache")]
+    replay: bool,
+    /// Start playing at once.
+    #[arg(long)]
+    play: bool,
+}
+
 #[derive(Args, Debug)]
 struct ReportArgs {
     /// The event stream (JSON lines), or `-` for standard input.
@@ -139,7 +166,12 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "gui")]
+        None => window(GuiArgs::default()),
+        #[cfg(not(feature = "gui"))]
         None => run(RunOptions::from_args(RunArgs::default())?),
+        #[cfg(feature = "gui")]
+        Some(Command::Gui(args)) => window(*args),
         Some(Command::Run(args)) => run(RunOptions::from_args(*args)?),
         Some(Command::Report(args)) => tell(&args),
         Some(Command::Validate { scene }) => validate(&scene),
@@ -147,6 +179,47 @@ pub fn main() -> Result<()> {
             let limits = WorkerLimits { heap_bytes, recursion, stack_bytes, ..WorkerLimits::default() };
             std::process::exit(agent_ecology::sandbox::worker::main(limits))
         }
+    }
+}
+
+/// Opens the window; without a display, says so in one line and runs headless.
+#[cfg(feature = "gui")]
+fn window(args: GuiArgs) -> Result<()> {
+    use agent_ecology::gui::{self, GuiError, SessionOptions};
+    let clock = match args.clock.as_deref() {
+        None => ClockMode::Realtime,
+        Some(name) => {
+            ClockMode::parse(name).ok_or_else(|| BadInput(format!("--clock {name}: expected lockstep or realtime")))?
+        }
+    };
+    let headless = |why: &str| -> Result<()> {
+        writeln!(std::io::stderr().lock(), "{why}; running headless instead (`ecology run --help` for options)")?;
+        run(RunOptions::from_args(RunArgs {
+            scene: args.scene.clone(),
+            seed: args.seed,
+            clock: args.clock.clone(),
+            llm_cache: args.llm_cache.clone(),
+            replay: args.replay,
+            ..RunArgs::default()
+        })?)
+    };
+    if !gui::display_available() {
+        return headless("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset)");
+    }
+    let scene = load_scene(args.scene.as_deref())?;
+    // Problems the scene has are shown before the window opens, as on the command line.
+    validate_showing_warnings(&scene, false)?;
+    let options = SessionOptions {
+        seed: args.seed,
+        clock: Some(clock),
+        bridge: BridgeOptions { cache_dir: args.llm_cache.clone(), replay: args.replay },
+        playing: args.play,
+        ..SessionOptions::default()
+    };
+    match gui::run_window(scene, options) {
+        Ok(()) => Ok(()),
+        Err(GuiError::NoDisplay(why)) => headless(&format!("cannot open a window ({why})")),
+        Err(error) => Err(error.into()),
     }
 }
 

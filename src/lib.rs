@@ -24,6 +24,8 @@
 pub mod agents;
 pub mod bridge;
 pub mod economy;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod kernel;
 pub mod run;
 pub mod sandbox;

@@ -14,7 +14,9 @@ use super::{
     query, state,
 };
 use crate::world::{
-    components::{AccessContract, Artifact, Executable, Interface, Metadata, Pricing, Standing, Tombstone, stored_bytes},
+    components::{
+        AccessContract, Artifact, Executable, Interface, Metadata, Pricing, Standing, Tombstone, stored_bytes,
+    },
     ids::{self, ArtifactId},
 };
 

@@ -78,9 +78,65 @@ macro_rules! event_kinds {
             fn type_index(&self) -> usize {
                 self.event_type() as usize
             }
+
+            /// Whether `id` is one of the principals or artifacts the event is about
+            /// (its actor aside): a recipient, a target, a winner …
+            pub fn mentions(&self, id: &ArtifactId) -> bool {
+                match self {
+                    $( EventKind::$variant { $($field),* } => false $(|| Mentions::mentions($field, id))*, )*
+                }
+            }
         }
     };
 }
+
+/// Whether a payload field names an artifact (see [`EventKind::mentions`]).
+trait Mentions {
+    fn mentions(&self, _id: &ArtifactId) -> bool {
+        false
+    }
+}
+
+impl Mentions for ArtifactId {
+    fn mentions(&self, id: &ArtifactId) -> bool {
+        self == id
+    }
+}
+
+impl<T: Mentions> Mentions for Option<T> {
+    fn mentions(&self, id: &ArtifactId) -> bool {
+        self.as_ref().is_some_and(|v| v.mentions(id))
+    }
+}
+
+impl<T: Mentions> Mentions for Vec<T> {
+    fn mentions(&self, id: &ArtifactId) -> bool {
+        self.iter().any(|v| v.mentions(id))
+    }
+}
+
+impl Mentions for crate::economy::mint::Winner {
+    fn mentions(&self, id: &ArtifactId) -> bool {
+        &self.bidder == id || &self.artifact == id
+    }
+}
+
+impl Mentions for crate::economy::mint::RevealedBid {
+    fn mentions(&self, id: &ArtifactId) -> bool {
+        &self.bidder == id || &self.artifact == id
+    }
+}
+
+impl Mentions for u64 {}
+impl Mentions for i64 {}
+impl Mentions for u32 {}
+impl Mentions for f64 {}
+impl Mentions for bool {}
+impl Mentions for String {}
+impl Mentions for serde_json::Value {}
+impl Mentions for ActionKind {}
+impl Mentions for ErrorCode {}
+impl<T> Mentions for Box<T> {}
 
 event_kinds! {
     /// Scrip moved from the actor to `to`.

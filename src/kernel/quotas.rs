@@ -49,7 +49,11 @@ fn principal(world: &World, id: &str) -> Result<Entity, KernelError> {
 
 /// Usage of `resource` by `entity` in the window ending now.
 fn used(world: &World, entity: Entity, resource: &str) -> u64 {
-    let now = world.resource::<SimClock>().now();
+    used_at(world, entity, resource, world.resource::<SimClock>().now())
+}
+
+/// Usage of `resource` by `entity` in the window ending at `now`.
+pub(crate) fn used_at(world: &World, entity: Entity, resource: &str, now: SimTime) -> u64 {
     world.get::<Usage>(entity).and_then(|u| u.windows.get(resource)).map_or(0, |w| w.peek(now))
 }
 

@@ -7,6 +7,8 @@ mod determinism;
 mod economy;
 #[path = "../support/fake_llm.rs"]
 mod fake_llm;
+#[cfg(feature = "gui")]
+mod gui;
 mod hostile;
 mod invoke;
 mod ledger;

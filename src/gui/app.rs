@@ -1,0 +1,362 @@
+//! The window: run controls on top, the panels in tabs, the inspector on the right,
+//! and the status bar below.
+//!
+//! Each frame drains the session's updates into the [`Model`], draws, then sends
+//! what the panels asked for. While the world runs, the window repaints at most
+//! [`MAX_FPS`] times a second: drawing competes with the world for the CPU.
+
+use std::{path::PathBuf, time::Duration};
+
+use super::{
+    model::Model,
+    panels::{
+        Outbox, artifacts::ArtifactsPanel, events::EventsPanel, inspector::InspectorPanel, mint::MintPanel,
+        network::NetworkPanel, overview::OverviewPanel, principals::PrincipalsPanel,
+    },
+    session::{Command, Interest, Session, Speed},
+};
+use crate::world::ids::ArtifactId;
+
+/// Repaints per second while the world runs.
+pub const MAX_FPS: f64 = 30.0;
+
+/// The panels of the central area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Principals,
+    Artifacts,
+    Network,
+    Mint,
+    Events,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [Tab::Overview, Tab::Principals, Tab::Artifacts, Tab::Network, Tab::Mint, Tab::Events];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Principals => "Principals",
+            Tab::Artifacts => "Artifacts",
+            Tab::Network => "Network",
+            Tab::Mint => "Mint",
+            Tab::Events => "Events",
+        }
+    }
+}
+
+/// A file the user is choosing, and for what.
+struct FileDialog {
+    purpose: FilePurpose,
+    path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FilePurpose {
+    Open,
+    SaveCheckpoint,
+    SaveRun,
+}
+
+impl FilePurpose {
+    fn title(self) -> &'static str {
+        match self {
+            FilePurpose::Open => "Open a scene or checkpoint",
+            FilePurpose::SaveCheckpoint => "Save a checkpoint (the world now, as a scene)",
+            FilePurpose::SaveRun => "Save the run (the start scene and your interventions)",
+        }
+    }
+}
+
+pub struct EcologyApp {
+    session: Session,
+    pub model: Model,
+    pub tab: Tab,
+    selected: Option<ArtifactId>,
+    interest: Interest,
+    speed_steps_per_sec: f64,
+    max_speed: bool,
+    seed_text: String,
+    dialog: Option<FileDialog>,
+    overview: OverviewPanel,
+    principals: PrincipalsPanel,
+    artifacts: ArtifactsPanel,
+    network: NetworkPanel,
+    mint: MintPanel,
+    events: EventsPanel,
+    inspector: InspectorPanel,
+}
+
+impl EcologyApp {
+    pub fn new(session: Session) -> Self {
+        Self {
+            session,
+            model: Model::default(),
+            tab: Tab::Overview,
+            selected: None,
+            interest: Interest::default(),
+            speed_steps_per_sec: 20.0,
+            max_speed: false,
+            seed_text: String::new(),
+            dialog: None,
+            overview: OverviewPanel::default(),
+            principals: PrincipalsPanel::default(),
+            artifacts: ArtifactsPanel::default(),
+            network: NetworkPanel::default(),
+            mint: MintPanel::default(),
+            events: EventsPanel::default(),
+            inspector: InspectorPanel::default(),
+        }
+    }
+
+    /// Sends a command to the world.
+    pub fn send(&self, command: Command) {
+        self.session.send(command);
+    }
+
+    /// Takes in every update that has arrived.
+    pub fn absorb_updates(&mut self) {
+        for update in self.session.updates() {
+            self.take(update);
+        }
+    }
+
+    fn take(&mut self, update: super::session::Update) {
+        if self.model.status.as_ref().is_none_or(|s| s.generation != update.status.generation) {
+            // A new world: what was selected may not exist in it.
+            self.selected = None;
+            self.seed_text = update.status.seed.to_string();
+        }
+        self.model.apply(update);
+    }
+
+    /// Waits (up to `timeout`) until the model satisfies `done`, taking in updates:
+    /// for tests, which must not race the world's thread.
+    pub fn wait_for(&mut self, timeout: Duration, done: impl Fn(&Model) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.absorb_updates();
+            if done(&self.model) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if let Some(update) = self.session.next_update(left.min(Duration::from_millis(50))) {
+                self.take(update);
+            }
+        }
+    }
+
+    pub fn selected(&self) -> Option<&ArtifactId> {
+        self.selected.as_ref()
+    }
+
+    /// The whole window, inside `ui`.
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        self.absorb_updates();
+        let mut outbox = Outbox::default();
+
+        egui::Panel::top("run_controls").show(ui, |ui| self.controls_ui(ui, &mut outbox));
+        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_ui(ui));
+        if self.selected.is_some() {
+            egui::Panel::right("inspector").default_size(420.0).show(ui, |ui| {
+                self.inspector.ui(ui, &self.model, self.selected.as_ref(), &mut outbox);
+            });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for tab in Tab::ALL {
+                    ui.selectable_value(&mut self.tab, tab, tab.title());
+                }
+            });
+            ui.separator();
+            match self.tab {
+                Tab::Overview => self.overview.ui(ui, &self.model, &mut outbox),
+                Tab::Principals => self.principals.ui(ui, &self.model, &mut outbox),
+                Tab::Artifacts => self.artifacts.ui(ui, &self.model, &mut outbox),
+                Tab::Network => self.network.ui(ui, &self.model, &mut outbox),
+                Tab::Mint => self.mint.ui(ui, &self.model, &mut outbox),
+                Tab::Events => self.events.ui(ui, &self.model, &mut outbox),
+            }
+        });
+        self.dialog_ui(ui, &mut outbox);
+
+        // Ask only for the tables the open panels draw.
+        let interest = Interest {
+            principals: matches!(self.tab, Tab::Principals | Tab::Overview | Tab::Network | Tab::Events),
+            artifacts: matches!(self.tab, Tab::Artifacts | Tab::Network),
+        };
+        if interest != self.interest {
+            self.interest = interest;
+            outbox.send(Command::Want(interest));
+            outbox.send(Command::Refresh);
+        }
+        if let Some(selection) = outbox.select.take()
+            && selection != self.selected
+        {
+            self.selected = selection.clone();
+            outbox.send(Command::Select(selection));
+            outbox.send(Command::Refresh);
+        }
+        for command in outbox.commands {
+            self.session.send(command);
+        }
+        let playing = self.model.status.as_ref().is_some_and(|s| s.playing);
+        // Updates arrive even when paused (answers to commands), just less often.
+        let every = if playing { 1.0 / MAX_FPS } else { 0.25 };
+        ui.ctx().request_repaint_after(Duration::from_secs_f64(every));
+    }
+
+    fn controls_ui(&mut self, ui: &mut egui::Ui, outbox: &mut Outbox) {
+        ui.horizontal_wrapped(|ui| {
+            let playing = self.model.status.as_ref().is_some_and(|s| s.playing);
+            if playing {
+                if ui.button("⏸ Pause").clicked() {
+                    outbox.send(Command::Pause);
+                }
+            } else if ui.button("▶ Play").clicked() {
+                outbox.send(Command::Play);
+            }
+            if ui.button("⏭ Step").on_hover_text("Run one step, then pause").clicked() {
+                outbox.send(Command::Step(1));
+            }
+            ui.separator();
+            let label = ui.label("Speed");
+            let slider = ui
+                .add_enabled(
+                    !self.max_speed,
+                    egui::Slider::new(&mut self.speed_steps_per_sec, 1.0..=2000.0).logarithmic(true).suffix(" steps/s"),
+                )
+                .labelled_by(label.id);
+            let max = ui.checkbox(&mut self.max_speed, "as fast as possible");
+            if slider.changed() || max.changed() {
+                let speed = if self.max_speed { Speed::Max } else { Speed::StepsPerSec(self.speed_steps_per_sec) };
+                outbox.send(Command::SetSpeed(speed));
+            }
+            ui.separator();
+            let label = ui.label("Seed");
+            ui.add(egui::TextEdit::singleline(&mut self.seed_text).desired_width(90.0)).labelled_by(label.id);
+            if ui.button("Restart").on_hover_text("Start the scene again with this seed").clicked() {
+                outbox.send(Command::Restart { seed: self.seed_text.trim().parse().ok() });
+            }
+            ui.separator();
+            for (label, purpose) in [
+                ("Open…", FilePurpose::Open),
+                ("Save checkpoint…", FilePurpose::SaveCheckpoint),
+                ("Save run…", FilePurpose::SaveRun),
+            ] {
+                if ui.button(label).clicked() {
+                    let path = match purpose {
+                        FilePurpose::Open => "scenes/".to_owned(),
+                        FilePurpose::SaveCheckpoint => "checkpoint.ron".to_owned(),
+                        FilePurpose::SaveRun => "run.ron".to_owned(),
+                    };
+                    self.dialog = Some(FileDialog { purpose, path });
+                }
+            }
+        });
+        if let Some(status) = &self.model.status {
+            ui.horizontal(|ui| {
+                ui.strong(format!("t = {:.1} s", status.now_secs));
+                ui.label(format!("step {}", status.steps));
+                // Rates are of wall-clock time: shown while running only, so a paused
+                // window looks the same whenever it is drawn.
+                if status.playing {
+                    ui.label(format!("{:.0} steps/s", status.steps_per_sec));
+                    ui.label(format!("{:.0} events/s", status.events_per_sec));
+                } else {
+                    ui.label("paused");
+                }
+                ui.separator();
+                ui.label(format!("{} — seed {} — {} clock", status.scene, status.seed, status.clock.as_str()));
+                if let Some(fatal) = &status.fatal {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("stopped: {fatal}"));
+                }
+            });
+        }
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if let Some(status) = &self.model.status {
+                ui.label(format!(
+                    "{} principals · {} artifacts · {} events · next mint at {:.0} s ({} bids) · LLM {} in flight, {} spent · {} interventions by hand",
+                    status.principals,
+                    status.artifacts,
+                    status.events_total,
+                    status.mint_next_at_secs,
+                    status.mint_open_bids,
+                    status.llm_in_flight,
+                    super::panels::usd(status.llm_cost_micro_usd),
+                    status.interventions_by_hand,
+                ));
+            }
+            if let Some(notice) = self.model.notices.back() {
+                ui.separator();
+                if notice.error {
+                    ui.colored_label(ui.visuals().error_fg_color, &notice.text);
+                } else {
+                    ui.label(&notice.text);
+                }
+            }
+        });
+    }
+
+    fn dialog_ui(&mut self, ui: &mut egui::Ui, outbox: &mut Outbox) {
+        let Some(dialog) = &mut self.dialog else { return };
+        let mut open = true;
+        let mut done = false;
+        egui::Window::new(dialog.purpose.title()).collapsible(false).open(&mut open).show(ui.ctx(), |ui| {
+            ui.horizontal(|ui| {
+                let label = ui.label("File");
+                let edit =
+                    ui.add(egui::TextEdit::singleline(&mut dialog.path).desired_width(360.0)).labelled_by(label.id);
+                let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let label = if dialog.purpose == FilePurpose::Open { "Open" } else { "Save" };
+                if ui.button(label).clicked() || enter {
+                    let path = PathBuf::from(dialog.path.trim());
+                    outbox.send(match dialog.purpose {
+                        FilePurpose::Open => Command::Open(path),
+                        FilePurpose::SaveCheckpoint => Command::SaveCheckpoint(path),
+                        FilePurpose::SaveRun => Command::SaveRun(path),
+                    });
+                    done = true;
+                }
+            });
+            if dialog.purpose == FilePurpose::Open {
+                // Scene files near the path typed so far, to pick with a click.
+                let dir = std::path::Path::new(dialog.path.trim());
+                let dir = if dir.is_dir() { dir } else { dir.parent().unwrap_or(std::path::Path::new(".")) };
+                let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+                let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .map(|entries| {
+                        entries
+                            .filter_map(|e| e.ok().map(|e| e.path()))
+                            .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                files.sort();
+                egui::ScrollArea::vertical().max_height(240.0).show(ui, |ui| {
+                    for file in files {
+                        if ui.link(file.display().to_string()).clicked() {
+                            dialog.path = file.display().to_string();
+                        }
+                    }
+                });
+            }
+        });
+        if done || !open {
+            self.dialog = None;
+        }
+    }
+}
+
+impl eframe::App for EcologyApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame_ui(ui);
+    }
+}

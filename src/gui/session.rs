@@ -1,0 +1,1016 @@
+//! The simulation behind the window.
+//!
+//! A [`Session`] runs a [`Simulation`] on a thread of its own, so the world keeps its
+//! speed whatever the window is doing. The window never touches the world: it sends
+//! [`Command`]s down a channel, and the thread answers with [`Update`]s — the events,
+//! health samples and mint resolutions that are new, and fresh rows for the panels
+//! that are open — at most [`PUBLISH_HZ`] times a second, so what publishing costs the
+//! world does not grow with its speed.
+//!
+//! Interventions from the window are scheduled on the scene's timeline at the current
+//! time: the world applies them at the start of the next step like any scripted
+//! intervention (`INTERVENTION` events), and [`Command::SaveRun`] writes the starting
+//! scene with them added, which replays the steered run headless.
+//!
+//! Nothing here depends on egui: tests and benches drive a session directly.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        mpsc::{self, Receiver, RecvTimeoutError, Sender},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use bevy_ecs::prelude::*;
+
+use crate::{
+    bridge::{BridgeOptions, config::ClockMode},
+    economy::{
+        kpis::{KpiSample, Kpis},
+        mint::{Mint, Resolution},
+    },
+    kernel::{
+        Event, EventLog, InvocationStats,
+        llm::Thoughts,
+        query::{self, ArtifactKind},
+    },
+    run::Simulation,
+    scene::{
+        Scene,
+        raw::InterventionSpec,
+        timeline::{InterventionAct, ScheduledIntervention, Timeline},
+    },
+    world::{
+        components::{
+            AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, ModelChoice, Pricing, Quota,
+            Standing, System, Thinking, Tombstone,
+        },
+        config::Config,
+        ids::{ArtifactId, Ids},
+        time::SimClock,
+    },
+};
+
+/// How often the thread publishes an update while the world runs.
+pub const PUBLISH_HZ: f64 = 15.0;
+
+/// The most events one update carries; older ones in a burst are counted, not sent.
+pub const MAX_EVENTS_PER_UPDATE: usize = 20_000;
+
+/// Samples kept per principal for its balance chart (halved in resolution when full).
+const HISTORY_POINTS: usize = 256;
+
+/// Events the inspector lists for a principal.
+const RECENT_FOR_INSPECTOR: usize = 60;
+
+/// How fast the world runs while playing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// Steps per wall-clock second.
+    StepsPerSec(f64),
+    /// As fast as the machine allows.
+    Max,
+}
+
+/// What the window can ask of the world.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Play,
+    Pause,
+    /// Run this many steps, then pause.
+    Step(u64),
+    SetSpeed(Speed),
+    /// Start the current scene again (with another seed, if given).
+    Restart {
+        seed: Option<u64>,
+    },
+    /// Load a scene or a saved world from a file and start it (paused).
+    Open(PathBuf),
+    /// Save the world as it is now as a scene (a checkpoint to open later).
+    SaveCheckpoint(PathBuf),
+    /// Save the starting scene with every intervention made from the window, so
+    /// `ecology run FILE` replays this run.
+    SaveRun(PathBuf),
+    /// Act on the world from outside; recorded as an intervention.
+    Intervene(Box<InterventionAct>),
+    /// What the inspector shows (sent with every update until changed).
+    Select(Option<ArtifactId>),
+    /// Which tables to send (they cost the world time to build).
+    Want(Interest),
+    /// Publish now, even when paused.
+    Refresh,
+}
+
+/// The tables the open panels need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Interest {
+    pub principals: bool,
+    pub artifacts: bool,
+}
+
+/// Where the run stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// Changes whenever a new world starts (restart, open): the window forgets the
+    /// old one's history.
+    pub generation: u64,
+    pub scene: String,
+    pub seed: u64,
+    pub clock: ClockMode,
+    pub playing: bool,
+    pub speed: Speed,
+    pub steps: u64,
+    pub now_secs: f64,
+    pub dt_secs: f64,
+    /// Measured over the last second of wall time.
+    pub steps_per_sec: f64,
+    pub events_per_sec: f64,
+    pub events_total: u64,
+    pub principals: usize,
+    pub artifacts: usize,
+    pub mint_next_at_secs: f64,
+    pub mint_open_bids: usize,
+    pub mint_period_secs: f64,
+    pub llm_in_flight: usize,
+    pub llm_cost_micro_usd: u64,
+    pub interventions_by_hand: usize,
+    /// The world stopped on an error (a replay miss); playing does nothing.
+    pub fatal: Option<String>,
+}
+
+/// One point of the overview charts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartPoint {
+    pub time_secs: f64,
+    pub scrip_supply: u64,
+    pub minted_total: u64,
+    pub gini: f64,
+    pub velocity: f64,
+    pub frozen_share: f64,
+    pub llm_spend_micro_usd: u64,
+    pub artifacts: u64,
+    pub invocations: u64,
+}
+
+impl ChartPoint {
+    fn new(sample: &KpiSample, llm_spend_micro_usd: u64) -> Self {
+        Self {
+            time_secs: sample.time_secs,
+            scrip_supply: sample.scrip_supply,
+            minted_total: sample.minted_total,
+            gini: sample.gini,
+            velocity: sample.velocity,
+            frozen_share: sample.frozen_share,
+            llm_spend_micro_usd,
+            artifacts: sample.artifacts,
+            invocations: sample.invocations,
+        }
+    }
+}
+
+/// Use of one limited rate in its current window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateUse {
+    pub resource: Arc<str>,
+    pub used: u64,
+    pub limit: u64,
+}
+
+/// A row of the principals table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrincipalRow {
+    pub id: ArtifactId,
+    pub agent: bool,
+    pub scrip: u64,
+    pub llm_budget_micro_usd: u64,
+    pub disk_used: u64,
+    pub disk_quota: u64,
+    pub rates: Vec<RateUse>,
+    pub frozen: bool,
+    pub thinking: bool,
+    pub last_action: Option<(f64, &'static str)>,
+    pub owned: u32,
+    pub model: Option<String>,
+}
+
+/// A row of the artifacts browser.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRow {
+    pub id: ArtifactId,
+    pub owner: ArtifactId,
+    pub kind: ArtifactKind,
+    /// Price to invoke, in scrip (0: free).
+    pub price: u64,
+    pub invocations: u64,
+    pub success_rate: Option<f64>,
+    /// Artifacts its code has invoked.
+    pub dependencies: Vec<ArtifactId>,
+    pub bytes: u64,
+    pub deleted: bool,
+    pub system: bool,
+}
+
+/// Everything the inspector shows about the selected artifact or principal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    pub id: ArtifactId,
+    /// The kernel's public metadata (kind, owner, standing, quotas, stats, …).
+    pub metadata: serde_json::Value,
+    pub content: String,
+    pub code: Option<String>,
+    pub interface: Option<String>,
+    pub contract: Option<String>,
+    pub pricing: Option<String>,
+    /// `(time, scrip, llm budget)`, oldest first.
+    pub history: Vec<(f64, u64, u64)>,
+    /// Its latest events, newest first.
+    pub recent: Vec<Event>,
+    /// Its latest thoughts (`THINKING` excerpts), newest first.
+    pub thoughts: Vec<Event>,
+    /// What it owns.
+    pub owned: Vec<ArtifactId>,
+    /// Its notebook, if it keeps one.
+    pub memory: Option<String>,
+    /// Who invoked it / what it invoked.
+    pub called_by: Vec<ArtifactId>,
+    pub calls: Vec<ArtifactId>,
+}
+
+/// What the thread sends the window.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub status: Status,
+    pub chart: Vec<ChartPoint>,
+    pub events: Vec<Event>,
+    /// Events that happened but were not sent (a burst larger than one update).
+    pub events_skipped: u64,
+    pub resolutions: Vec<Resolution>,
+    pub principals: Option<Arc<Vec<PrincipalRow>>>,
+    pub artifacts: Option<Arc<Vec<ArtifactRow>>>,
+    pub detail: Option<Box<Detail>>,
+    /// What came of commands (saved, opened, refused …), oldest first.
+    pub messages: Vec<Notice>,
+}
+
+/// A line for the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub error: bool,
+    pub text: String,
+}
+
+impl Notice {
+    fn ok(text: impl Into<String>) -> Self {
+        Self { error: false, text: text.into() }
+    }
+    fn error(text: impl Into<String>) -> Self {
+        Self { error: true, text: text.into() }
+    }
+}
+
+/// How a session starts.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub seed: Option<u64>,
+    /// Overrides the scene's clock; the window's default is `realtime`.
+    pub clock: Option<ClockMode>,
+    pub bridge: BridgeOptions,
+    pub speed: Speed,
+    pub playing: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            clock: Some(ClockMode::Realtime),
+            bridge: BridgeOptions::default(),
+            speed: Speed::StepsPerSec(20.0),
+            playing: false,
+        }
+    }
+}
+
+/// A world running on its own thread.
+pub struct Session {
+    commands: Sender<Command>,
+    updates: Receiver<Update>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts `scene` on a new thread. A scene that does not validate is reported in
+    /// the first update's messages, and the session waits for another to open.
+    pub fn start(scene: Scene, options: SessionOptions) -> Self {
+        let (commands, command_rx) = mpsc::channel();
+        let (update_tx, updates) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("world".into())
+            .spawn(move || Runner::new(scene, options, command_rx, update_tx).run())
+            .ok();
+        Self { commands, updates, thread }
+    }
+
+    pub fn send(&self, command: Command) {
+        // The thread only ends when the session is dropped.
+        let _ = self.commands.send(command);
+    }
+
+    /// Every update published since the last call, oldest first.
+    pub fn updates(&self) -> Vec<Update> {
+        self.updates.try_iter().collect()
+    }
+
+    /// Waits up to `timeout` for the next update.
+    pub fn next_update(&self, timeout: Duration) -> Option<Update> {
+        self.updates.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Closing the command channel ends the thread at its next look.
+        let (dead, _) = mpsc::channel();
+        self.commands = dead;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The world's thread.
+struct Runner {
+    commands: Receiver<Command>,
+    updates: Sender<Update>,
+    options: SessionOptions,
+    /// The scene the current world started from, and its seed.
+    origin: Scene,
+    seed: u64,
+    sim: Option<Simulation>,
+    generation: u64,
+    playing: bool,
+    speed: Speed,
+    /// Steps still to run before pausing (`Command::Step`).
+    steps_to_run: u64,
+    interest: Interest,
+    selected: Option<ArtifactId>,
+    by_hand: Vec<InterventionSpec>,
+    sent: Sent,
+    history: HashMap<ArtifactId, History>,
+    meter: Meter,
+    messages: Vec<Notice>,
+    last_publish: Instant,
+    /// Pacing: steps run since `paced_from`.
+    paced_from: Instant,
+    paced_steps: u64,
+}
+
+/// How far the window has been told.
+#[derive(Default)]
+struct Sent {
+    events_seq: u64,
+    kpi_samples: usize,
+    resolutions: u64,
+}
+
+/// Steps and events per wall-clock second, over about a second.
+struct Meter {
+    marks: VecDeque<(Instant, u64, u64)>,
+}
+
+impl Meter {
+    fn new() -> Self {
+        Self { marks: VecDeque::new() }
+    }
+    fn mark(&mut self, steps: u64, events: u64) {
+        let now = Instant::now();
+        self.marks.push_back((now, steps, events));
+        while self.marks.len() > 2 && self.marks.front().is_some_and(|m| now - m.0 > Duration::from_secs(1)) {
+            self.marks.pop_front();
+        }
+    }
+    fn rates(&self) -> (f64, f64) {
+        match (self.marks.front(), self.marks.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                let secs = (b.0 - a.0).as_secs_f64();
+                ((b.1 - a.1) as f64 / secs, (b.2 - a.2) as f64 / secs)
+            }
+            _ => (0.0, 0.0),
+        }
+    }
+}
+
+/// A principal's balances over time, thinned by half whenever full so it covers the
+/// whole run in a fixed number of points.
+#[derive(Default)]
+struct History {
+    points: Vec<(f64, u64, u64)>,
+    stride: u32,
+    skip: u32,
+}
+
+impl History {
+    fn push(&mut self, point: (f64, u64, u64)) {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return;
+        }
+        self.points.push(point);
+        if self.points.len() >= HISTORY_POINTS {
+            let mut keep = 0;
+            self.points.retain(|_| {
+                keep += 1;
+                keep % 2 == 1
+            });
+            self.stride = (self.stride.max(1)) * 2;
+        }
+        self.skip = self.stride.saturating_sub(1);
+    }
+}
+
+impl Runner {
+    fn new(origin: Scene, options: SessionOptions, commands: Receiver<Command>, updates: Sender<Update>) -> Self {
+        let now = Instant::now();
+        let mut runner = Self {
+            commands,
+            updates,
+            playing: options.playing,
+            speed: options.speed,
+            options,
+            origin: origin.clone(),
+            seed: 0,
+            sim: None,
+            generation: 0,
+            steps_to_run: 0,
+            interest: Interest::default(),
+            selected: None,
+            by_hand: Vec::new(),
+            sent: Sent::default(),
+            history: HashMap::new(),
+            meter: Meter::new(),
+            messages: Vec::new(),
+            last_publish: now,
+            paced_from: now,
+            paced_steps: 0,
+        };
+        let seed = runner.options.seed;
+        runner.begin(origin, seed);
+        runner
+    }
+
+    /// Builds a new world from `scene`; on failure keeps the current one.
+    fn begin(&mut self, scene: Scene, seed: Option<u64>) {
+        match self.build(&scene, seed) {
+            Ok((sim, seed)) => {
+                self.generation += 1;
+                self.origin = scene;
+                self.seed = seed;
+                self.sim = Some(sim);
+                self.by_hand.clear();
+                self.sent = Sent::default();
+                self.history.clear();
+                self.meter = Meter::new();
+                self.steps_to_run = 0;
+                self.reset_pace();
+            }
+            Err(error) => self.messages.push(Notice::error(error)),
+        }
+    }
+
+    fn build(&self, scene: &Scene, seed: Option<u64>) -> Result<(Simulation, u64), String> {
+        let mut valid = scene.validate().map_err(|e| e.to_string())?;
+        if let Some(seed) = seed {
+            valid.config.seed = seed;
+        }
+        if let Some(clock) = self.options.clock {
+            valid.config.llm.clock = clock;
+        }
+        let seed = valid.config.seed;
+        let mut sim = Simulation::from_valid(valid);
+        sim.use_bridge(self.options.bridge.clone())?;
+        Ok((sim, seed))
+    }
+
+    fn reset_pace(&mut self) {
+        self.paced_from = Instant::now();
+        self.paced_steps = 0;
+    }
+
+    fn run(mut self) {
+        self.publish();
+        loop {
+            let wait = self.idle_wait();
+            let first = if wait.is_zero() {
+                match self.commands.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match self.commands.recv_timeout(wait) {
+                    Ok(command) => Some(command),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            let mut forced = false;
+            if let Some(command) = first {
+                forced |= self.handle(command);
+                loop {
+                    match self.commands.try_recv() {
+                        Ok(command) => forced |= self.handle(command),
+                        Err(mpsc::TryRecvError::Empty) => break,
+                        Err(mpsc::TryRecvError::Disconnected) => return,
+                    }
+                }
+            }
+            let was_running = self.running();
+            self.advance();
+            // The window hears at once when the world stops (a run of steps ended).
+            let stopped = was_running && !self.running();
+            let due = self.last_publish.elapsed().as_secs_f64() >= 1.0 / PUBLISH_HZ;
+            if forced || stopped || (due && self.running()) || !self.messages.is_empty() {
+                self.publish();
+            } else if due {
+                // Keep the rates honest while paused.
+                self.meter_mark();
+            }
+        }
+    }
+
+    fn running(&self) -> bool {
+        (self.playing || self.steps_to_run > 0) && self.sim.as_ref().is_some_and(|s| s.fatal_error().is_none())
+    }
+
+    /// How long to wait for a command before stepping again.
+    fn idle_wait(&self) -> Duration {
+        let publish = Duration::from_secs_f64(1.0 / PUBLISH_HZ);
+        if !self.running() {
+            return publish;
+        }
+        if self.steps_to_run > 0 {
+            return Duration::ZERO;
+        }
+        match self.speed {
+            Speed::Max => Duration::ZERO,
+            Speed::StepsPerSec(rate) => {
+                let next = Duration::from_secs_f64((self.paced_steps + 1) as f64 / rate.max(1e-3));
+                next.saturating_sub(self.paced_from.elapsed()).min(publish)
+            }
+        }
+    }
+
+    /// Runs the steps that are due.
+    fn advance(&mut self) {
+        if !self.running() {
+            return;
+        }
+        let Some(sim) = self.sim.as_mut() else { return };
+        let history = &mut self.history;
+        if self.steps_to_run > 0 {
+            // Single steps run at once, a few at a time so commands still get through.
+            let started = Instant::now();
+            while self.steps_to_run > 0 && started.elapsed() < Duration::from_millis(30) {
+                step_world(sim, history);
+                self.steps_to_run -= 1;
+                if sim.fatal_error().is_some() {
+                    break;
+                }
+            }
+            if self.steps_to_run == 0 {
+                self.playing = false;
+            }
+            return;
+        }
+        match self.speed {
+            Speed::Max => {
+                // Batches short enough that commands and updates keep flowing.
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_millis(20) {
+                    step_world(sim, history);
+                    if sim.fatal_error().is_some() {
+                        break;
+                    }
+                }
+            }
+            Speed::StepsPerSec(rate) => {
+                let due = (self.paced_from.elapsed().as_secs_f64() * rate) as u64;
+                // Never try to catch up more than a second behind (the machine is slower
+                // than asked): run at its pace instead.
+                if due > self.paced_steps + rate.ceil() as u64 {
+                    self.paced_steps = due.saturating_sub(rate.ceil() as u64);
+                }
+                let started = Instant::now();
+                while self.paced_steps < due && started.elapsed() < Duration::from_millis(50) {
+                    step_world(sim, history);
+                    self.paced_steps += 1;
+                    if sim.fatal_error().is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a command; returns whether the window should hear at once.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Play => {
+                self.playing = true;
+                self.steps_to_run = 0;
+                self.reset_pace();
+            }
+            Command::Pause => {
+                self.playing = false;
+                self.steps_to_run = 0;
+            }
+            Command::Step(n) => {
+                self.playing = false;
+                self.steps_to_run = self.steps_to_run.saturating_add(n);
+            }
+            Command::SetSpeed(speed) => {
+                self.speed = speed;
+                self.reset_pace();
+            }
+            Command::Restart { seed } => {
+                let scene = self.origin.clone();
+                self.begin(scene, Some(seed.unwrap_or(self.seed)));
+                self.playing = false;
+            }
+            Command::Open(path) => match Scene::load(&path) {
+                Ok(scene) => {
+                    let seed = self.options.seed;
+                    let generation = self.generation;
+                    self.begin(scene, seed);
+                    if self.generation != generation {
+                        self.playing = false;
+                        self.messages.push(Notice::ok(format!("opened {}", path.display())));
+                    }
+                }
+                Err(error) => self.messages.push(Notice::error(error.to_string())),
+            },
+            Command::SaveCheckpoint(path) => {
+                let result = match &self.sim {
+                    Some(sim) => sim.save_scene().to_ron_string().map_err(|e| e.to_string()),
+                    None => Err("no world to save".to_owned()),
+                };
+                self.save(&path, result, "world");
+            }
+            Command::SaveRun(path) => {
+                let result = self.run_scene().to_ron_string().map_err(|e| e.to_string());
+                self.save(&path, result, "run");
+            }
+            Command::Intervene(act) => self.intervene(*act),
+            Command::Select(id) => self.selected = id,
+            Command::Want(interest) => self.interest = interest,
+            Command::Refresh => {}
+        }
+        true
+    }
+
+    fn save(&mut self, path: &Path, text: Result<String, String>, what: &str) {
+        let notice = match text.and_then(|text| write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())) {
+            Ok(()) => Notice::ok(format!("saved the {what} to {}", path.display())),
+            Err(error) => Notice::error(format!("cannot save {}: {error}", path.display())),
+        };
+        self.messages.push(notice);
+    }
+
+    /// The starting scene with its seed and clock fixed and the interventions made by
+    /// hand added: running it gives this run again.
+    fn run_scene(&self) -> Scene {
+        let mut scene = self.origin.clone();
+        let file = scene.file_mut();
+        file.config.seed = Some(self.seed);
+        if let Some(clock) = self.options.clock {
+            file.config.llm.get_or_insert_with(Default::default).clock = Some(clock);
+        }
+        file.interventions.extend(self.by_hand.iter().cloned());
+        scene
+    }
+
+    fn intervene(&mut self, act: InterventionAct) {
+        let Some(sim) = self.sim.as_mut() else { return };
+        let at = sim.now();
+        self.by_hand.push(match &act {
+            InterventionAct::As { actor, action } => InterventionSpec {
+                at: at.as_secs_f64(),
+                actor: Some(actor.to_string()),
+                action: Some(action.clone()),
+                system: None,
+            },
+            InterventionAct::System(system) => {
+                InterventionSpec { at: at.as_secs_f64(), actor: None, action: None, system: Some(system.clone()) }
+            }
+        });
+        sim.world_mut().resource_mut::<Timeline>().schedule(ScheduledIntervention { at, act });
+        self.messages.push(Notice::ok(format!(
+            "intervention queued for t = {:.1} s (applies at the next step)",
+            at.as_secs_f64()
+        )));
+    }
+
+    fn meter_mark(&mut self) {
+        if let Some(sim) = &self.sim {
+            let events = sim.world().resource::<EventLog>().total();
+            self.meter.mark(sim.steps_done(), events);
+        }
+    }
+
+    fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        self.meter_mark();
+        let Some(sim) = &self.sim else {
+            let messages = std::mem::take(&mut self.messages);
+            if !messages.is_empty() {
+                let _ = self.updates.send(Update {
+                    status: Status::empty(self.origin.name()),
+                    chart: Vec::new(),
+                    events: Vec::new(),
+                    events_skipped: 0,
+                    resolutions: Vec::new(),
+                    principals: None,
+                    artifacts: None,
+                    detail: None,
+                    messages,
+                });
+            }
+            return;
+        };
+        let world = sim.world();
+        let status = self.status(sim);
+
+        let llm_spend = world.resource::<Thoughts>().total().cost_micro_usd;
+        let series = world.resource::<Kpis>().series();
+        let chart = series.get(self.sent.kpi_samples..).unwrap_or(&[]).iter().map(|s| ChartPoint::new(s, llm_spend));
+        let chart: Vec<ChartPoint> = chart.collect();
+        self.sent.kpi_samples = series.len();
+
+        let log = world.resource::<EventLog>();
+        // `events_seq` is the last event sent (sequence numbers start at 1).
+        let new_events = log.total().saturating_sub(self.sent.events_seq);
+        let mut events: Vec<Event> = log.since(self.sent.events_seq).cloned().collect();
+        if events.len() > MAX_EVENTS_PER_UPDATE {
+            events.drain(..events.len() - MAX_EVENTS_PER_UPDATE);
+        }
+        let events_skipped = new_events.saturating_sub(events.len() as u64);
+        self.sent.events_seq = log.total();
+
+        let mint = world.resource::<Mint>();
+        let new_resolutions = (mint.resolutions() - self.sent.resolutions) as usize;
+        let recent: Vec<&Resolution> = mint.recent().collect();
+        let resolutions = recent[recent.len().saturating_sub(new_resolutions)..].iter().map(|r| (*r).clone()).collect();
+        self.sent.resolutions = mint.resolutions();
+
+        let detail = self.selected.as_ref().and_then(|id| self.detail(world, id));
+        let update = Update {
+            status,
+            chart,
+            events,
+            events_skipped,
+            resolutions,
+            principals: self.interest.principals.then(|| Arc::new(principal_rows(world))),
+            artifacts: self.interest.artifacts.then(|| Arc::new(artifact_rows(world))),
+            detail: detail.map(Box::new),
+            messages: std::mem::take(&mut self.messages),
+        };
+        let _ = self.updates.send(update);
+    }
+
+    fn status(&self, sim: &Simulation) -> Status {
+        let world = sim.world();
+        let config = world.resource::<Config>();
+        let mint = world.resource::<Mint>();
+        let thoughts = world.resource::<Thoughts>();
+        let ids = world.resource::<Ids>();
+        let (steps_per_sec, events_per_sec) = self.meter.rates();
+        let (principals, artifacts) = ids.in_creation_order().iter().fold((0, 0), |(p, a), &e| {
+            if world.get::<Tombstone>(e).is_some() || world.get::<System>(e).is_some() {
+                (p, a)
+            } else if world.get::<Standing>(e).is_some() {
+                (p + 1, a)
+            } else {
+                (p, a + 1)
+            }
+        });
+        Status {
+            generation: self.generation,
+            scene: sim.scene_name().to_owned(),
+            seed: self.seed,
+            clock: config.llm.clock,
+            playing: self.running(),
+            speed: self.speed,
+            steps: sim.steps_done(),
+            now_secs: sim.now().as_secs_f64(),
+            dt_secs: config.dt.as_secs_f64(),
+            steps_per_sec,
+            events_per_sec,
+            events_total: world.resource::<EventLog>().total(),
+            principals,
+            artifacts,
+            mint_next_at_secs: mint.next_at(&config.mint).as_secs_f64(),
+            mint_open_bids: mint.open_bids(),
+            mint_period_secs: config.mint.period.as_secs_f64(),
+            llm_in_flight: thoughts.in_flight(),
+            llm_cost_micro_usd: thoughts.total().cost_micro_usd,
+            interventions_by_hand: self.by_hand.len(),
+            fatal: sim.fatal_error(),
+        }
+    }
+
+    fn detail(&self, world: &World, id: &ArtifactId) -> Option<Detail> {
+        let entity = world.resource::<Ids>().get(world, id.as_str())?;
+        let artifact = world.get::<Artifact>(entity)?;
+        let log = world.resource::<EventLog>();
+        let mut recent = Vec::new();
+        let mut thoughts = Vec::new();
+        for event in log.recent().rev() {
+            if recent.len() >= RECENT_FOR_INSPECTOR && thoughts.len() >= RECENT_FOR_INSPECTOR {
+                break;
+            }
+            if &event.actor != id && !event.kind.mentions(id) {
+                continue;
+            }
+            let name = event.kind.type_name();
+            if (name == "THINKING" || name == "THINKING_FAILED") && thoughts.len() < RECENT_FOR_INSPECTOR {
+                thoughts.push(event.clone());
+            }
+            if recent.len() < RECENT_FOR_INSPECTOR {
+                recent.push(event.clone());
+            }
+        }
+        let notebook = format!("{id}_notebook");
+        let memory = world
+            .resource::<Ids>()
+            .get(world, &notebook)
+            .filter(|&e| world.get::<Tombstone>(e).is_none())
+            .and_then(|e| world.get::<Artifact>(e))
+            .map(|a| a.content().to_owned());
+        let calls_map = world.resource::<crate::kernel::activity::Activity>().calls();
+        let calls = calls_map.get(id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let called_by = calls_map.iter().filter(|(_, to)| to.contains(id)).map(|(from, _)| from.clone()).collect();
+        Some(Detail {
+            id: id.clone(),
+            metadata: query::metadata(world, entity),
+            content: artifact.content().to_owned(),
+            code: world.get::<Executable>(entity).map(|x| x.code().to_owned()),
+            interface: world.get::<Interface>(entity).filter(|i| !i.tools.is_empty()).map(pretty),
+            contract: world.get::<AccessContract>(entity).map(|c| c.id().to_string()),
+            pricing: world.get::<Pricing>(entity).map(pretty),
+            history: self.history.get(id).map(|h| h.points.clone()).unwrap_or_default(),
+            recent,
+            thoughts,
+            owned: crate::kernel::state::owned_artifacts(world, id),
+            memory,
+            called_by,
+            calls,
+        })
+    }
+}
+
+/// Runs one step, and samples every principal's balances when the world samples its
+/// health indicators: on the world's own cadence, so the charts are the same however
+/// fast the window looked.
+fn step_world(sim: &mut Simulation, history: &mut HashMap<ArtifactId, History>) {
+    sim.step();
+    let world = sim.world();
+    let every = world.resource::<Config>().kpis.every_steps.max(1);
+    if !sim.steps_done().is_multiple_of(every) {
+        return;
+    }
+    let now = world.resource::<SimClock>().now().as_secs_f64();
+    for &entity in world.resource::<Ids>().in_creation_order() {
+        if world.get::<System>(entity).is_some() || world.get::<Tombstone>(entity).is_some() {
+            continue;
+        }
+        if let (Some(id), Some(standing)) = (world.get::<ArtifactId>(entity), world.get::<Standing>(entity)) {
+            history.entry(id.clone()).or_default().push((now, standing.scrip(), standing.llm_budget_micro_usd));
+        }
+    }
+}
+
+/// Pretty JSON of the parts the inspector shows as text.
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+impl Status {
+    fn empty(scene: &str) -> Self {
+        Self {
+            generation: 0,
+            scene: scene.to_owned(),
+            seed: 0,
+            clock: ClockMode::Realtime,
+            playing: false,
+            speed: Speed::StepsPerSec(20.0),
+            steps: 0,
+            now_secs: 0.0,
+            dt_secs: 1.0,
+            steps_per_sec: 0.0,
+            events_per_sec: 0.0,
+            events_total: 0,
+            principals: 0,
+            artifacts: 0,
+            mint_next_at_secs: 0.0,
+            mint_open_bids: 0,
+            mint_period_secs: 0.0,
+            llm_in_flight: 0,
+            llm_cost_micro_usd: 0,
+            interventions_by_hand: 0,
+            fatal: None,
+        }
+    }
+}
+
+/// The principals of the world, in creation order (the world's machinery left out).
+pub fn principal_rows(world: &World) -> Vec<PrincipalRow> {
+    let ids = world.resource::<Ids>();
+    let now = world.resource::<SimClock>().now();
+    let mut owned: HashMap<&ArtifactId, u32> = HashMap::new();
+    let mut rows = Vec::new();
+    for &entity in ids.in_creation_order() {
+        if world.get::<System>(entity).is_some() || world.get::<Tombstone>(entity).is_some() {
+            continue;
+        }
+        let (Some(id), Some(artifact)) = (world.get::<ArtifactId>(entity), world.get::<Artifact>(entity)) else {
+            continue;
+        };
+        if artifact.owner() != id {
+            *owned.entry(artifact.owner()).or_default() += 1;
+        }
+        let Some(standing) = world.get::<Standing>(entity) else { continue };
+        let rates = world.get::<Quota>(entity).map_or_else(Vec::new, |quota| {
+            quota
+                .limits()
+                .iter()
+                .filter(|(name, _)| &***name != crate::kernel::quotas::MEMORY)
+                .map(|(name, &limit)| RateUse {
+                    resource: name.clone(),
+                    used: crate::kernel::quotas::used_at(world, entity, name, now),
+                    limit,
+                })
+                .collect()
+        });
+        rows.push(PrincipalRow {
+            id: id.clone(),
+            agent: world.get::<Loop>(entity).is_some(),
+            scrip: standing.scrip(),
+            llm_budget_micro_usd: standing.llm_budget_micro_usd,
+            disk_used: standing.disk_used(),
+            disk_quota: standing.disk_quota,
+            rates,
+            frozen: world.get::<Frozen>(entity).is_some(),
+            thinking: world.get::<Thinking>(entity).is_some(),
+            last_action: world
+                .get::<LastAction>(entity)
+                .and_then(|l| Some((l.at()?.as_secs_f64(), l.action()?.as_str()))),
+            owned: 0,
+            model: world.get::<ModelChoice>(entity).map(|m| m.model().to_owned()),
+        });
+    }
+    for row in &mut rows {
+        row.owned = owned.get(&row.id).copied().unwrap_or(0);
+    }
+    rows
+}
+
+/// Every artifact of the world, in creation order, the world's machinery included.
+pub fn artifact_rows(world: &World) -> Vec<ArtifactRow> {
+    let ids = world.resource::<Ids>();
+    let stats = world.resource::<InvocationStats>();
+    let calls = world.resource::<crate::kernel::activity::Activity>().calls();
+    let mut rows = Vec::with_capacity(ids.len());
+    for &entity in ids.in_creation_order() {
+        let (Some(id), Some(artifact)) = (world.get::<ArtifactId>(entity), world.get::<Artifact>(entity)) else {
+            continue;
+        };
+        let counts = stats.counts(id.as_str());
+        rows.push(ArtifactRow {
+            id: id.clone(),
+            owner: artifact.owner().clone(),
+            kind: query::kind_of(world, entity),
+            price: world.get::<Pricing>(entity).map_or(0, |p| p.invoke_price),
+            invocations: stats.invocations(id.as_str()),
+            success_rate: counts.success_rate(),
+            dependencies: calls.get(id).map(|s| s.iter().cloned().collect()).unwrap_or_default(),
+            bytes: crate::kernel::state::artifact_bytes(world, entity),
+            deleted: world.get::<Tombstone>(entity).is_some(),
+            system: world.get::<System>(entity).is_some(),
+        });
+    }
+    rows
+}
+
+/// Writes through a temporary file and a rename, so a crash never leaves half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp~");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
