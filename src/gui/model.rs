@@ -20,6 +20,11 @@ const MAX_RESOLUTIONS: usize = 10_000;
 /// Status-bar lines kept.
 const MAX_NOTICES: usize = 50;
 
+/// Chart points kept: when full, every other one is dropped, so the charts cover the
+/// whole run at half the resolution and a frame's cost stays bounded however long it
+/// runs.
+pub const MAX_CHART_POINTS: usize = 4096;
+
 #[derive(Default)]
 pub struct Model {
     pub status: Option<Status>,
@@ -55,7 +60,7 @@ impl Model {
             };
         }
         self.status = Some(update.status);
-        self.chart.extend(update.chart);
+        self.push_chart(update.chart);
         if !update.events.is_empty() {
             self.events.extend(update.events);
             let excess = self.events.len().saturating_sub(MAX_EVENTS);
@@ -80,8 +85,45 @@ impl Model {
         self.notices.drain(..excess);
     }
 
+    /// Appends chart points, thinning the chart whenever it outgrows
+    /// [`MAX_CHART_POINTS`].
+    pub fn push_chart(&mut self, points: impl IntoIterator<Item = ChartPoint>) {
+        for point in points {
+            self.chart.push(point);
+            if self.chart.len() > MAX_CHART_POINTS {
+                thin(&mut self.chart);
+            }
+        }
+    }
+
     /// Simulated seconds now (0 before the first update).
     pub fn now_secs(&self) -> f64 {
         self.status.as_ref().map_or(0.0, |s| s.now_secs)
+    }
+}
+
+/// Halves `points`, keeping the first and the last.
+fn thin<T>(points: &mut Vec<T>) {
+    let last = points.len().saturating_sub(1);
+    let mut index = 0;
+    points.retain(|_| {
+        let keep = index % 2 == 0 || index == last;
+        index += 1;
+        keep
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_both_ends_and_halves_the_rest() {
+        let mut points: Vec<u32> = (0..10).collect();
+        thin(&mut points);
+        assert_eq!(points, vec![0, 2, 4, 6, 8, 9]);
+        let mut odd: Vec<u32> = (0..5).collect();
+        thin(&mut odd);
+        assert_eq!(odd, vec![0, 2, 4]);
     }
 }

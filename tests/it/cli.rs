@@ -15,13 +15,22 @@ fn stderr(out: &Output) -> String {
 }
 
 #[test]
-fn bare_command_runs_the_default_scene_with_a_summary() {
-    let out = ecology(&[]);
+fn bare_command_without_a_display_says_so_and_runs_the_default_scene_headless() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ecology"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("the binary runs");
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("Agent Ecology — default (seed 42)"), "{text}");
     assert!(text.contains("ran 600 steps"), "{text}");
     assert!(text.contains("checksum "), "{text}");
+    if cfg!(feature = "gui") {
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("no display") && err.contains("running headless"), "{err}");
+    }
 }
 
 #[test]
