@@ -262,12 +262,13 @@ impl EcologyApp {
             ui.horizontal(|ui| {
                 ui.strong(format!("t = {:.1} s", status.now_secs));
                 ui.label(format!("step {}", status.steps));
-                // Rates are of wall-clock time: shown while running only, so a paused
-                // window looks the same whenever it is drawn.
-                if status.playing {
-                    ui.label(format!("{:.0} steps/s", status.steps_per_sec));
-                    ui.label(format!("{:.0} events/s", status.events_per_sec));
-                } else {
+                // Rates are of wall-clock time; a paused world does nothing, so it shows
+                // zero at once (and looks the same whenever it is drawn).
+                let (steps_per_sec, events_per_sec) =
+                    if status.playing { (status.steps_per_sec, status.events_per_sec) } else { (0.0, 0.0) };
+                ui.label(format!("{steps_per_sec:.0} steps/s"));
+                ui.label(format!("{events_per_sec:.0} events/s"));
+                if !status.playing {
                     ui.label("paused");
                 }
                 ui.separator();

@@ -6,17 +6,24 @@
 //! (from, to, kind) with a count and a volume, capped at the [`MAX_NODES`] busiest
 //! nodes; it is rebuilt only when `events_version`, the world or the window change,
 //! and at most every [`REBUILD_EVERY_SECS`] of wall time, since a playing world
-//! changes the events every frame. The *layout* is a Fruchterman–Reingold
-//! simulation (all-pairs repulsion, springs along edges, gravity to the centre)
-//! that runs a few iterations per frame while it is still hot; positions survive
-//! rebuilds by node id, and a node seen for the first time is placed
-//! deterministically (next to a placed neighbour, else on a circle, both by a hash
-//! of its id). The *view* is a zoom and pan from layout space to the screen.
+//! changes the events every frame. The counts it is cut from (the [`Tally`]) are
+//! kept between rebuilds: a rebuild counts the events that arrived and takes out
+//! those that left the window, rather than recount the whole window. The *layout*
+//! is a Fruchterman–Reingold simulation (all-pairs repulsion, springs along edges,
+//! gravity to the centre) that runs a few iterations per frame while it is still
+//! hot; positions survive rebuilds by node id, and a node seen for the first time
+//! is placed deterministically (next to a placed neighbour, else on a circle, both
+//! by a hash of its id). The *view* is a zoom and pan from layout space to the
+//! screen.
 //! Invariant: `positions` is index-aligned with `graph.nodes`, and every edge and
 //! spring indexes a node of `graph.nodes`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::{collections::VecDeque, hash::BuildHasher};
 
+use bevy_platform::{
+    collections::{HashMap, HashSet, HashTable, hash_table::Entry},
+    hash::FixedHasher,
+};
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Shape, Stroke, Vec2, vec2};
 
 use super::Outbox;
@@ -216,6 +223,8 @@ pub struct NetworkPanel {
     window_secs: f64,
     show_labels: bool,
     kinds_shown: [bool; EdgeKind::ALL.len()],
+    /// The window's counts, carried from one rebuild to the next.
+    tally: Tally,
     graph: Graph,
     built: Option<BuildKey>,
     /// Wall-clock seconds (egui time) of the last rebuild.
@@ -243,6 +252,7 @@ impl Default for NetworkPanel {
             window_secs: 300.0,
             show_labels: true,
             kinds_shown: [true; EdgeKind::ALL.len()],
+            tally: Tally::default(),
             graph: Graph::default(),
             built: None,
             built_at_secs: f64::NEG_INFINITY,
@@ -415,7 +425,9 @@ impl NetworkPanel {
             if self.built.is_some_and(|old| old.generation != key.generation) {
                 self.forget();
             }
-            self.adopt(aggregate(&model.events, self.window_secs));
+            self.tally.update(&model.events, self.window_secs);
+            let graph = self.tally.graph();
+            self.adopt(graph);
             self.built = Some(key);
             self.built_at_secs = wall_secs;
             self.styled = None;
@@ -429,6 +441,7 @@ impl NetworkPanel {
 
     /// Forgets everything about the old world's layout.
     fn forget(&mut self) {
+        self.tally = Tally::default();
         self.graph = Graph::default();
         self.positions.clear();
         self.remembered.clear();
@@ -768,110 +781,281 @@ impl NetworkPanel {
     }
 }
 
-/// Builds the graph of the events within `window_secs` of the newest one.
-fn aggregate(events: &VecDeque<Event>, window_secs: f64) -> Graph {
-    let Some(newest) = events.back() else { return Graph::default() };
-    let to_secs = newest.time.as_secs_f64();
-    let cutoff_secs = to_secs - window_secs;
-    let mut ids: Vec<&ArtifactId> = Vec::new();
-    let mut interned: HashMap<&ArtifactId, usize> = HashMap::new();
-    let mut edges: HashMap<(usize, usize, EdgeKind), (u64, u64)> = HashMap::new();
-    let mut activity: Vec<u64> = Vec::new();
-    let mut from_secs = to_secs;
-    // Events are in time order: walk back from the newest until the window ends.
-    for event in events.iter().rev() {
-        let time_secs = event.time.as_secs_f64();
-        if time_secs < cutoff_secs {
-            break;
+/// The window's events counted by node and by edge: what the graph is cut from.
+///
+/// Kept between rebuilds, so that a rebuild adds the events that arrived since the
+/// last one and takes out those that left the window (or the ring), instead of
+/// recounting the whole window: tens of thousands of events, each naming two ids to
+/// hash. That relies on what the model guarantees of its events: appended in `seq`
+/// and time order, dropped only from the front. Anything else (another window, a
+/// ring that went back) is counted afresh, and so is a tally carrying more ids that
+/// left the window than ids in it.
+#[derive(Debug, Default)]
+struct Tally {
+    /// The window counted.
+    window_secs: f64,
+    /// The `seq` of the newest event looked at: `None` before a count.
+    counted_to: Option<u64>,
+    /// Every id met since the last fresh count, by dense index. Ids that left the
+    /// window keep their index (with no activity) until the next fresh count.
+    ids: Vec<ArtifactId>,
+    /// The dense indices, hashed by their id: a lookup hashes the id once, and the
+    /// table stays small (an index per id, the ids themselves only in `ids`).
+    index: HashTable<usize>,
+    /// Events in the window each id took part in.
+    activity: Vec<u64>,
+    /// Ids with activity: the nodes of the window.
+    live: usize,
+    /// (count, volume) by (from, to, kind), for the edges with a count only.
+    edges: HashMap<(usize, usize, EdgeKind), (u64, u64)>,
+    /// The events counted, oldest first: what to take out when they leave.
+    counted: VecDeque<Counted>,
+    /// Scratch for cutting a graph (the live ids in order; the new index of each
+    /// id, `usize::MAX` if cut), kept so that a rebuild reuses them rather than
+    /// allocate and free blocks this large each time, which can reach the system.
+    order: Vec<usize>,
+    kept: Vec<usize>,
+    /// Simulated seconds the window spans.
+    from_secs: f64,
+    to_secs: f64,
+}
+
+/// An event that made an edge (or, from an id to itself, only activity).
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    seq: u64,
+    time_secs: f64,
+    from: usize,
+    to: usize,
+    kind: EdgeKind,
+    volume: u64,
+}
+
+impl Tally {
+    /// Brings the counts to the events within `window_secs` of the newest one.
+    fn update(&mut self, events: &VecDeque<Event>, window_secs: f64) {
+        let (Some(oldest), Some(newest)) = (events.front(), events.back()) else {
+            *self = Self::default();
+            return;
+        };
+        let to_secs = newest.time.as_secs_f64();
+        let cutoff_secs = to_secs - window_secs;
+        // Events are in time order: the window is those from the first one at or
+        // after the cutoff.
+        let start = events.partition_point(|e| e.time.as_secs_f64() < cutoff_secs);
+
+        // Ids that left the window keep their slots; once they outnumber the live
+        // ones, a fresh count is cheaper than carrying them.
+        let bloated = self.ids.len() - self.live > self.live.max(MAX_NODES);
+        let carry_on =
+            self.window_secs == window_secs && self.counted_to.is_some_and(|seq| seq <= newest.seq) && !bloated;
+        if !carry_on {
+            self.restart(window_secs, events.len() - start);
         }
-        from_secs = time_secs;
-        let Some((to, kind, volume)) = EdgeKind::of(event) else { continue };
-        let a = intern_id(&mut ids, &mut interned, &mut activity, &event.actor);
-        let b = intern_id(&mut ids, &mut interned, &mut activity, to);
-        activity[a] += 1;
-        if a == b {
-            continue;
+
+        // Take out what left the window or the ring. What was counted is in time and
+        // seq order too, so that is a prefix.
+        while let Some(&c) = self.counted.front()
+            && (c.time_secs < cutoff_secs || c.seq < oldest.seq)
+        {
+            self.counted.pop_front();
+            self.take_out(c);
         }
-        activity[b] += 1;
-        let entry = edges.entry((a, b, kind)).or_default();
+        let first_new = match self.counted_to {
+            Some(seq) => events.partition_point(|e| e.seq <= seq).max(start),
+            None => start,
+        };
+        for event in events.range(first_new..) {
+            self.count(event);
+        }
+        self.counted_to = Some(newest.seq);
+        self.from_secs = events.get(start).map_or(to_secs, |e| e.time.as_secs_f64());
+        self.to_secs = to_secs;
+    }
+
+    /// Forgets every count, making room for a window of `events` events at once
+    /// rather than growing (and rehashing) the maps along the first count. That many
+    /// is an upper bound on the edges and, in practice, on the ids: an event names
+    /// two, but the same ones recur. The edges get twice the room: they come and go
+    /// with every rebuild, and the tombstones of those that went would otherwise
+    /// use up a fuller table and make it grow (rehashing every edge) some frames later.
+    fn restart(&mut self, window_secs: f64, events: usize) {
+        *self = Self {
+            window_secs,
+            counted_to: None,
+            ids: Vec::with_capacity(events),
+            index: HashTable::with_capacity(events),
+            activity: Vec::with_capacity(events),
+            live: 0,
+            edges: HashMap::with_capacity(2 * events),
+            counted: VecDeque::with_capacity(events),
+            order: Vec::with_capacity(events),
+            kept: Vec::with_capacity(events),
+            from_secs: 0.0,
+            to_secs: 0.0,
+        };
+    }
+
+    /// The dense index of `id`, giving it one if it has none.
+    fn intern(&mut self, id: &ArtifactId) -> usize {
+        let ids = &self.ids;
+        let entry = self.index.entry(FixedHasher.hash_one(id), |&i| ids[i] == *id, |&i| FixedHasher.hash_one(&ids[i]));
+        match entry {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => {
+                let i = ids.len();
+                entry.insert(i);
+                self.ids.push(id.clone());
+                self.activity.push(0);
+                i
+            }
+        }
+    }
+
+    fn count(&mut self, event: &Event) {
+        let Some((to, kind, volume)) = EdgeKind::of(event) else { return };
+        let from = self.intern(&event.actor);
+        let to = self.intern(to);
+        let c = Counted { seq: event.seq, time_secs: event.time.as_secs_f64(), from, to, kind, volume };
+        self.counted.push_back(c);
+        self.add_activity(from);
+        if from == to {
+            return;
+        }
+        self.add_activity(to);
+        let entry = self.edges.entry((from, to, kind)).or_default();
         entry.0 += 1;
         entry.1 += volume;
     }
 
-    // Keep the busiest nodes; ties by id, so the cut does not flicker between frames.
-    let total_nodes = ids.len();
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by(|&a, &b| activity[b].cmp(&activity[a]).then_with(|| ids[a].cmp(ids[b])));
-    order.truncate(MAX_NODES);
-    let mut kept = vec![usize::MAX; ids.len()];
-    for (new, &old) in order.iter().enumerate() {
-        kept[old] = new;
+    /// Undoes [`Self::count`] of an event.
+    fn take_out(&mut self, c: Counted) {
+        self.remove_activity(c.from);
+        if c.from == c.to {
+            return;
+        }
+        self.remove_activity(c.to);
+        let key = (c.from, c.to, c.kind);
+        if let Some(entry) = self.edges.get_mut(&key) {
+            entry.0 -= 1;
+            entry.1 -= c.volume;
+            if entry.0 == 0 {
+                self.edges.remove(&key);
+            }
+        }
     }
 
-    let total_edges = edges.len();
-    let mut kept_edges: Vec<Edge> = edges
-        .into_iter()
-        .filter_map(|((a, b, kind), (count, volume))| {
-            let (from, to) = (kept[a], kept[b]);
-            (from != usize::MAX && to != usize::MAX).then_some(Edge { from, to, kind, count, volume })
-        })
-        .collect();
-    // Busiest first, then a fixed order: a hash map's order would change the layout
-    // (and the drawing order) from one rebuild to the next.
-    kept_edges.sort_by(|x, y| y.count.cmp(&x.count).then_with(|| (x.from, x.to, x.kind).cmp(&(y.from, y.to, y.kind))));
-    kept_edges.truncate(MAX_EDGES);
-
-    let mut pairs: HashMap<(usize, usize), u64> = HashMap::new();
-    for edge in &kept_edges {
-        *pairs.entry((edge.from.min(edge.to), edge.from.max(edge.to))).or_default() += edge.count;
-    }
-    let mut springs: Vec<(usize, usize, f32)> =
-        pairs.into_iter().map(|((a, b), count)| (a, b, 1.0 + 0.25 * (count as f32).ln())).collect();
-    springs.sort_by_key(|x| (x.0, x.1));
-    let mut degree = vec![0u32; order.len()];
-    for &(a, b, _) in &springs {
-        degree[a] += 1;
-        degree[b] += 1;
+    fn add_activity(&mut self, i: usize) {
+        if self.activity[i] == 0 {
+            self.live += 1;
+        }
+        self.activity[i] += 1;
     }
 
-    let nodes: Vec<Node> = order
-        .iter()
-        .zip(&degree)
-        .map(|(&old, &degree)| Node {
-            id: ids[old].clone(),
-            activity: activity[old],
-            degree,
-            role: Role::Unknown,
-            scrip: None,
-            radius: 4.0,
-        })
-        .collect();
-    let index = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
-    Graph { nodes, edges: kept_edges, springs, index, total_nodes, total_edges, from_secs, to_secs }
-}
+    fn remove_activity(&mut self, i: usize) {
+        self.activity[i] -= 1;
+        if self.activity[i] == 0 {
+            self.live -= 1;
+        }
+    }
 
-/// The dense index of `id`, giving it one if it has none.
-fn intern_id<'e>(
-    ids: &mut Vec<&'e ArtifactId>,
-    interned: &mut HashMap<&'e ArtifactId, usize>,
-    activity: &mut Vec<u64>,
-    id: &'e ArtifactId,
-) -> usize {
-    *interned.entry(id).or_insert_with(|| {
-        ids.push(id);
-        activity.push(0);
-        ids.len() - 1
-    })
+    /// The graph of the busiest nodes and the edges between them.
+    fn graph(&mut self) -> Graph {
+        let Self { ids, activity, edges: counts, order, kept, .. } = self;
+        // Keep the busiest nodes; ties by id, so the cut does not flicker between
+        // frames, and the order is total (an unstable selection and sort give the one
+        // result). Only the kept few need sorting: the rest are merely partitioned off.
+        let busier = |&a: &usize, &b: &usize| activity[b].cmp(&activity[a]).then_with(|| ids[a].cmp(&ids[b]));
+        order.clear();
+        order.extend((0..ids.len()).filter(|&i| activity[i] > 0));
+        if order.len() > MAX_NODES {
+            order.select_nth_unstable_by(MAX_NODES - 1, busier);
+            order.truncate(MAX_NODES);
+        }
+        order.sort_unstable_by(busier);
+        kept.clear();
+        kept.resize(ids.len(), usize::MAX);
+        for (new, &old) in order.iter().enumerate() {
+            kept[old] = new;
+        }
+
+        let mut edges: Vec<Edge> = counts
+            .iter()
+            .filter_map(|(&(a, b, kind), &(count, volume))| {
+                let (from, to) = (kept[a], kept[b]);
+                (from != usize::MAX && to != usize::MAX).then_some(Edge { from, to, kind, count, volume })
+            })
+            .collect();
+        // Busiest first, then a fixed order: a hash map's order would change the layout
+        // (and the drawing order) from one rebuild to the next. (from, to, kind) is
+        // unique, so the unstable sort is deterministic.
+        edges.sort_unstable_by(|x, y| {
+            y.count.cmp(&x.count).then_with(|| (x.from, x.to, x.kind).cmp(&(y.from, y.to, y.kind)))
+        });
+        edges.truncate(MAX_EDGES);
+
+        let mut pairs: HashMap<(usize, usize), u64> = HashMap::with_capacity(edges.len());
+        for edge in &edges {
+            *pairs.entry((edge.from.min(edge.to), edge.from.max(edge.to))).or_default() += edge.count;
+        }
+        let mut springs: Vec<(usize, usize, f32)> =
+            pairs.into_iter().map(|((a, b), count)| (a, b, 1.0 + 0.25 * (count as f32).ln())).collect();
+        springs.sort_unstable_by_key(|x| (x.0, x.1));
+        let mut degree = vec![0u32; order.len()];
+        for &(a, b, _) in &springs {
+            degree[a] += 1;
+            degree[b] += 1;
+        }
+
+        let nodes: Vec<Node> = order
+            .iter()
+            .zip(&degree)
+            .map(|(&old, &degree)| Node {
+                id: ids[old].clone(),
+                activity: activity[old],
+                degree,
+                role: Role::Unknown,
+                scrip: None,
+                radius: 4.0,
+            })
+            .collect();
+        let index = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+        Graph {
+            nodes,
+            edges,
+            springs,
+            index,
+            total_nodes: self.live,
+            total_edges: counts.len(),
+            from_secs: self.from_secs,
+            to_secs: self.to_secs,
+        }
+    }
 }
 
 /// Gives each node its role, scrip and radius from the principals and artifacts
 /// tables.
 fn style(graph: &mut Graph, model: &Model) {
-    let principals: HashMap<&str, _> = model.principals.iter().map(|p| (p.id.as_str(), p)).collect();
-    let artifacts: HashMap<&str, _> = model.artifacts.iter().map(|a| (a.id.as_str(), a)).collect();
-    for node in &mut graph.nodes {
-        let id = node.id.as_str();
-        (node.role, node.scrip) = if let Some(p) = principals.get(id) {
+    // The tables hold every principal and artifact of the world (tens of thousands),
+    // the graph a few hundred nodes: walk each table once and look its rows up in the
+    // graph's index instead of indexing the tables. A later row of the same id
+    // replaces an earlier one, and a principal's row wins over an artifact's.
+    let mut principals = vec![None; graph.nodes.len()];
+    let mut artifacts = vec![None; graph.nodes.len()];
+    if !graph.nodes.is_empty() {
+        for row in model.principals.iter() {
+            if let Some(&i) = graph.index.get(&row.id) {
+                principals[i] = Some(row);
+            }
+        }
+        for row in model.artifacts.iter() {
+            if let Some(&i) = graph.index.get(&row.id) {
+                artifacts[i] = Some(row);
+            }
+        }
+    }
+    for ((node, principal), artifact) in graph.nodes.iter_mut().zip(principals).zip(artifacts) {
+        (node.role, node.scrip) = if let Some(p) = principal {
             let role = match (p.agent, p.frozen) {
                 (true, false) => Role::Agent,
                 (true, true) => Role::FrozenAgent,
@@ -879,7 +1063,7 @@ fn style(graph: &mut Graph, model: &Model) {
                 (false, true) => Role::FrozenPrincipal,
             };
             (role, Some(p.scrip))
-        } else if let Some(a) = artifacts.get(id) {
+        } else if let Some(a) = artifact {
             let role = match a.kind {
                 ArtifactKind::Agent => Role::Agent,
                 ArtifactKind::Principal => Role::Principal,
@@ -1037,6 +1221,13 @@ mod tests {
         EventKind::ScripTransfer { to: id(to), amount }
     }
 
+    /// The graph of a fresh count.
+    fn aggregate(events: &VecDeque<Event>, window_secs: f64) -> Graph {
+        let mut tally = Tally::default();
+        tally.update(events, window_secs);
+        tally.graph()
+    }
+
     #[test]
     fn aggregates_the_window_into_edges() {
         let events: VecDeque<Event> = [
@@ -1055,6 +1246,60 @@ mod tests {
         assert_eq!((ab.count, ab.volume, ab.kind), (2, 12, EdgeKind::Scrip));
         assert_eq!(graph.edges.len(), 2);
         assert_eq!(graph.from_secs, 500.0);
+    }
+
+    /// What a graph shows, to compare two.
+    fn shown(graph: &Graph) -> impl PartialEq + std::fmt::Debug + use<> {
+        let nodes: Vec<_> = graph.nodes.iter().map(|n| (n.id.clone(), n.activity, n.degree)).collect();
+        let edges = graph.edges.clone();
+        let springs = graph.springs.clone();
+        (nodes, edges, springs, graph.total_nodes, graph.total_edges, graph.from_secs, graph.to_secs)
+    }
+
+    #[test]
+    fn counting_on_matches_counting_afresh() {
+        // Hubs, self-transfers, every kind of edge, quiet spells (the window empties)
+        // and a ring shorter than the widest window (events leave it before the window).
+        let mut stream = 0x5EEDu64;
+        let mut next = move |n: u64| {
+            stream = stream.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (stream >> 33) % n
+        };
+        let mut all = Vec::new();
+        let mut secs = 0.0;
+        for seq in 0..6_000 {
+            secs += if seq % 1_000 == 999 { 400.0 } else { 0.05 * next(4) as f64 };
+            let actor = format!("p{}", next(30).min(next(30)));
+            let other = format!("p{}", next(30));
+            let tool = format!("t{}", next(50).min(next(50)));
+            let kind = match next(6) {
+                0 => scrip(&other, 1 + next(20)),
+                1 => EventKind::ResourceTransfer { to: id(&other), resource: "cpu".into(), amount: next(5) },
+                2 => EventKind::OwnershipTransfer { artifact: id(&tool), to: id(&other), disk_bytes: 0 },
+                3 => EventKind::InvokeFailure {
+                    artifact: id(&tool),
+                    method: "run".into(),
+                    depth: 0,
+                    code: crate::kernel::ErrorCode::InsufficientFunds,
+                    cpu_us: 1,
+                },
+                4 => EventKind::Query { results: 1 },
+                _ => scrip(&actor, 3),
+            };
+            all.push(event(seq, secs, &actor, kind));
+        }
+        for window_secs in [10.0, 60.0, 1e6] {
+            let mut tally = Tally::default();
+            let mut ring = VecDeque::new();
+            for batch in all.chunks(137) {
+                ring.extend(batch.iter().cloned());
+                let excess = ring.len().saturating_sub(2_000);
+                ring.drain(..excess);
+                tally.update(&ring, window_secs);
+                assert_eq!(shown(&tally.graph()), shown(&aggregate(&ring, window_secs)), "window {window_secs}");
+            }
+            assert!(tally.live <= tally.ids.len() && tally.counted.len() <= ring.len());
+        }
     }
 
     #[test]
