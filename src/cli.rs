@@ -15,7 +15,7 @@ use agent_ecology::{
         kpis::{KpiSample, Kpis},
     },
     kernel::Event,
-    run::{Report, Simulation, audit},
+    run::{Report, Simulation, audit, write_atomically},
     sandbox::worker::WorkerLimits,
     scene::{Scene, SceneError, ValidScene},
     world::time::SimTime,
@@ -475,15 +475,6 @@ fn tell(args: &ReportArgs) -> Result<()> {
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(())
-}
-
-/// Writes through a temporary file and a rename, so a crash never leaves half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp~");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 fn summary(report: &Report, wall_secs: f64) -> String {

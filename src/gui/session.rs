@@ -38,7 +38,7 @@ use crate::{
         llm::Thoughts,
         query::{self, ArtifactKind},
     },
-    run::Simulation,
+    run::{Simulation, write_atomically},
     scene::{
         Scene,
         raw::InterventionSpec,
@@ -1003,14 +1003,4 @@ pub fn artifact_rows(world: &World) -> Vec<ArtifactRow> {
         });
     }
     rows
-}
-
-/// Writes through a temporary file and a rename, so a crash never leaves half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp~");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

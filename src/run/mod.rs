@@ -25,6 +25,15 @@ use crate::{
     },
 };
 
+/// Writes through a temporary file and a rename, so a crash never leaves half a file.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp~");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// A world built from a scene, ready to step.
 pub struct Simulation {
     app: App,
