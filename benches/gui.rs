@@ -34,7 +34,9 @@
 //!    does weighs on all alike; building each fresh world is counted in all three.
 //!
 //! Criterion times the frames of target 1 (wall time per frame, steady and after an
-//! update, per tab).
+//! update, per tab), and what building the tables of an update costs the world's
+//! thread in a world of 10 000 principals (the speed figures of target 2 come from the
+//! small default scene).
 //!
 //! The app's session answers a tab change with that tab's tables (`Want` and
 //! `Refresh`), which would replace the synthetic ones: after each change the bench
@@ -974,7 +976,54 @@ fn num_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// What publishing costs the world's thread in a big world: the session builds the
+/// principals (and, on the artifacts and network tabs, the artifacts) table at each of
+/// its at most 15 updates a second. A real world of 10 000 principals each owning an
+/// artifact, stepped once so every part exists.
+fn publish_figures(c: &mut Criterion) {
+    const PRINCIPALS: usize = 10_000;
+    let mut text = String::from("Scene(principals: [");
+    for i in 0..PRINCIPALS {
+        text.push_str(&format!("(id: \"p{i:05}\", scrip: {}, disk_bytes: 10000),", 100 + i % 50));
+    }
+    text.push_str("], artifacts: [");
+    for i in 0..PRINCIPALS {
+        text.push_str(&format!("(id: \"a{i:05}\", owner: \"p{i:05}\", content: \"notes\"),"));
+    }
+    text.push_str("])");
+    let scene = Scene::from_ron_str("big", &text).unwrap();
+    let mut sim = agent_ecology::run::Simulation::new(&scene, None).unwrap();
+    sim.step();
+    let world = sim.world();
+    let mut group = c.benchmark_group("gui publish");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    let time = |f: &dyn Fn() -> usize| {
+        let started = Instant::now();
+        let mut n = 0;
+        for _ in 0..20 {
+            n += black_box(f());
+        }
+        (started.elapsed().as_secs_f64() / 20.0 * 1e3, n / 20)
+    };
+    let (principals_ms, rows) = time(&|| agent_ecology::gui::session::principal_rows(world).len());
+    let (artifacts_ms, artifact_rows) = time(&|| agent_ecology::gui::session::artifact_rows(world).len());
+    eprintln!("== what an update costs the world's thread, {PRINCIPALS} principals each owning an artifact ==");
+    eprintln!(
+        "   principals table ({rows} rows): {principals_ms:.2} ms; artifacts table ({artifact_rows} rows): \
+         {artifacts_ms:.2} ms; at 15 updates/s with both: {:.0} % of one core",
+        (principals_ms + artifacts_ms) * 15.0 / 10.0
+    );
+    group.bench_function("principals table, 10 000 rows", |b| {
+        b.iter(|| agent_ecology::gui::session::principal_rows(world))
+    });
+    group.bench_function("artifacts table, 20 000 rows", |b| {
+        b.iter(|| agent_ecology::gui::session::artifact_rows(world))
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    publish_figures(c);
     speed_figures();
     let data = Synthetic::new();
     let (mut main, mut scrolled) = frame_figures(&data);
