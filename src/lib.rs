@@ -22,6 +22,7 @@
 //! ```
 
 pub mod agents;
+pub mod batch;
 pub mod bridge;
 pub mod economy;
 #[cfg(feature = "gui")]
