@@ -11,7 +11,8 @@
 //!     },
 //!     design: Grid,                           // Zip, Random(n), LatinHypercube(n)
 //!     seeds: Replicates(3),                   // or Seeds([1, 2, 3])
-//!     stop: Steps(600),                       // or Until(600.0)
+//!     stop: Steps(600),                       // or Until(600.0), or
+//!                                             // Kpi(kpi: "frozen_share", above: 0.3, max_steps: 6000)
 //! )
 //! ```
 //!
@@ -81,6 +82,41 @@ pub enum Stop {
     Steps(u64),
     /// Simulated seconds.
     Until(f64),
+    /// At the first health sample where indicator `kpi` (a column of the metrics CSV)
+    /// is above `above` or below `below`, and at `max_steps` at the latest.
+    Kpi {
+        kpi: String,
+        #[serde(default)]
+        above: Option<f64>,
+        #[serde(default)]
+        below: Option<f64>,
+        max_steps: u64,
+    },
+}
+
+impl Stop {
+    /// Whether a run stops at `sample` (for `Kpi`; the others stop by the clock).
+    pub fn reached_by(&self, sample: &crate::economy::kpis::KpiSample) -> bool {
+        let Self::Kpi { kpi, above, below, .. } = self else { return false };
+        let Some(value) = sample.get(kpi) else { return false };
+        above.is_some_and(|a| value > a) || below.is_some_and(|b| value < b)
+    }
+
+    fn check(&self) -> Result<(), SweepError> {
+        if let Self::Kpi { kpi, above, below, .. } = self {
+            let known = crate::economy::kpis::KpiSample::CSV_HEADER.split(',').any(|name| name == kpi);
+            if !known {
+                return Err(SweepError::Design(format!(
+                    "stop: no indicator {kpi:?}; one of {}",
+                    crate::economy::kpis::KpiSample::CSV_HEADER
+                )));
+            }
+            if above.is_none() && below.is_none() {
+                return Err(SweepError::Design(format!("stop: {kpi} needs `above` or `below`")));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A sweep file as written.
@@ -142,6 +178,21 @@ pub struct RunSpec {
 }
 
 impl SweepFile {
+    /// Reads a sweep file and its base scene (`"default"`: the embedded one;
+    /// otherwise a path relative to the sweep file).
+    pub fn load(path: &std::path::Path) -> Result<(Self, Scene), SweepError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SweepError::Scene(format!("cannot read {name}: {e}")))?;
+        let sweep = Self::from_ron_str(&name, &text)?;
+        let scene = if sweep.scene == "default" {
+            Scene::embedded_default()
+        } else {
+            Scene::load(&path.parent().unwrap_or(std::path::Path::new(".")).join(&sweep.scene))
+        }
+        .map_err(|e| SweepError::Scene(e.to_string()))?;
+        Ok((sweep, scene))
+    }
+
     /// Parses sweep text; `name` is what errors call it.
     pub fn from_ron_str(name: &str, text: &str) -> Result<Self, SweepError> {
         let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
@@ -199,6 +250,9 @@ impl SweepFile {
     /// Every run: each point with each seed, points in design order. Each point is
     /// applied to `base` and validated first, so nothing runs if any would fail.
     pub fn runs(&self, base: &Scene) -> Result<Vec<RunSpec>, SweepError> {
+        if let Some(stop) = &self.stop {
+            stop.check()?;
+        }
         let points = self.points()?;
         let seeds = self.seed_list();
         if seeds.is_empty() {
@@ -406,6 +460,35 @@ mod tests {
             let err = file.runs(&base).unwrap_err();
             assert!(err.to_string().contains(path), "{err}");
         }
+    }
+
+    #[test]
+    fn a_kpi_stop_names_a_known_indicator_and_fires_when_crossed() {
+        let base = Scene::embedded_default().unwrap();
+        let bad = sweep(r#"Sweep(scene: "default", stop: Kpi(kpi: "ginny", above: 0.5, max_steps: 100))"#);
+        assert!(bad.runs(&base).unwrap_err().to_string().contains("ginny"));
+        let stop = Stop::Kpi { kpi: "frozen_share".into(), above: Some(0.2), below: None, max_steps: 600 };
+        stop.check().unwrap();
+        let mut sim = crate::run::Simulation::new(&base, None).unwrap();
+        sim.run_steps(600);
+        let kpis = sim.world().resource::<crate::economy::kpis::Kpis>();
+        let first = kpis.series().iter().position(|s| stop.reached_by(s));
+        let at = first.expect("the default scene's frozen share passes 0.2");
+        assert!(kpis.series()[at].frozen_share > 0.2);
+        assert!(kpis.series()[..at].iter().all(|s| s.frozen_share <= 0.2));
+    }
+
+    #[test]
+    fn a_sweep_file_finds_its_scene_next_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.ron"), r#"Scene(principals: [(id: "a", scrip: 5)])"#).unwrap();
+        let path = dir.path().join("sweep.ron");
+        std::fs::write(&path, r#"Sweep(scene: "base.ron", parameters: {"principals.a.scrip": Values([1, 2])})"#)
+            .unwrap();
+        let (sweep, scene) = SweepFile::load(&path).unwrap();
+        assert_eq!(sweep.runs(&scene).unwrap().len(), 2);
+        std::fs::write(&path, r#"Sweep(scene: "missing.ron")"#).unwrap();
+        assert!(SweepFile::load(&path).unwrap_err().to_string().contains("missing.ron"));
     }
 
     #[test]

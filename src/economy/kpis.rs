@@ -68,6 +68,12 @@ impl KpiSample {
         recovery_rate,specialisation,coordination_density,frozen_share,scrip_supply,minted_total,agents,\
         frozen_agents,artifacts,invocations";
 
+    /// An indicator by its column name in [`KpiSample::CSV_HEADER`] (`None`: no such
+    /// column, or undefined in this sample).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        serde_json::to_value(self).ok()?.get(name)?.as_f64()
+    }
+
     /// The sample as a CSV row (an indicator that is undefined is an empty cell).
     pub fn csv_row(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
