@@ -76,6 +76,13 @@ pub enum Speed {
     Max,
 }
 
+impl Default for Speed {
+    /// Slow enough to watch.
+    fn default() -> Self {
+        Self::StepsPerSec(20.0)
+    }
+}
+
 /// What the window can ask of the world.
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -113,7 +120,7 @@ pub struct Interest {
 }
 
 /// Where the run stands.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Status {
     /// Changes whenever a new world starts (restart, open): the window forgets the
     /// old one's history.
@@ -289,7 +296,7 @@ impl Default for SessionOptions {
             seed: None,
             clock: Some(ClockMode::Realtime),
             bridge: BridgeOptions::default(),
-            speed: Speed::StepsPerSec(20.0),
+            speed: Speed::default(),
             playing: false,
         }
     }
@@ -728,7 +735,7 @@ impl Runner {
             let messages = std::mem::take(&mut self.messages);
             if !messages.is_empty() {
                 let _ = self.updates.send(Update {
-                    status: Status::empty(self.origin.name()),
+                    status: Status { scene: self.origin.name().to_owned(), ..Status::default() },
                     chart: Vec::new(),
                     events: Vec::new(),
                     events_skipped: 0,
@@ -896,34 +903,6 @@ fn step_world(sim: &mut Simulation, history: &mut HashMap<ArtifactId, History>) 
 /// Pretty JSON of the parts the inspector shows as text.
 fn pretty<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
-impl Status {
-    fn empty(scene: &str) -> Self {
-        Self {
-            generation: 0,
-            scene: scene.to_owned(),
-            seed: 0,
-            clock: ClockMode::Realtime,
-            playing: false,
-            speed: Speed::StepsPerSec(20.0),
-            steps: 0,
-            now_secs: 0.0,
-            dt_secs: 1.0,
-            steps_per_sec: 0.0,
-            events_per_sec: 0.0,
-            events_total: 0,
-            principals: 0,
-            artifacts: 0,
-            mint_next_at_secs: 0.0,
-            mint_open_bids: 0,
-            mint_period_secs: 0.0,
-            llm_in_flight: 0,
-            llm_cost_micro_usd: 0,
-            interventions_by_hand: 0,
-            fatal: None,
-        }
-    }
 }
 
 /// The principals of the world, in creation order (the world's machinery left out).

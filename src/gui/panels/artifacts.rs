@@ -91,13 +91,7 @@ impl ArtifactsPanel {
         self.controls_ui(ui, model);
         self.refresh(model);
         ui.separator();
-        egui::ScrollArea::horizontal().id_salt("artifacts_hscroll").show(ui, |ui| {
-            ui.scope(|ui| {
-                // Labels must not take the clicks that select a row.
-                ui.style_mut().interaction.selectable_labels = false;
-                self.table_ui(ui, model, outbox);
-            });
-        });
+        super::clickable_table_ui(ui, "artifacts_hscroll", |ui| self.table_ui(ui, model, outbox));
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui, model: &Model) {

@@ -258,18 +258,10 @@ mod tests {
             steps: 10,
             now_secs: 130.0,
             dt_secs: 1.0,
-            steps_per_sec: 0.0,
-            events_per_sec: 0.0,
-            events_total: 0,
-            principals: 0,
-            artifacts: 0,
             mint_next_at_secs: 150.0,
             mint_open_bids: 3,
             mint_period_secs: 60.0,
-            llm_in_flight: 0,
-            llm_cost_micro_usd: 0,
-            interventions_by_hand: 0,
-            fatal: None,
+            ..Status::default()
         }
     }
 

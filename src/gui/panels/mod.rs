@@ -32,6 +32,17 @@ impl Outbox {
     }
 }
 
+/// A table whose rows are selected by clicking: in a horizontal scroll area (it may
+/// be wider than the panel), with labels that do not take the row's clicks.
+pub fn clickable_table_ui(ui: &mut egui::Ui, id_salt: &str, add_table: impl FnOnce(&mut egui::Ui)) {
+    egui::ScrollArea::horizontal().id_salt(id_salt).show(ui, |ui| {
+        ui.scope(|ui| {
+            ui.style_mut().interaction.selectable_labels = false;
+            add_table(ui);
+        });
+    });
+}
+
 /// Formats micro-dollars as dollars.
 pub fn usd(micro: u64) -> String {
     format!("${:.4}", micro as f64 / 1e6)

@@ -114,13 +114,7 @@ impl PrincipalsPanel {
         self.refresh(model);
         ui.separator();
         // Rate limits add a column each, so the table may be wider than the panel.
-        egui::ScrollArea::horizontal().id_salt("principals_hscroll").show(ui, |ui| {
-            ui.scope(|ui| {
-                // Labels must not take the clicks that select a row.
-                ui.style_mut().interaction.selectable_labels = false;
-                self.table_ui(ui, model, outbox);
-            });
-        });
+        super::clickable_table_ui(ui, "principals_hscroll", |ui| self.table_ui(ui, model, outbox));
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui, model: &Model) {
