@@ -45,7 +45,7 @@ impl ClockMode {
 }
 
 /// An OpenAI-compatible server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     /// Up to and including the version, e.g. `https://api.openai.com/v1`;
     /// `/chat/completions` is appended.
@@ -59,7 +59,7 @@ pub struct Endpoint {
 }
 
 /// A model a world may think with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Model {
     /// Which endpoint serves it.
     pub endpoint: String,
@@ -81,7 +81,7 @@ impl Model {
 }
 
 /// How failed attempts are retried: exponential backoff with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
@@ -106,7 +106,7 @@ impl RetryPolicy {
 }
 
 /// The world's language models.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmConfig {
     pub clock: ClockMode,
     /// Endpoints by name: the presets, then the scene's.

@@ -244,6 +244,74 @@ impl LlmBridge {
     }
 }
 
+/// An answer in hand, as a checkpoint keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AnswerState {
+    answer: Option<client::Answer>,
+    failure: Option<(FailureKind, String)>,
+    latency_ms: u64,
+    attempts: u32,
+}
+
+/// What a checkpoint keeps of the bridge: how often each request body was asked for
+/// (the recording's keys go on from there), and the answers to the calls in flight.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct BridgeState {
+    occurrences: BTreeMap<String, u32>,
+    answers: BTreeMap<u64, AnswerState>,
+}
+
+impl LlmBridge {
+    /// Waits until every call in flight has its answer (kept, to be collected as
+    /// usual), so that a checkpoint can carry the answers instead of the calls.
+    pub(crate) fn wait_in_flight(&mut self) {
+        while !self.in_flight.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some((done, finished)) => self.arrived(done, finished),
+                None => break,
+            }
+        }
+    }
+
+    /// The state a checkpoint keeps; call [`LlmBridge::wait_in_flight`] first.
+    pub(crate) fn state(&self) -> BridgeState {
+        let answers = self
+            .ready
+            .iter()
+            .map(|(&id, finished)| {
+                let (answer, failure) = match &finished.outcome {
+                    Ok(answer) => (Some(answer.clone()), None),
+                    Err(failure) => (None, Some((failure.kind, failure.message.clone()))),
+                };
+                (id, AnswerState { answer, failure, latency_ms: finished.latency_ms, attempts: finished.attempts })
+            })
+            .collect();
+        let occurrences = self.occurrences.iter().map(|(hash, n)| (hash.clone(), *n)).collect();
+        BridgeState { occurrences, answers }
+    }
+
+    /// Takes over what a checkpoint kept: counts of requests, and answers in hand.
+    pub(crate) fn restore(&mut self, state: BridgeState) {
+        self.occurrences = state.occurrences.into_iter().collect();
+        for (id, kept) in state.answers {
+            let outcome = match (kept.answer, kept.failure) {
+                (Some(answer), _) => Ok(answer),
+                (None, Some((kind, message))) => Err(client::Failure { kind, message }),
+                (None, None) => Err(client::Failure { kind: FailureKind::Cancelled, message: "lost".into() }),
+            };
+            self.ready.insert(id, Finished { outcome, latency_ms: kept.latency_ms, attempts: kept.attempts, raw: None });
+        }
+    }
+
+    /// Moves what this bridge carries over between runs (counts and answers in hand)
+    /// to `other`, a bridge with other options.
+    pub(crate) fn hand_over(&mut self, other: &mut LlmBridge) {
+        self.wait_in_flight();
+        other.occurrences = std::mem::take(&mut self.occurrences);
+        other.ready = std::mem::take(&mut self.ready);
+    }
+}
+
 /// One call: from the recording if it may be served from there, else from the model
 /// (and then recorded).
 async fn complete(

@@ -97,7 +97,7 @@ impl Debt {
 }
 
 /// Debts by due time, so defaults are found without scanning every note.
-#[derive(Resource, Debug, Clone, Default, Serialize)]
+#[derive(Resource, Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Debts {
     next: u64,
     due: BTreeSet<(SimTime, ArtifactId)>,

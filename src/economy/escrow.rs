@@ -28,13 +28,13 @@ use crate::{
 };
 
 /// What is for sale, by artifact.
-#[derive(Resource, Debug, Clone, Default, Serialize)]
+#[derive(Resource, Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Escrow {
     listings: BTreeMap<ArtifactId, Listing>,
 }
 
 /// One artifact for sale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listing {
     pub seller: ArtifactId,
     pub price: u64,

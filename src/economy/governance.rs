@@ -46,13 +46,13 @@ impl Commons {
 }
 
 /// Every proposal, open or closed.
-#[derive(Resource, Debug, Clone, Default, Serialize)]
+#[derive(Resource, Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Governance {
     next: u64,
     proposals: BTreeMap<String, Proposal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     pub id: String,
     pub commons: ArtifactId,
@@ -66,7 +66,7 @@ pub struct Proposal {
     pub outcome: Option<Outcome>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub passed: bool,
     pub yes: u64,

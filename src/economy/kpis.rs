@@ -101,7 +101,7 @@ impl KpiSample {
 }
 
 /// The counters at one sample, for the rolling indicators.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Mark {
     at: SimTime,
     scrip_moved: u64,
@@ -110,7 +110,7 @@ struct Mark {
 }
 
 /// The samples taken so far.
-#[derive(Resource, Debug, Clone, Serialize)]
+#[derive(Resource, Debug, Clone, Serialize, Deserialize)]
 pub struct Kpis {
     series: Vec<KpiSample>,
     /// Counters at past samples, reaching back one window (and the start of the run).

@@ -44,12 +44,13 @@ use crate::{
 const HISTORY: usize = 20;
 
 /// The mint's state: sealed bids and what it has scored.
-#[derive(Resource, Debug, Clone, Default, Serialize)]
+#[derive(Resource, Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Mint {
     /// When the next auction resolves; `None` until the first (the scene's
     /// `first_at`).
     next_at: Option<SimTime>,
     /// By (artifact, bidder).
+    #[serde(with = "crate::world::pairs")]
     bids: BTreeMap<(ArtifactId, ArtifactId), Bid>,
     /// Orders bids for ties: a lower number was placed (or last raised) earlier.
     next_seq: u64,
@@ -64,7 +65,7 @@ pub struct Mint {
     ubi_order: UbiOrder,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Bid {
     amount: u64,
     seq: u64,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bevy_ecs::prelude::*;
 use bevy_platform::collections::HashSet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::world::{components::Loop, ids::ArtifactId};
 
@@ -99,6 +99,54 @@ impl Activity {
     }
 }
 
+/// What a checkpoint keeps of [`Activity`]: its pairs by id, not by entity.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ActivityState<'a> {
+    scrip_moved: u64,
+    freezes: u64,
+    thaws: u64,
+    rescues: u64,
+    agent_pairs: Vec<(ArtifactId, ArtifactId)>,
+    calls: std::borrow::Cow<'a, BTreeMap<ArtifactId, BTreeSet<ArtifactId>>>,
+}
+
+impl Activity {
+    pub(crate) fn state(&self, world: &World) -> ActivityState<'_> {
+        let id = |e: Entity| world.get::<ArtifactId>(e).cloned();
+        let mut agent_pairs: Vec<(ArtifactId, ArtifactId)> =
+            self.agent_pairs.iter().filter_map(|&(a, b)| Some((id(a)?, id(b)?))).collect();
+        agent_pairs.sort();
+        ActivityState {
+            scrip_moved: self.scrip_moved,
+            freezes: self.freezes,
+            thaws: self.thaws,
+            rescues: self.rescues,
+            agent_pairs,
+            calls: std::borrow::Cow::Borrowed(&self.calls),
+        }
+    }
+
+    /// The counters a checkpoint kept, with pairs found again in `world`.
+    pub(crate) fn from_state(state: ActivityState<'_>, world: &World) -> Result<Self, String> {
+        let entity = |id: &ArtifactId| {
+            crate::world::ids::lookup(world, id.as_str()).ok_or(format!("agent {id} of a pair is not in the world"))
+        };
+        let mut agent_pairs = HashSet::default();
+        for (a, b) in &state.agent_pairs {
+            let (a, b) = (entity(a)?, entity(b)?);
+            agent_pairs.insert(if a < b { (a, b) } else { (b, a) });
+        }
+        Ok(Self {
+            scrip_moved: state.scrip_moved,
+            freezes: state.freezes,
+            thaws: state.thaws,
+            rescues: state.rescues,
+            agent_pairs,
+            calls: state.calls.into_owned(),
+        })
+    }
+}
+
 /// Whether an entity runs a loop (is an agent).
 pub(crate) fn is_agent(world: &World, entity: Entity) -> bool {
     world.get::<Loop>(entity).is_some()
@@ -107,7 +155,7 @@ pub(crate) fn is_agent(world: &World, entity: Entity) -> bool {
 /// What kind of thing an action did, for telling agents' habits apart. The world's
 /// services are invoked like any artifact, but using the mint is a different habit
 /// from using a tool, so each service is a kind of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Habit {
     Read,
@@ -131,7 +179,7 @@ impl Habit {
 }
 
 /// How often a principal did each kind of thing. Added on its first action.
-#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Habits(pub(crate) [u32; Habit::COUNT]);
 
 impl Habits {

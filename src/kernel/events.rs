@@ -5,7 +5,9 @@
 //! JSON line to a sink, counts events by type, and folds each event into a running
 //! digest — so the run's checksum covers the *whole* log even after the ring has
 //! forgotten the oldest events. The digest hashes a compact binary encoding (postcard),
-//! not JSON, because it runs on the hot path of every kernel operation.
+//! not JSON, because it runs on the hot path of every kernel operation. It is a chain
+//! (each event is hashed together with the digest before it) rather than a streaming
+//! hasher, so that all of it is one `u128` a checkpoint can carry.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -14,7 +16,7 @@ use std::{
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::{ErrorCode, actions::ActionKind};
 use crate::economy::{
@@ -289,7 +291,8 @@ pub struct EventLog {
     capacity: usize,
     next_seq: u64,
     by_type: Vec<u64>,
-    digest: Box<Xxh3>,
+    /// The chain over every event so far (0 before the first).
+    digest: u128,
     scratch: Vec<u8>,
     sink: Option<Box<dyn Write + Send + Sync>>,
     sink_error: Option<io::Error>,
@@ -308,7 +311,7 @@ impl EventLog {
             capacity: capacity.max(1),
             next_seq: 1,
             by_type: vec![0; EventKind::TYPES.len()],
-            digest: Box::new(Xxh3::new()),
+            digest: 0,
             scratch: Vec::with_capacity(256),
             sink: None,
             sink_error: None,
@@ -342,18 +345,23 @@ impl EventLog {
     }
 
     fn fold_into_digest(&mut self, event: &Event) {
-        let buf = std::mem::take(&mut self.scratch);
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(&self.digest.to_le_bytes());
         let key = (event.seq, event.time, &event.actor, &event.kind);
-        match postcard::to_extend(&key, buf) {
-            Ok(mut buf) => {
-                self.digest.update(&buf);
-                buf.clear();
-                self.scratch = buf;
-            }
+        let mut buf = match postcard::to_extend(&key, buf) {
+            Ok(buf) => buf,
             // Every event type is plain data; an encoding failure would be a bug in
             // this module, and hashing the JSON keeps the digest total regardless.
-            Err(_) => self.digest.update(serde_json::to_string(event).unwrap_or_default().as_bytes()),
-        }
+            Err(_) => {
+                let mut buf = self.digest.to_le_bytes().to_vec();
+                buf.extend_from_slice(serde_json::to_string(event).unwrap_or_default().as_bytes());
+                buf
+            }
+        };
+        self.digest = xxh3_128(&buf);
+        buf.clear();
+        self.scratch = buf;
     }
 
     /// Events still in memory, oldest first.
@@ -385,7 +393,7 @@ impl EventLog {
 
     /// Digest of every event appended so far.
     pub fn digest(&self) -> u128 {
-        self.digest.digest128()
+        self.digest
     }
 
     /// Pushes buffered event lines out to the sink.
@@ -405,6 +413,41 @@ impl EventLog {
     /// Takes the first write error the sink hit, if any.
     pub fn take_sink_error(&mut self) -> Option<io::Error> {
         self.sink_error.take()
+    }
+}
+
+/// What a checkpoint keeps of the log: everything but where it streams to.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct LogState<'a> {
+    ring: std::borrow::Cow<'a, VecDeque<Event>>,
+    capacity: usize,
+    next_seq: u64,
+    by_type: BTreeMap<String, u64>,
+    digest: u128,
+}
+
+impl EventLog {
+    pub(crate) fn state(&self) -> LogState<'_> {
+        LogState {
+            ring: std::borrow::Cow::Borrowed(&self.ring),
+            capacity: self.capacity,
+            next_seq: self.next_seq,
+            by_type: self.by_type().into_iter().map(|(name, n)| (name.to_owned(), n)).collect(),
+            digest: self.digest,
+        }
+    }
+
+    /// The log a checkpoint kept; it streams nowhere until told to.
+    pub(crate) fn from_state(state: LogState<'_>) -> Result<Self, String> {
+        let mut log = Self::with_capacity(state.capacity);
+        for (name, n) in state.by_type {
+            let index = EventKind::TYPES.iter().position(|t| *t == name).ok_or(format!("no event type {name:?}"))?;
+            log.by_type[index] = n;
+        }
+        log.ring = state.ring.into_owned();
+        log.next_seq = state.next_seq;
+        log.digest = state.digest;
+        Ok(log)
     }
 }
 

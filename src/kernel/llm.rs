@@ -149,6 +149,71 @@ impl Thoughts {
     }
 }
 
+/// A call in flight as a checkpoint keeps it: by ids, not entities.
+#[derive(Serialize, Deserialize)]
+struct PendingState {
+    request: u64,
+    payer: ArtifactId,
+    caller: ArtifactId,
+    agent: Option<ArtifactId>,
+    model: String,
+    reserved: u64,
+}
+
+/// What a checkpoint keeps of [`Thoughts`].
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ThoughtsState {
+    next_request: u64,
+    pending: Vec<PendingState>,
+    total: LlmUse,
+    by_model: BTreeMap<String, LlmUse>,
+    fatal: Option<String>,
+}
+
+impl Thoughts {
+    pub(crate) fn state(&self, world: &World) -> ThoughtsState {
+        let pending = self
+            .pending
+            .iter()
+            .map(|(&request, p)| PendingState {
+                request,
+                payer: p.payer_id.clone(),
+                caller: p.caller.clone(),
+                agent: p.agent.and_then(|e| world.get::<ArtifactId>(e).cloned()),
+                model: p.model.clone(),
+                reserved: p.reserved,
+            })
+            .collect();
+        ThoughtsState {
+            next_request: self.next_request,
+            pending,
+            total: self.total.clone(),
+            by_model: self.by_model.clone(),
+            fatal: self.fatal.clone(),
+        }
+    }
+
+    /// The calls a checkpoint kept, their payers and agents found again in `world`.
+    pub(crate) fn from_state(state: ThoughtsState, world: &World) -> Result<Self, String> {
+        let entity = |id: &ArtifactId| {
+            crate::world::ids::lookup(world, id.as_str()).ok_or(format!("{id}, who is thinking, is not in the world"))
+        };
+        let mut pending = BTreeMap::new();
+        for p in state.pending {
+            let agent = p.agent.as_ref().map(entity).transpose()?;
+            let call = Pending { payer: entity(&p.payer)?, payer_id: p.payer, caller: p.caller, agent, model: p.model, reserved: p.reserved };
+            pending.insert(p.request, call);
+        }
+        Ok(Self {
+            next_request: state.next_request,
+            pending,
+            total: state.total,
+            by_model: state.by_model,
+            fatal: state.fatal,
+        })
+    }
+}
+
 /// The request id as agents see it.
 fn request_name(id: u64) -> String {
     format!("llm-{id}")

@@ -42,7 +42,7 @@ use crate::world::{
 pub const KERNEL_ID: &str = "kernel";
 
 /// Scrip that exists and where it came from; the ledger must always add up to it.
-#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Supply {
     /// Scrip the scene gave principals at the start.
     pub initial: u64,
@@ -61,13 +61,13 @@ impl Supply {
 
 /// How often each artifact was invoked and how that went: reputation from use
 /// (SPEC §10).
-#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InvocationStats {
     by_artifact: std::collections::BTreeMap<ArtifactId, InvocationCount>,
 }
 
 /// Invocations of one artifact.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InvocationCount {
     /// The code ran and returned a result.
     pub success: u64,
@@ -142,10 +142,25 @@ pub(crate) fn plugin(app: &mut App) {
         .init_resource::<crate::bridge::LlmBridge>()
         .add_message::<intents::Intent>()
         .add_message::<intents::ActionOutcome>()
-        .add_systems(Update, llm::ingest_answers.in_set(StepSystems::Ingest))
+        .add_systems(Update, (enter_sandbox_epoch, llm::ingest_answers).chain().in_set(StepSystems::Ingest))
         .add_systems(Update, intents::execute_intents.in_set(StepSystems::Act))
         .add_systems(Update, events::flush_event_sink.in_set(StepSystems::Record));
     contracts::spawn_builtins(app.world_mut());
+}
+
+/// First of every step: the sandbox replaces its workers when the step begins a new
+/// epoch (see [`Sandbox::enter_epoch`](crate::sandbox::Sandbox::enter_epoch)).
+fn enter_sandbox_epoch(
+    clock: Res<SimClock>,
+    config: Res<crate::world::config::Config>,
+    mut sandbox: ResMut<crate::sandbox::Sandbox>,
+) {
+    sandbox.enter_epoch(sandbox_epoch(&config, clock.now()));
+}
+
+/// The sandbox epoch that time `now` falls in.
+pub fn sandbox_epoch(config: &crate::world::config::Config, now: SimTime) -> u64 {
+    now.millis() / config.sandbox.epoch_ms.max(1)
 }
 
 /// Where a kernel operation sits in a chain of code calling code.

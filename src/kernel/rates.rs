@@ -15,7 +15,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use bevy_ecs::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::world::time::SimTime;
 
@@ -33,7 +33,7 @@ pub fn bucket_width(window: SimTime, dt: SimTime) -> SimTime {
 }
 
 /// Usage of one resource over a rolling window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     buckets: Box<[u64]>,
     width_ms: u64,
@@ -140,7 +140,7 @@ impl Window {
 }
 
 /// A principal's windows, by resource. Added the first time it uses a limited rate.
-#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub(crate) windows: BTreeMap<Arc<str>, Window>,
 }

@@ -3,6 +3,7 @@
 //! [`Simulation`] owns the `App`. It is what the CLI, the tests and the benchmarks
 //! drive; the GUI will drive the same thing.
 
+pub mod checkpoint;
 pub mod checksum;
 pub mod report;
 
@@ -11,6 +12,7 @@ use std::io::{self, Write};
 use bevy_app::App;
 use bevy_ecs::prelude::*;
 
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointInfo};
 pub use report::{AuditError, Report, audit};
 
 use crate::{
@@ -112,11 +114,15 @@ impl Simulation {
         self.app.world_mut().write_message(Intent { actor: actor.clone(), action });
     }
 
-    /// How calls to models are recorded or replayed (before the first step). Fails
+    /// How calls to models are recorded or replayed (before the first step, or right
+    /// after restoring a checkpoint). Fails
     /// when the options cannot work (replaying from a directory that is not there).
     pub fn use_bridge(&mut self, options: BridgeOptions) -> Result<(), String> {
-        let bridge = LlmBridge::new(options);
+        let mut bridge = LlmBridge::new(options);
         bridge.check_options()?;
+        // A restored world's bridge carries the recording's request counts and the
+        // answers it has in hand; they go on in the new one.
+        self.app.world_mut().resource_mut::<LlmBridge>().hand_over(&mut bridge);
         self.app.world_mut().insert_resource(bridge);
         Ok(())
     }

@@ -25,13 +25,13 @@ use std::{
 };
 
 use bevy_ecs::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use process::WorkerFailure;
 use process::{WorkerProcess, WorkerSpawn};
 
 /// Settings of the sandbox, from the scene's `config.sandbox`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxConfig {
     /// Lanes (worker processes). Results depend on this number only through memory
     /// measurements, but they do depend on it: keep it fixed across compared runs.
@@ -54,6 +54,9 @@ pub struct SandboxConfig {
     pub max_depth: u32,
     /// Nested contract checks allowed.
     pub max_contract_depth: u32,
+    /// Simulated milliseconds of a sandbox epoch: workers are replaced at the start of
+    /// the first step of every epoch.
+    pub epoch_ms: u64,
 }
 
 impl Default for SandboxConfig {
@@ -69,6 +72,7 @@ impl Default for SandboxConfig {
             instructions_per_cpu_us: 100,
             max_depth: 5,
             max_contract_depth: 10,
+            epoch_ms: 600_000,
         }
     }
 }
@@ -127,6 +131,9 @@ pub struct Sandbox {
     lanes: Vec<Option<WorkerProcess>>,
     pub(crate) active: Option<Chain>,
     next_call: u64,
+    /// The epoch the workers belong to, and the call count when it began.
+    epoch: u64,
+    epoch_first_call: u64,
     stats: SandboxStats,
     show_stderr: bool,
 }
@@ -138,6 +145,8 @@ impl Default for Sandbox {
             lanes: Vec::new(),
             active: None,
             next_call: 0,
+            epoch: 0,
+            epoch_first_call: 0,
             stats: SandboxStats::default(),
             show_stderr: std::env::var_os("ECOLOGY_WORKER_STDERR").is_some(),
         }
@@ -227,6 +236,29 @@ impl Sandbox {
     pub fn shutdown(&mut self) {
         self.end_chain();
         self.lanes.clear();
+    }
+
+    /// Moves the sandbox to `epoch` (simulated time / `epoch_ms`): when that is a new
+    /// one, the workers are replaced.
+    ///
+    /// What a call measures of memory depends on its worker's history (what it
+    /// compiled, when its collector last ran); replacing the workers at fixed points of
+    /// simulated time bounds that history, so a world restored from a checkpoint taken
+    /// at an epoch's start — whose workers are new — measures exactly what the world
+    /// that never stopped does.
+    pub fn enter_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            self.shutdown();
+            self.epoch = epoch;
+            self.epoch_first_call = self.next_call;
+        }
+    }
+
+    /// Whether code that runs from a step at `epoch` on would run on workers without
+    /// history: the sandbox will move to a new epoch first, or has run nothing in this
+    /// one. A checkpoint taken then resumes exactly.
+    pub fn fresh_for(&self, epoch: u64) -> bool {
+        epoch != self.epoch || self.next_call == self.epoch_first_call
     }
 }
 

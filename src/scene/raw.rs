@@ -239,6 +239,10 @@ pub struct SandboxSpec {
     /// Nested contract checks allowed; default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_contract_depth: Option<u32>,
+    /// Simulated seconds between replacements of the workers; default 600. Exact
+    /// checkpoints are taken at these points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_secs: Option<f64>,
 }
 
 /// `defaults: (...)`: what every principal gets unless it says otherwise.

@@ -288,5 +288,6 @@ fn sandbox_spec(sandbox: &crate::sandbox::SandboxConfig) -> SandboxSpec {
         instructions_per_cpu_us: Some(sandbox.instructions_per_cpu_us),
         max_depth: Some(sandbox.max_depth),
         max_contract_depth: Some(sandbox.max_contract_depth),
+        epoch_secs: Some(sandbox.epoch_ms as f64 / 1000.0),
     }
 }

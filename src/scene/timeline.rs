@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use bevy_ecs::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::raw::SystemAct;
@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// One act of an intervention.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InterventionAct {
     /// Perform `action` as principal `actor`.
     As { actor: ArtifactId, action: Action },
@@ -54,14 +54,14 @@ impl InterventionAct {
 }
 
 /// An intervention and when it happens.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduledIntervention {
     pub at: SimTime,
     pub act: InterventionAct,
 }
 
 /// Interventions still to come, and how the past ones went.
-#[derive(Resource, Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Resource, Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     pending: VecDeque<ScheduledIntervention>,
     applied: u64,

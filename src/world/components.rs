@@ -54,7 +54,7 @@ fn json_len<T: Serialize + ?Sized>(value: &T) -> u64 {
 /// `owner` is the principal that may write and delete the artifact, receives its
 /// prices and bears its disk usage. Who created it is informational: the creator is
 /// the first owner, so it is only stored ([`CreatedBy`]) once ownership has moved.
-#[derive(Component, Debug, Clone, PartialEq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Artifact {
     pub(crate) owner: ArtifactId,
     pub(crate) created_at: SimTime,
@@ -66,7 +66,7 @@ pub struct Artifact {
 }
 
 /// The optional, informational parts of an artifact.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactDetails {
     pub(crate) description: String,
     pub(crate) metadata: Metadata,
@@ -111,7 +111,7 @@ impl Artifact {
 
 /// The creator of an artifact that no longer belongs to it. Absent: the owner
 /// created it.
-#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedBy(pub(crate) ArtifactId);
 
 /// Who created the artifact on `entity`.
@@ -127,7 +127,7 @@ pub fn created_by(world: &World, entity: Entity) -> Option<&ArtifactId> {
 /// `disk_quota` is the principal's disk allocation in bytes and `disk_used` the bytes
 /// of the live artifacts it owns; only the free part (`disk_quota - disk_used`) can be
 /// spent on growth or traded away, so `disk_used <= disk_quota` always holds.
-#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[require(Quota, LastAction)]
 pub struct Standing {
     pub(crate) scrip: u64,
@@ -175,7 +175,7 @@ impl Standing {
 
 /// A principal's heartbeat: when it last acted, and how. Public, like the ledger, so
 /// others can tell an idle principal from a busy one.
-#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastAction {
     /// Meaningful only once `action` is set (kept flat: this is on every principal).
     at: SimTime,
@@ -201,7 +201,7 @@ pub type Limits = Arc<BTreeMap<Arc<str>, u64>>;
 
 /// Per-window limits on renewable resources (`cpu`, `llm_tokens`, `llm_calls`, …),
 /// keyed by resource name. A resource without an entry is unlimited.
-#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quota {
     pub(crate) limits: Limits,
 }
@@ -230,7 +230,7 @@ impl Quota {
 }
 
 /// JavaScript code, with the hash under which compiled forms are cached.
-#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[require(Interface)]
 pub struct Executable {
     pub(crate) code: Arc<str>,
@@ -307,7 +307,7 @@ impl Interface {
 
 /// The artifact that answers permission questions about this one. An artifact without
 /// this component is governed by the built-in `freeware` contract.
-#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessContract(pub(crate) ArtifactId);
 
 impl AccessContract {
@@ -337,7 +337,7 @@ pub struct Pricing {
 /// The artifact runs autonomously: it is an agent. Its `step(view)` runs when
 /// `wake_at` comes (every `interval` unless it asks to sleep longer), or earlier
 /// when an event matching `wake_on` happens.
-#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[require(Inbox)]
 pub struct Loop {
     pub(crate) interval: SimTime,
@@ -411,7 +411,7 @@ pub struct EventFilter {
 }
 
 /// What became of an agent's intents, waiting to be shown in its next view.
-#[derive(Component, Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Component, Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inbox(pub(crate) Vec<serde_json::Value>);
 
 impl Inbox {
@@ -421,7 +421,7 @@ impl Inbox {
 }
 
 /// Privileges such as `can_call_llm` and `can_mint`.
-#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities(pub(crate) BTreeSet<String>);
 
 impl Capabilities {
@@ -434,7 +434,7 @@ impl Capabilities {
 }
 
 /// The model a principal thinks with when its requests name none.
-#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelChoice(pub(crate) String);
 
 impl ModelChoice {
@@ -445,7 +445,7 @@ impl ModelChoice {
 
 /// An agent waiting for a language model's answer: it does not step until the answer
 /// is in (it arrives in its inbox, and wakes it).
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Thinking {
     pub(crate) request: u64,
     pub(crate) since: SimTime,
@@ -462,7 +462,7 @@ impl Thinking {
 
 /// A deleted artifact. The entity stays so the id is never reused and history stays
 /// readable; reads and invokes fail with `DELETED`.
-#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {
     pub(crate) deleted_at: SimTime,
     pub(crate) deleted_by: ArtifactId,
@@ -478,7 +478,7 @@ impl Tombstone {
 }
 
 /// A principal that may not act until rescued; it keeps its holdings.
-#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frozen {
     pub(crate) since: SimTime,
     pub(crate) reason: String,
@@ -510,7 +510,7 @@ impl Frozen {
 
 /// One of the world's services: a system artifact whose methods the kernel answers
 /// itself instead of running code. They are invoked like any artifact.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Service {
     /// `kernel_mint`: sealed bids on the mint's auctions.
     Mint,
@@ -528,5 +528,5 @@ pub enum Service {
 
 /// Part of the world's machinery (the `kernel` principal, the built-in contracts):
 /// present in every world, not saved into scenes, excluded from UBI.
-#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct System;

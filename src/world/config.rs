@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use bevy_ecs::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::time::SimTime;
 
@@ -19,7 +19,7 @@ pub const BUILTIN_RATES: &[&str] = &["cpu", "llm_tokens", "llm_calls", "actions"
 pub const BUILTIN_ALLOCATIONS: &[&str] = &["memory"];
 
 /// The configuration of one world.
-#[derive(Resource, Debug, Clone, PartialEq, Serialize)]
+#[derive(Resource, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Seeds [`SimRng`](super::rng::SimRng); `ecology run --seed` overrides it.
     pub seed: u64,
@@ -50,7 +50,7 @@ pub struct Config {
 }
 
 /// The mint's schedule and rules (SPEC §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MintConfig {
     /// When the first auction resolves.
     pub first_at: SimTime,
@@ -70,7 +70,7 @@ impl Default for MintConfig {
 
 /// How often the health indicators are sampled, and over what window the rolling
 /// ones (velocity, recovery rate) are measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KpiConfig {
     pub every_steps: u64,
     pub window: SimTime,
@@ -85,7 +85,7 @@ impl Default for KpiConfig {
 /// When an agent can no longer pay for its next step and is frozen (SPEC §8). It is
 /// frozen when it holds less than either minimum, and thawed by whoever brings it
 /// back to both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreezeRule {
     /// LLM budget below which an agent freezes (default 1: it freezes at zero).
     pub min_llm_budget_micro_usd: u64,
@@ -117,7 +117,7 @@ impl FreezeRule {
 }
 
 /// Default holdings and limits of a principal declared in a scene.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrincipalDefaults {
     pub scrip: u64,
     pub llm_budget_micro_usd: u64,

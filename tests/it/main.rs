@@ -2,6 +2,7 @@
 
 mod agents;
 mod artifacts;
+mod checkpoints;
 mod cli;
 mod determinism;
 mod economy;

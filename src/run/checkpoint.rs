@@ -1,0 +1,395 @@
+//! Checkpoints: the whole state of a running world in one file, so that a long run
+//! survives being stopped and goes on to the same end.
+//!
+//! A checkpoint holds every entity with all its parts, in creation order, and every
+//! resource that is state — clock, random stream, settings, supply, the mint's sealed
+//! bids, listings, debts, proposals, the health series and its marks, rate windows,
+//! inboxes, the intervention timeline, the event ring with its counts and digest,
+//! calls to models with their reservations, and the recording's request counts.
+//! Resources that hold entities keep ids instead. What is not state is rebuilt: the
+//! id index and compiled schemas (by the observers that keep them), the mint's UBI
+//! order, the sandbox and the bridge's runtime.
+//!
+//! Two things outside the world are made to match:
+//! - **calls to models in flight** are waited for before the checkpoint is written and
+//!   their answers kept in it; a restored world collects them in its next step as the
+//!   world that never stopped does (in `lockstep`, a step waits for them anyway);
+//! - **the sandbox's workers** start afresh in a restored world. What a call measures
+//!   of memory depends on its worker's history, so the world replaces its workers at
+//!   every sandbox epoch ([`Sandbox::enter_epoch`]); a checkpoint taken where the next
+//!   step begins an epoch (or before the epoch ran any code) is *exact*.
+//!
+//! The file is a header line of JSON (format, version, what the world is, its checksum,
+//! the length and BLAKE3 digest of the body, and the caller's `plan`) and a body of
+//! JSON. Reading checks the digest, so a truncated or altered file is refused, and a
+//! restored world must have the checksum the header says, so a file that somehow
+//! restores to a different world is refused too. Files are written atomically.
+
+use std::{borrow::Cow, path::Path};
+
+use bevy_app::App;
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Simulation;
+use crate::{
+    EcologyPlugin,
+    bridge::{BridgeState, LlmBridge, config::ClockMode},
+    economy::{
+        debt::{Debt, Debts},
+        escrow::Escrow,
+        governance::{Commons, Governance},
+        kpis::Kpis,
+        mint::Mint,
+    },
+    kernel::{
+        EventLog, InvocationStats, Supply,
+        activity::{Activity, ActivityState, Habits},
+        events::LogState,
+        llm::{Thoughts, ThoughtsState},
+        rates::Usage,
+        sandbox_epoch,
+    },
+    sandbox::Sandbox,
+    scene::Timeline,
+    world::{
+        components::{
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Inbox, Interface, LastAction,
+            Limits, Loop, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
+        },
+        config::Config,
+        ids::{ArtifactId, Ids},
+        rng::SimRng,
+        time::SimClock,
+    },
+};
+
+/// What the first line says a file is.
+const FORMAT: &str = "agent-ecology checkpoint";
+/// The version of the layout; a file of another version is refused.
+pub const VERSION: u32 = 1;
+
+/// Why a checkpoint cannot be read or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot read checkpoint {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path} is not a checkpoint: {why}")]
+    NotACheckpoint { path: String, why: String },
+    #[error("{path} is a checkpoint of version {found}; this build reads version {VERSION}")]
+    Version { path: String, found: u32 },
+    #[error("{path} is corrupt: {why}")]
+    Corrupt { path: String, why: String },
+    #[error("{path}:{line}:{col}: {message}")]
+    Parse { path: String, line: usize, col: usize, message: String },
+    #[error("{path} does not restore: {why}")]
+    Restore { path: String, why: String },
+    #[error("cannot write a checkpoint: {0}")]
+    Write(String),
+}
+
+/// The first line of a checkpoint: what it is, and how to check the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub format: String,
+    pub version: u32,
+    /// The version of the program that wrote it.
+    pub written_by: String,
+    pub scene: String,
+    /// Steps done and the simulated time when it was taken.
+    pub step: u64,
+    pub time_secs: f64,
+    /// The world's checksum; the restored world must have it.
+    pub checksum: String,
+    /// Whether resuming gives exactly the world that never stopped (see the module
+    /// docs): taken at a sandbox epoch, in `lockstep`.
+    pub exact: bool,
+    /// What the caller wants to remember about the run (the command line keeps how
+    /// far to run and where its outputs go).
+    #[serde(default)]
+    pub plan: Value,
+    body_bytes: u64,
+    body_blake3: String,
+}
+
+/// A checkpoint read from a file, ready to restore.
+pub struct Checkpoint {
+    pub info: CheckpointInfo,
+    path: String,
+    state: WorldState<'static>,
+}
+
+/// Limits shared between principals, found again on restore so that a world of many
+/// principals with the same quota holds it once, as the world that was saved did.
+#[derive(Default)]
+struct SharedLimits(std::collections::BTreeSet<Limits>);
+
+impl SharedLimits {
+    fn share(&mut self, quota: Quota) -> Quota {
+        if let Some(shared) = self.0.get(&quota.limits) {
+            return Quota::new(shared.clone());
+        }
+        self.0.insert(quota.limits.clone());
+        quota
+    }
+}
+
+macro_rules! entity_parts {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        /// One entity: its id and each part it has.
+        #[derive(Serialize, Deserialize)]
+        struct EntityRecord<'a> {
+            id: Cow<'a, ArtifactId>,
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            system: bool,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            quota: Option<Cow<'a, Quota>>,
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                $field: Option<Cow<'a, $ty>>,
+            )*
+        }
+
+        impl<'a> EntityRecord<'a> {
+            fn capture(world: &'a World, entity: Entity, id: &'a ArtifactId) -> Self {
+                Self {
+                    id: Cow::Borrowed(id),
+                    system: world.get::<System>(entity).is_some(),
+                    quota: world.get::<Quota>(entity).map(Cow::Borrowed),
+                    $( $field: world.get::<$ty>(entity).map(Cow::Borrowed), )*
+                }
+            }
+
+            /// Spawns the entity with its parts. The parts a part requires are put in
+            /// with their defaults by bevy and replaced by the recorded ones, which
+            /// come after them.
+            fn spawn(self, world: &mut World, limits: &mut SharedLimits) {
+                let mut entity = world.spawn(self.id.into_owned());
+                if self.system {
+                    entity.insert(System);
+                }
+                $( if let Some(part) = self.$field { entity.insert(part.into_owned()); } )*
+                if let Some(quota) = self.quota {
+                    entity.insert(limits.share(quota.into_owned()));
+                }
+            }
+        }
+    };
+}
+
+entity_parts! {
+    artifact: Artifact,
+    created_by: CreatedBy,
+    standing: Standing,
+    last_action: LastAction,
+    usage: Usage,
+    executable: Executable,
+    interface: Interface,
+    contract: AccessContract,
+    pricing: Pricing,
+    looping: Loop,
+    inbox: Inbox,
+    capabilities: Capabilities,
+    model: ModelChoice,
+    thinking: Thinking,
+    tombstone: Tombstone,
+    frozen: Frozen,
+    service: Service,
+    habits: Habits,
+    debt: Debt,
+    commons: Commons,
+}
+
+/// Everything that is state, borrowed from the world when written and owned when read.
+#[derive(Serialize, Deserialize)]
+struct WorldState<'a> {
+    clock: Cow<'a, SimClock>,
+    rng: Cow<'a, SimRng>,
+    config: Cow<'a, Config>,
+    supply: Cow<'a, Supply>,
+    invocations: Cow<'a, InvocationStats>,
+    activity: ActivityState<'a>,
+    mint: Cow<'a, Mint>,
+    escrow: Cow<'a, Escrow>,
+    debts: Cow<'a, Debts>,
+    governance: Cow<'a, Governance>,
+    kpis: Cow<'a, Kpis>,
+    timeline: Cow<'a, Timeline>,
+    thoughts: ThoughtsState,
+    bridge: BridgeState,
+    events: LogState<'a>,
+    /// In creation order.
+    entities: Vec<EntityRecord<'a>>,
+}
+
+impl<'a> WorldState<'a> {
+    fn capture(world: &'a World) -> Self {
+        let entities = world
+            .resource::<Ids>()
+            .in_creation_order()
+            .iter()
+            .filter_map(|&e| world.get::<ArtifactId>(e).map(|id| EntityRecord::capture(world, e, id)))
+            .collect();
+        Self {
+            clock: Cow::Borrowed(world.resource()),
+            rng: Cow::Borrowed(world.resource()),
+            config: Cow::Borrowed(world.resource()),
+            supply: Cow::Borrowed(world.resource()),
+            invocations: Cow::Borrowed(world.resource()),
+            activity: world.resource::<Activity>().state(world),
+            mint: Cow::Borrowed(world.resource()),
+            escrow: Cow::Borrowed(world.resource()),
+            debts: Cow::Borrowed(world.resource()),
+            governance: Cow::Borrowed(world.resource()),
+            kpis: Cow::Borrowed(world.resource()),
+            timeline: Cow::Borrowed(world.resource()),
+            thoughts: world.resource::<Thoughts>().state(world),
+            bridge: world.resource::<LlmBridge>().state(),
+            events: world.resource::<EventLog>().state(),
+            entities,
+        }
+    }
+
+    /// Puts this state into `world`, a world with the ecology plugins and nothing else.
+    fn restore(self, world: &mut World) -> Result<(), String> {
+        // A new world starts with the world's machinery; the checkpoint holds it as it
+        // was, in its place in creation order.
+        let machinery: Vec<Entity> = world.query_filtered::<Entity, With<ArtifactId>>().iter(world).collect();
+        for entity in machinery {
+            world.despawn(entity);
+        }
+        world.insert_resource(self.clock.into_owned());
+        world.insert_resource(self.rng.into_owned());
+        world.insert_resource(self.config.into_owned());
+        world.insert_resource(self.supply.into_owned());
+        world.insert_resource(self.invocations.into_owned());
+        world.insert_resource(self.mint.into_owned());
+        world.insert_resource(self.escrow.into_owned());
+        world.insert_resource(self.debts.into_owned());
+        world.insert_resource(self.governance.into_owned());
+        world.insert_resource(self.kpis.into_owned());
+        world.insert_resource(self.timeline.into_owned());
+        world.insert_resource(EventLog::from_state(self.events)?);
+        let mut limits = SharedLimits::default();
+        for record in self.entities {
+            record.spawn(world, &mut limits);
+        }
+        let activity = Activity::from_state(self.activity, world)?;
+        world.insert_resource(activity);
+        let thoughts = Thoughts::from_state(self.thoughts, world)?;
+        world.insert_resource(thoughts);
+        world.resource_mut::<LlmBridge>().restore(self.bridge);
+        Ok(())
+    }
+}
+
+impl Simulation {
+    /// Whether a checkpoint taken now would resume exactly (see the module docs).
+    pub fn at_exact_point(&self) -> bool {
+        let world = self.world();
+        let config = world.resource::<Config>();
+        let epoch = sandbox_epoch(config, world.resource::<SimClock>().now());
+        config.llm.clock == ClockMode::Lockstep && world.resource::<Sandbox>().fresh_for(epoch)
+    }
+
+    /// The world as a checkpoint file's bytes, with `plan` in its header. Calls to
+    /// models in flight are waited for first (their answers go in the checkpoint).
+    pub fn checkpoint(&mut self, plan: Value) -> Result<Vec<u8>, CheckpointError> {
+        self.world_mut().resource_mut::<LlmBridge>().wait_in_flight();
+        let exact = self.at_exact_point();
+        let world = self.world();
+        let body = serde_json::to_vec(&WorldState::capture(world)).map_err(|e| CheckpointError::Write(e.to_string()))?;
+        let clock = world.resource::<SimClock>();
+        let info = CheckpointInfo {
+            format: FORMAT.into(),
+            version: VERSION,
+            written_by: env!("CARGO_PKG_VERSION").into(),
+            scene: self.scene_name().to_owned(),
+            step: clock.step(),
+            time_secs: clock.now().as_secs_f64(),
+            checksum: self.checksum(),
+            exact,
+            plan,
+            body_bytes: body.len() as u64,
+            body_blake3: blake3::hash(&body).to_hex().to_string(),
+        };
+        let mut bytes = serde_json::to_vec(&info).map_err(|e| CheckpointError::Write(e.to_string()))?;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&body);
+        Ok(bytes)
+    }
+
+    /// Writes a checkpoint to `path` atomically (see [`Simulation::checkpoint`]).
+    pub fn write_checkpoint(&mut self, path: &Path, plan: Value) -> Result<CheckpointInfo, CheckpointError> {
+        let bytes = self.checkpoint(plan)?;
+        super::write_atomically(path, &bytes)
+            .map_err(|e| CheckpointError::Write(format!("{}: {e}", path.display())))?;
+        let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+        serde_json::from_slice(header).map_err(|e| CheckpointError::Write(e.to_string()))
+    }
+
+    /// The world a checkpoint holds, ready to step on. Its calls to models go through a
+    /// bridge without a recording until [`Simulation::use_bridge`] says otherwise.
+    pub fn from_checkpoint(checkpoint: Checkpoint) -> Result<Self, CheckpointError> {
+        let Checkpoint { info, path, state } = checkpoint;
+        let mut app = App::new();
+        app.add_plugins(EcologyPlugin);
+        app.finish();
+        app.cleanup();
+        state.restore(app.world_mut()).map_err(|why| CheckpointError::Restore { path: path.clone(), why })?;
+        let sim = Self { app, scene_name: info.scene.clone() };
+        let checksum = sim.checksum();
+        if checksum != info.checksum {
+            return Err(CheckpointError::Restore {
+                path,
+                why: format!("the restored world's checksum is {checksum}, not the {} it was saved with", info.checksum),
+            });
+        }
+        Ok(sim)
+    }
+}
+
+impl Checkpoint {
+    /// Reads and checks a checkpoint file.
+    pub fn read(path: &Path) -> Result<Self, CheckpointError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: name.clone(), source })?;
+        Self::from_bytes(&name, &bytes)
+    }
+
+    /// Checks and parses a checkpoint's bytes; `name` is what errors call it.
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let not = |why: &str| CheckpointError::NotACheckpoint { path: name.to_owned(), why: why.to_owned() };
+        let corrupt = |why: String| CheckpointError::Corrupt { path: name.to_owned(), why };
+        let split = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| not("it has no header line"))?;
+        let (head, body) = (&bytes[..split], &bytes[split + 1..]);
+        let header: Value = serde_json::from_slice(head).map_err(|_| not("its first line is not a checkpoint header"))?;
+        if header.get("format").and_then(Value::as_str) != Some(FORMAT) {
+            return Err(not("its first line is not a checkpoint header"));
+        }
+        let found = header.get("version").and_then(Value::as_u64).unwrap_or(0);
+        if found != u64::from(VERSION) {
+            return Err(CheckpointError::Version { path: name.to_owned(), found: found as u32 });
+        }
+        let info: CheckpointInfo =
+            serde_json::from_value(header).map_err(|e| corrupt(format!("its header is incomplete: {e}")))?;
+        if body.len() as u64 != info.body_bytes {
+            return Err(corrupt(format!(
+                "it holds {} bytes after its header where {} were written (truncated?)",
+                body.len(),
+                info.body_bytes
+            )));
+        }
+        if blake3::hash(body).to_hex().as_str() != info.body_blake3 {
+            return Err(corrupt("its contents do not match the digest in its header (altered or damaged)".into()));
+        }
+        let state: WorldState<'static> = serde_json::from_slice(body).map_err(|e| CheckpointError::Parse {
+            path: name.to_owned(),
+            line: e.line() + 1,
+            col: e.column(),
+            message: e.to_string(),
+        })?;
+        Ok(Self { info, path: name.to_owned(), state })
+    }
+}
