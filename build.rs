@@ -1,5 +1,6 @@
 //! Compiles everything under `assets/` into the binary, so the embedded default scene
-//! (and any scene naming `assets/...` files) works without the source tree.
+//! (and any scene naming `assets/...` files) works without the source tree, and notes
+//! the git commit it was built from.
 
 use std::{env, fmt::Write as _, fs, path::Path};
 
@@ -31,4 +32,21 @@ fn main() {
     code.push_str("];\n");
     let out = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("assets.rs");
     fs::write(out, code).expect("OUT_DIR is writable");
+    git_commit();
+}
+
+/// The commit the build comes from, for the manifests of batch runs; nothing when
+/// this is not a git checkout (a crate from a registry, a tarball).
+fn git_commit() {
+    let Ok(output) = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output() else { return };
+    let commit = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if output.status.success() && commit.len() == 40 {
+        println!("cargo::rustc-env=ECOLOGY_GIT_COMMIT={commit}");
+        if let Ok(head) = fs::read_to_string(".git/HEAD")
+            && let Some(reference) = head.trim().strip_prefix("ref: ")
+        {
+            println!("cargo::rerun-if-changed=.git/{reference}");
+        }
+        println!("cargo::rerun-if-changed=.git/HEAD");
+    }
 }

@@ -22,8 +22,9 @@
 //! any run starts, so a bad path or value fails at once, naming the path.
 //!
 //! Expansion is deterministic: the random designs draw from a stream seeded by the
-//! sweep's `sample_seed`, and each run's id is a hash of the base scene, its point and
-//! its seed, stable across machines and re-runs.
+//! sweep's `sample_seed`, and each run's id is a hash of the base scene's world (its
+//! checksum before the first step, which covers the code its files hold), its point
+//! and its seed, stable across machines and re-runs.
 
 use std::collections::BTreeMap;
 
@@ -167,10 +168,12 @@ impl SweepError {
 }
 
 /// One run of a sweep: a parameter point and a seed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// Stable: a hash of the base scene, the point and the seed.
     pub run_id: String,
+    /// Place in the sweep's list of runs (what shards slice and outputs are ordered by).
+    pub index: usize,
     /// Index of the point in the design (runs of one point share it).
     pub point_index: usize,
     pub point: BTreeMap<String, Value>,
@@ -258,13 +261,16 @@ impl SweepFile {
         if seeds.is_empty() {
             return Err(SweepError::Design("no seeds to run".into()));
         }
-        let base_text = base.to_ron_string().map_err(|e| SweepError::Scene(e.to_string()))?;
+        let base_world = crate::run::Simulation::new(base, None).map_err(|e| SweepError::Scene(e.to_string()))?;
+        let base_digest = base_world.checksum();
+        drop(base_world);
         let mut runs = Vec::with_capacity(points.len() * seeds.len());
         for (point_index, point) in points.into_iter().enumerate() {
             apply(base, &point)?.validate().map_err(|e| SweepError::Scene(format!("at point {point:?}: {e}")))?;
             for &seed in &seeds {
                 runs.push(RunSpec {
-                    run_id: run_id(&base_text, &point, seed),
+                    run_id: run_id(&base_digest, &point, seed),
+                    index: runs.len(),
                     point_index,
                     point: point.clone(),
                     seed,
@@ -352,6 +358,13 @@ fn run_id(base: &str, point: &BTreeMap<String, Value>, seed: u64) -> String {
     hasher.update(serde_json::to_string(point).unwrap_or_default().as_bytes());
     hasher.update(&seed.to_le_bytes());
     hasher.finalize().to_hex()[..16].to_owned()
+}
+
+/// The scene of run `spec`: `base` with its point set, validated, with its seed.
+pub fn scene_for(base: &Scene, spec: &RunSpec) -> Result<crate::scene::ValidScene, SweepError> {
+    let mut valid = apply(base, &spec.point)?.validate().map_err(|e| SweepError::Scene(e.to_string()))?;
+    valid.config.seed = spec.seed;
+    Ok(valid)
 }
 
 /// `base` with every parameter of `point` set.

@@ -299,7 +299,8 @@ impl LlmBridge {
                 (None, Some((kind, message))) => Err(client::Failure { kind, message }),
                 (None, None) => Err(client::Failure { kind: FailureKind::Cancelled, message: "lost".into() }),
             };
-            self.ready.insert(id, Finished { outcome, latency_ms: kept.latency_ms, attempts: kept.attempts, raw: None });
+            self.ready
+                .insert(id, Finished { outcome, latency_ms: kept.latency_ms, attempts: kept.attempts, raw: None });
         }
     }
 

@@ -132,6 +132,20 @@ impl Kpis {
         self.series.last()
     }
 
+    /// The series as CSV with a header row, ending with `last` (the final state) if
+    /// the last sample is older.
+    pub fn csv(&self, last: &KpiSample) -> String {
+        let mut csv = String::with_capacity(160 * (self.series.len() + 2));
+        csv.push_str(KpiSample::CSV_HEADER);
+        csv.push('\n');
+        for sample in self.series.iter().chain((self.series.last().is_none_or(|s| s.step != last.step)).then_some(last))
+        {
+            csv.push_str(&sample.csv_row());
+            csv.push('\n');
+        }
+        csv
+    }
+
     /// The counters as they were one window before `now` (or at the start).
     fn baseline(&self, now: SimTime, window: SimTime) -> Mark {
         let from = now.millis().saturating_sub(window.millis());

@@ -201,7 +201,14 @@ impl Thoughts {
         let mut pending = BTreeMap::new();
         for p in state.pending {
             let agent = p.agent.as_ref().map(entity).transpose()?;
-            let call = Pending { payer: entity(&p.payer)?, payer_id: p.payer, caller: p.caller, agent, model: p.model, reserved: p.reserved };
+            let call = Pending {
+                payer: entity(&p.payer)?,
+                payer_id: p.payer,
+                caller: p.caller,
+                agent,
+                model: p.model,
+                reserved: p.reserved,
+            };
             pending.insert(p.request, call);
         }
         Ok(Self {

@@ -299,7 +299,8 @@ impl Simulation {
         self.world_mut().resource_mut::<LlmBridge>().wait_in_flight();
         let exact = self.at_exact_point();
         let world = self.world();
-        let body = serde_json::to_vec(&WorldState::capture(world)).map_err(|e| CheckpointError::Write(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&WorldState::capture(world)).map_err(|e| CheckpointError::Write(e.to_string()))?;
         let clock = world.resource::<SimClock>();
         let info = CheckpointInfo {
             format: FORMAT.into(),
@@ -343,7 +344,10 @@ impl Simulation {
         if checksum != info.checksum {
             return Err(CheckpointError::Restore {
                 path,
-                why: format!("the restored world's checksum is {checksum}, not the {} it was saved with", info.checksum),
+                why: format!(
+                    "the restored world's checksum is {checksum}, not the {} it was saved with",
+                    info.checksum
+                ),
             });
         }
         Ok(sim)
@@ -364,7 +368,8 @@ impl Checkpoint {
         let corrupt = |why: String| CheckpointError::Corrupt { path: name.to_owned(), why };
         let split = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| not("it has no header line"))?;
         let (head, body) = (&bytes[..split], &bytes[split + 1..]);
-        let header: Value = serde_json::from_slice(head).map_err(|_| not("its first line is not a checkpoint header"))?;
+        let header: Value =
+            serde_json::from_slice(head).map_err(|_| not("its first line is not a checkpoint header"))?;
         if header.get("format").and_then(Value::as_str) != Some(FORMAT) {
             return Err(not("its first line is not a checkpoint header"));
         }

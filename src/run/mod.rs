@@ -36,6 +36,56 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> 
     std::fs::rename(&tmp, path)
 }
 
+/// Opens the event stream a run wrote before it was stopped, to write on from a
+/// checkpoint taken after `events` events: the file is cut after its `events`-th line
+/// (what it holds beyond that was written after the checkpoint, and will be written
+/// again) and opened for appending. Fails if it holds fewer lines than that.
+pub fn continue_event_stream(path: &std::path::Path, events: u64) -> io::Result<std::fs::File> {
+    use std::io::{BufRead, Seek};
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let mut reader = io::BufReader::with_capacity(1 << 16, &mut file);
+    let (mut lines, mut offset) = (0u64, 0u64);
+    let mut line = Vec::new();
+    while lines < events {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("it holds {lines} whole events; the checkpoint was taken after {events}"),
+            ));
+        }
+        lines += 1;
+        offset += read as u64;
+    }
+    drop(reader);
+    file.set_len(offset)?;
+    file.seek(io::SeekFrom::End(0))?;
+    Ok(file)
+}
+
+/// Whether a checkpoint is due after a step that moved the clock from `before` to
+/// `now`: the clock passed a multiple of `every`.
+pub fn checkpoint_due(before: SimTime, now: SimTime, every: SimTime) -> bool {
+    let every = every.millis().max(1);
+    now.millis() / every > before.millis() / every
+}
+
+/// Checks that checkpoints every `every` fall on sandbox epochs of `config`, where
+/// they are exact.
+pub fn check_checkpoint_cadence(config: &crate::world::config::Config, every: SimTime) -> Result<(), String> {
+    let epoch = config.sandbox.epoch_ms.max(1);
+    if every.millis() == 0 || !every.millis().is_multiple_of(epoch) {
+        return Err(format!(
+            "checkpoints are exact only where a sandbox epoch begins, every {} s (config.sandbox.epoch_secs); \
+             checkpoint every {} s is not a multiple of it",
+            epoch as f64 / 1000.0,
+            every.as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
 /// A world built from a scene, ready to step.
 pub struct Simulation {
     app: App,

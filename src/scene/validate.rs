@@ -654,7 +654,11 @@ fn validate_sandbox(check: &Checker, spec: &SandboxSpec) -> Result<SandboxConfig
     }
     if let Some(secs) = spec.epoch_secs {
         out.epoch_ms = SimTime::from_secs_f64(secs).map(|t| t.millis()).filter(|ms| *ms > 0).ok_or_else(|| {
-            check.err("config.sandbox.epoch_secs", &at("epoch_secs"), format!("{secs} is not a length of time (seconds > 0)"))
+            check.err(
+                "config.sandbox.epoch_secs",
+                &at("epoch_secs"),
+                format!("{secs} is not a length of time (seconds > 0)"),
+            )
         })?;
     }
     Ok(out)

@@ -53,8 +53,8 @@ fn llm_market(url: &str) -> Scene {
 
 #[test]
 fn a_replayed_llm_run_resumes_from_a_checkpoint_to_the_recorded_end() {
-    use agent_ecology::bridge::BridgeOptions;
     use crate::fake_llm::{FakeLlm, Reply};
+    use agent_ecology::bridge::BridgeOptions;
 
     let cache = tempfile::tempdir().unwrap();
     let fake = FakeLlm::start();

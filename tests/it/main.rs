@@ -2,6 +2,7 @@
 
 mod agents;
 mod artifacts;
+mod batch;
 mod checkpoints;
 mod cli;
 mod determinism;

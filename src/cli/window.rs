@@ -1,0 +1,75 @@
+//! `ecology gui`: the desktop window, or the headless run when there is no display.
+
+use std::{io::Write, path::PathBuf};
+
+use agent_ecology::bridge::{BridgeOptions, config::ClockMode};
+use anyhow::Result;
+use clap::Args;
+
+use super::{
+    BadInput, load_scene,
+    run::{RunArgs, RunOptions, run},
+    validate_showing_warnings,
+};
+
+#[derive(Args, Debug, Default)]
+pub(super) struct GuiArgs {
+    /// Scene file (RON). Default: the embedded scenes/default.ron.
+    scene: Option<PathBuf>,
+    /// Seed of the world's random stream (default: the scene's config.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// `realtime` (default in the window: the world never waits for a model) or
+    /// `lockstep` (a step waits for the answers asked for before it).
+    #[arg(long, value_name = "MODE")]
+    clock: Option<String>,
+    /// Record every call to a language model in DIR (see `run --llm-cache`).
+    #[arg(long, value_name = "DIR")]
+    llm_cache: Option<PathBuf>,
+    /// Serve calls only from --llm-cache DIR.
+    #[arg(long, requires = "llm_cache")]
+    replay: bool,
+    /// Start playing at once.
+    #[arg(long)]
+    play: bool,
+}
+
+/// Opens the window; without a display, says so in one line and runs headless.
+pub(super) fn window(args: GuiArgs) -> Result<()> {
+    use agent_ecology::gui::{self, GuiError, SessionOptions};
+    let clock = match args.clock.as_deref() {
+        None => ClockMode::Realtime,
+        Some(name) => {
+            ClockMode::parse(name).ok_or_else(|| BadInput(format!("--clock {name}: expected lockstep or realtime")))?
+        }
+    };
+    let headless = |why: &str| -> Result<()> {
+        writeln!(std::io::stderr().lock(), "{why}; running headless instead (`ecology run --help` for options)")?;
+        run(RunOptions::from_args(RunArgs {
+            scene: args.scene.clone(),
+            seed: args.seed,
+            clock: args.clock.clone(),
+            llm_cache: args.llm_cache.clone(),
+            replay: args.replay,
+            ..RunArgs::default()
+        })?)
+    };
+    if !gui::display_available() {
+        return headless("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset)");
+    }
+    let scene = load_scene(args.scene.as_deref())?;
+    // Problems the scene has are shown before the window opens, as on the command line.
+    validate_showing_warnings(&scene, false)?;
+    let options = SessionOptions {
+        seed: args.seed,
+        clock: Some(clock),
+        bridge: BridgeOptions { cache_dir: args.llm_cache.clone(), replay: args.replay },
+        playing: args.play,
+        ..SessionOptions::default()
+    };
+    match gui::run_window(scene, options) {
+        Ok(()) => Ok(()),
+        Err(GuiError::NoDisplay(why)) => headless(&format!("cannot open a window ({why})")),
+        Err(error) => Err(error.into()),
+    }
+}
