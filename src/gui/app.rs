@@ -56,6 +56,7 @@ struct FileDialog {
 enum FilePurpose {
     Open,
     SaveCheckpoint,
+    SaveWorld,
     SaveRun,
 }
 
@@ -63,7 +64,8 @@ impl FilePurpose {
     fn title(self) -> &'static str {
         match self {
             FilePurpose::Open => "Open a scene or checkpoint",
-            FilePurpose::SaveCheckpoint => "Save a checkpoint (the world now, as a scene)",
+            FilePurpose::SaveCheckpoint => "Save a checkpoint (the whole world now, to go on from exactly)",
+            FilePurpose::SaveWorld => "Save the world now as a scene (a new start from here)",
             FilePurpose::SaveRun => "Save the run (the start scene and your interventions)",
         }
     }
@@ -246,12 +248,14 @@ impl EcologyApp {
             for (label, purpose) in [
                 ("Open…", FilePurpose::Open),
                 ("Save checkpoint…", FilePurpose::SaveCheckpoint),
+                ("Save world…", FilePurpose::SaveWorld),
                 ("Save run…", FilePurpose::SaveRun),
             ] {
                 if ui.button(label).clicked() {
                     let path = match purpose {
                         FilePurpose::Open => "scenes/".to_owned(),
-                        FilePurpose::SaveCheckpoint => "checkpoint.ron".to_owned(),
+                        FilePurpose::SaveCheckpoint => "world.checkpoint".to_owned(),
+                        FilePurpose::SaveWorld => "world.ron".to_owned(),
                         FilePurpose::SaveRun => "run.ron".to_owned(),
                     };
                     self.dialog = Some(FileDialog { purpose, path });
@@ -322,6 +326,7 @@ impl EcologyApp {
                     outbox.send(match dialog.purpose {
                         FilePurpose::Open => Command::Open(path),
                         FilePurpose::SaveCheckpoint => Command::SaveCheckpoint(path),
+                        FilePurpose::SaveWorld => Command::SaveWorld(path),
                         FilePurpose::SaveRun => Command::SaveRun(path),
                     });
                     done = true;

@@ -11,6 +11,8 @@
 //! time: the world applies them at the start of the next step like any scripted
 //! intervention (`INTERVENTION` events), and [`Command::SaveRun`] writes the starting
 //! scene with them added, which replays the steered run headless.
+//! [`Command::SaveCheckpoint`] writes the whole world as a checkpoint, which
+//! [`Command::Open`] (or `ecology run --resume`) goes on from.
 //!
 //! Nothing here depends on egui: tests and benches drive a session directly.
 
@@ -38,7 +40,7 @@ use crate::{
         llm::Thoughts,
         query::{self, ArtifactKind},
     },
-    run::{Simulation, write_atomically},
+    run::{Checkpoint, CheckpointError, Simulation, write_atomically},
     scene::{
         Scene,
         raw::InterventionSpec,
@@ -95,10 +97,14 @@ pub enum Command {
     Restart {
         seed: Option<u64>,
     },
-    /// Load a scene or a saved world from a file and start it (paused).
+    /// Load a scene, a saved world or a checkpoint from a file and start it (paused).
     Open(PathBuf),
-    /// Save the world as it is now as a scene (a checkpoint to open later).
+    /// Save the whole world as it is now as a checkpoint, to open again (or resume
+    /// with `ecology run --resume`) exactly where it is.
     SaveCheckpoint(PathBuf),
+    /// Save the world as it is now as a scene: a new start from here (sealed bids,
+    /// listings and calls in flight are given back).
+    SaveWorld(PathBuf),
     /// Save the starting scene with every intervention made from the window, so
     /// `ecology run FILE` replays this run.
     SaveRun(PathBuf),
@@ -357,6 +363,9 @@ struct Runner {
     /// The scene the current world started from, and its seed.
     origin: Scene,
     seed: u64,
+    /// The checkpoint the current world was opened from, if it was: restarting opens
+    /// it again, and there is no start scene to save as a run.
+    resumed_from: Option<PathBuf>,
     sim: Option<Simulation>,
     generation: u64,
     playing: bool,
@@ -450,6 +459,7 @@ impl Runner {
             options,
             origin: origin.clone(),
             seed: 0,
+            resumed_from: None,
             sim: None,
             generation: 0,
             steps_to_run: 0,
@@ -473,18 +483,73 @@ impl Runner {
     fn begin(&mut self, scene: Scene, seed: Option<u64>) {
         match self.build(&scene, seed) {
             Ok((sim, seed)) => {
-                self.generation += 1;
                 self.origin = scene;
                 self.seed = seed;
-                self.sim = Some(sim);
-                self.by_hand.clear();
-                self.sent = Sent::default();
-                self.history.clear();
-                self.meter = Meter::new();
-                self.steps_to_run = 0;
-                self.reset_pace();
+                self.resumed_from = None;
+                self.adopt(sim);
             }
             Err(error) => self.messages.push(Notice::error(error)),
+        }
+    }
+
+    /// Restores the world of a checkpoint; on failure keeps the current one.
+    fn resume(&mut self, checkpoint: Checkpoint, path: &Path) -> Result<(), String> {
+        let exact = checkpoint.info.exact;
+        let mut sim = Simulation::from_checkpoint(checkpoint).map_err(|e| e.to_string())?;
+        sim.use_bridge(self.options.bridge.clone())?;
+        self.seed = sim.world().resource::<Config>().seed;
+        self.resumed_from = Some(path.to_owned());
+        let step = sim.steps_done();
+        self.adopt(sim);
+        self.messages.push(Notice::ok(format!(
+            "opened the checkpoint {} at step {step}{}",
+            path.display(),
+            if exact { "" } else { " (not taken at a sandbox epoch: the world may drift from the run it was)" }
+        )));
+        Ok(())
+    }
+
+    /// Makes `sim` the current world, with nothing of the last one's history.
+    fn adopt(&mut self, sim: Simulation) {
+        self.generation += 1;
+        self.sim = Some(sim);
+        self.by_hand.clear();
+        self.sent = Sent::default();
+        self.history.clear();
+        self.meter = Meter::new();
+        self.steps_to_run = 0;
+        self.reset_pace();
+    }
+
+    /// Opens `path`: a checkpoint is resumed, anything else is read as a scene.
+    fn open(&mut self, path: &Path) {
+        let checkpoint = match Checkpoint::read(path) {
+            Ok(checkpoint) => Some(checkpoint),
+            Err(CheckpointError::NotACheckpoint { .. }) => None,
+            Err(error) => {
+                self.messages.push(Notice::error(error.to_string()));
+                return;
+            }
+        };
+        if let Some(checkpoint) = checkpoint {
+            if let Err(error) = self.resume(checkpoint, path) {
+                self.messages.push(Notice::error(error));
+            } else {
+                self.playing = false;
+            }
+            return;
+        }
+        match Scene::load(path) {
+            Ok(scene) => {
+                let seed = self.options.seed;
+                let generation = self.generation;
+                self.begin(scene, seed);
+                if self.generation != generation {
+                    self.playing = false;
+                    self.messages.push(Notice::ok(format!("opened {}", path.display())));
+                }
+            }
+            Err(error) => self.messages.push(Notice::error(error.to_string())),
         }
     }
 
@@ -643,24 +708,36 @@ impl Runner {
                 self.speed = speed;
                 self.reset_pace();
             }
-            Command::Restart { seed } => {
-                let scene = self.origin.clone();
-                self.begin(scene, Some(seed.unwrap_or(self.seed)));
-                self.playing = false;
-            }
-            Command::Open(path) => match Scene::load(&path) {
-                Ok(scene) => {
-                    let seed = self.options.seed;
-                    let generation = self.generation;
-                    self.begin(scene, seed);
-                    if self.generation != generation {
-                        self.playing = false;
-                        self.messages.push(Notice::ok(format!("opened {}", path.display())));
-                    }
+            Command::Restart { seed } => match self.resumed_from.clone() {
+                // A checkpoint's world has its random stream where it was taken.
+                Some(path) => self.open(&path),
+                None => {
+                    let scene = self.origin.clone();
+                    self.begin(scene, Some(seed.unwrap_or(self.seed)));
+                    self.playing = false;
                 }
-                Err(error) => self.messages.push(Notice::error(error.to_string())),
             },
+            Command::Open(path) => self.open(&path),
             Command::SaveCheckpoint(path) => {
+                let notice = match self.sim.as_mut() {
+                    Some(sim) => match sim.write_checkpoint(&path, serde_json::Value::Null) {
+                        Ok(info) => Notice::ok(format!(
+                            "saved a checkpoint of step {} to {}{}",
+                            info.step,
+                            path.display(),
+                            if info.exact {
+                                ""
+                            } else {
+                                " (not at a sandbox epoch: it resumes this world, which may then drift from this run)"
+                            }
+                        )),
+                        Err(error) => Notice::error(format!("cannot save {}: {error}", path.display())),
+                    },
+                    None => Notice::error("no world to save".to_owned()),
+                };
+                self.messages.push(notice);
+            }
+            Command::SaveWorld(path) => {
                 let result = match &self.sim {
                     Some(sim) => sim.save_scene().to_ron_string().map_err(|e| e.to_string()),
                     None => Err("no world to save".to_owned()),
@@ -668,7 +745,14 @@ impl Runner {
                 self.save(&path, result, "world");
             }
             Command::SaveRun(path) => {
-                let result = self.run_scene().to_ron_string().map_err(|e| e.to_string());
+                let result = match &self.resumed_from {
+                    Some(from) => Err(format!(
+                        "this world was opened from the checkpoint {}, not started from a scene: \
+                         save a checkpoint instead",
+                        from.display()
+                    )),
+                    None => self.run_scene().to_ron_string().map_err(|e| e.to_string()),
+                };
                 self.save(&path, result, "run");
             }
             Command::Intervene(act) => self.intervene(*act),

@@ -171,7 +171,7 @@ fn wait_notice(session: &Session) -> agent_ecology::gui::session::Notice {
 }
 
 #[test]
-fn a_run_steered_by_hand_saves_as_a_scene_that_replays_it() {
+fn a_run_steered_by_hand_saves_as_a_scene_that_replays_it_and_as_a_checkpoint() {
     use agent_ecology::gui::Command;
     let dir = tempfile::tempdir().unwrap();
     let session = Session::start(Scene::embedded_default().unwrap(), SessionOptions::default());
@@ -188,27 +188,52 @@ fn a_run_steered_by_hand_saves_as_a_scene_that_replays_it() {
     session.send(Command::Step(40));
     wait_steps(&session, 70);
     let run = dir.path().join("run.ron");
-    let checkpoint = dir.path().join("checkpoint.ron");
+    let world = dir.path().join("world.ron");
+    let checkpoint = dir.path().join("world.checkpoint");
     session.send(Command::SaveRun(run.clone()));
     assert!(!wait_notice(&session).error);
-    session.send(Command::SaveCheckpoint(checkpoint.clone()));
+    session.send(Command::SaveWorld(world.clone()));
     assert!(!wait_notice(&session).error);
+    session.send(Command::SaveCheckpoint(checkpoint.clone()));
+    let notice = wait_notice(&session);
+    assert!(!notice.error && notice.text.contains("checkpoint of step 70"), "{}", notice.text);
 
     // Replaying the saved run headless reaches exactly the world the window saw.
     let mut replay = agent_ecology::run::Simulation::new(&Scene::load(&run).unwrap(), None).unwrap();
     replay.run_steps(70);
-    let seen = std::fs::read_to_string(&checkpoint).unwrap();
+    let seen = std::fs::read_to_string(&world).unwrap();
     let replayed = replay.save_scene().to_ron_string().unwrap();
-    assert_eq!(seen, replayed.replace("run.ron", "checkpoint.ron"));
+    assert_eq!(seen, replayed.replace("run.ron", "world.ron"));
     let mut plain = agent_ecology::run::Simulation::new(&Scene::embedded_default().unwrap(), None).unwrap();
     plain.run_steps(70);
     assert_eq!(replay.report().interventions.applied, plain.report().interventions.applied + 2);
     assert_ne!(replay.checksum(), plain.checksum(), "the interventions changed the run");
 
-    // And a checkpoint opens again where it was saved.
-    session.send(Command::Open(checkpoint.clone()));
+    // The checkpoint holds that world: run on headless, it goes as the replay does.
+    let saved = agent_ecology::run::Checkpoint::read(&checkpoint).unwrap();
+    assert_eq!(saved.info.step, 70);
+    let mut resumed = agent_ecology::run::Simulation::from_checkpoint(saved).unwrap();
+    resumed.run_steps(20);
+    replay.run_steps(20);
+    assert_eq!(resumed.save_scene().to_ron_string().unwrap(), replay.save_scene().to_ron_string().unwrap());
+
+    // And the window opens both again where they were saved.
+    session.send(Command::Open(world.clone()));
     let notice = wait_notice(&session);
     assert!(!notice.error, "{}", notice.text);
+    session.send(Command::Open(checkpoint.clone()));
+    let notice = wait_notice(&session);
+    assert!(!notice.error && notice.text.contains("at step 70"), "{}", notice.text);
+    session.send(Command::Step(5));
+    wait_steps(&session, 75);
+    // A world opened from a checkpoint has no start scene to save as a run.
+    session.send(Command::SaveRun(dir.path().join("again.ron")));
+    let notice = wait_notice(&session);
+    assert!(notice.error && notice.text.contains("save a checkpoint instead"), "{}", notice.text);
+    // Restarting goes back to the checkpoint.
+    session.send(Command::Restart { seed: None });
+    let notice = wait_notice(&session);
+    assert!(!notice.error && notice.text.contains("at step 70"), "{}", notice.text);
 }
 
 #[test]
