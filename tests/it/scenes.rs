@@ -311,6 +311,12 @@ fn every_scene_in_the_repository_validates_and_runs() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "ron") {
+            // Sweep files live beside the scenes they vary: every run of one must expand.
+            if let Ok((sweep, base)) = agent_ecology::batch::sweep::SweepFile::load(&path) {
+                let runs = sweep.runs(&base).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(!runs.is_empty(), "{}", path.display());
+                continue;
+            }
             let scene = Scene::load(&path).unwrap_or_else(|e| panic!("{e}"));
             let mut valid = scene.validate().unwrap_or_else(|e| panic!("{e}"));
             assert!(valid.warnings.is_empty(), "{}: {:?}", path.display(), valid.warnings);
