@@ -430,3 +430,73 @@ fn a_bad_checkpoint_or_cadence_is_refused_clearly() {
     let out = ecology(&["run", "--resume", path_str(&dir.path().join("missing"))]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_replayed_llm_run_resumed_by_the_cli_ends_as_recorded() {
+    use crate::fake_llm::{FakeLlm, Reply};
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name);
+    let fake = FakeLlm::start();
+    fake.set_latency(Duration::from_millis(1));
+    fake.set_default(Reply::tool("query", serde_json::json!({"text": "tool"}), 300, 20));
+    // scenes/llm_market.ron thinking with model `fake` on the fake server, with a
+    // sandbox epoch every 7 s.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(Path::new(root).join("scenes/llm_market.ron")).unwrap();
+    let url = fake.base_url();
+    let text = text
+        .replacen(
+            r#"default_model: "llama3.2","#,
+            &format!(
+                r#"default_model: "fake", endpoints: {{"local": (base_url: {url:?})}},
+                   models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}},"#
+            ),
+            1,
+        )
+        .replacen("config: (", "config: (\n    sandbox: (epoch_secs: 7.0),", 1)
+        .replace("\"assets/", &format!("\"{root}/assets/"));
+    let scene = file("market.ron");
+    std::fs::write(&scene, text).unwrap();
+    let (scene, cache) = (path_str(&scene), file("cache"));
+
+    let out = ecology(&[
+        "run",
+        scene,
+        "--steps",
+        "80",
+        "--llm-cache",
+        path_str(&cache),
+        "--report",
+        path_str(&file("live.json")),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let live = report(&file("live.json"));
+    assert!(live["llm"]["calls"].as_u64().unwrap() > 10, "the agents thought: {}", live["llm"]);
+    drop(fake);
+
+    // Replayed with checkpoints every 14 s; the file then holds the one at 70 s.
+    let checkpoint = file("market.checkpoint");
+    let out = ecology(&[
+        "run",
+        scene,
+        "--steps",
+        "80",
+        "--llm-cache",
+        path_str(&cache),
+        "--replay",
+        "--checkpoint",
+        path_str(&checkpoint),
+        "--checkpoint-every",
+        "14",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The checkpoint remembers that the run replays from the cache.
+    let out = ecology(&["run", "--resume", path_str(&checkpoint), "--report", path_str(&file("resumed.json"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("resumed at step 70"), "{}", stdout(&out));
+    let resumed = report(&file("resumed.json"));
+    assert_eq!(resumed["checksum"], live["checksum"]);
+    assert_eq!(resumed["llm"]["calls"], live["llm"]["calls"]);
+}
