@@ -185,7 +185,8 @@ impl SweepFile {
     /// otherwise a path relative to the sweep file).
     pub fn load(path: &std::path::Path) -> Result<(Self, Scene), SweepError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SweepError::Scene(format!("cannot read {name}: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SweepError::Design(format!("cannot read the sweep file {name}: {e}")))?;
         let sweep = Self::from_ron_str(&name, &text)?;
         let scene = if sweep.scene == "default" {
             Scene::embedded_default()

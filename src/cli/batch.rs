@@ -69,11 +69,17 @@ pub(super) struct PlotArgs {
     kpis: Vec<String>,
 }
 
-/// Problems with a sweep or its directory are the user's to fix.
+/// Problems with a sweep or its directory are the user's to fix; so is a path that
+/// does not exist or may not be written.
 fn bad(error: BatchError) -> anyhow::Error {
-    match error {
+    use std::io::ErrorKind::{NotFound, PermissionDenied};
+    match &error {
         BatchError::Sweep(_) | BatchError::Output(_) => BadInput(error.to_string()).into(),
-        BatchError::Io { .. } => error.into(),
+        BatchError::Io { source, .. } if matches!(source.kind(), NotFound | PermissionDenied) => {
+            BadInput(error.to_string()).into()
+        }
+        // The message already holds its cause.
+        BatchError::Io { .. } => anyhow::anyhow!(error.to_string()),
     }
 }
 
