@@ -119,8 +119,9 @@ impl Batch {
     /// Reads a sweep file and expands it; every point is applied and validated, so a
     /// bad parameter fails here, before anything runs.
     pub fn load(path: &Path) -> Result<Self, BatchError> {
-        let (file, base) = SweepFile::load(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| BatchError::io(path, e))?;
+        // Read once: the manifest's hash is of the text that was parsed.
+        let text = SweepFile::read_text(path)?;
+        let (file, base) = SweepFile::parse_at(path, &text)?;
         let runs = file.runs(&base)?;
         Ok(Self { path: path.to_owned(), file, text, base, runs })
     }
@@ -280,8 +281,9 @@ impl Batch {
         let mut goal = Goal::new(self.file.stop.as_ref(), config);
 
         let started = Instant::now();
+        let mut reached = goal.reached(&sim);
         let stopped_by = loop {
-            if let Some(stopped_by) = goal.reached(&sim) {
+            if let Some(stopped_by) = reached {
                 break stopped_by;
             }
             let before = sim.now();
@@ -289,7 +291,9 @@ impl Batch {
             if let Some(fatal) = sim.fatal_error() {
                 return Err(fatal);
             }
-            if goal.reached_peek(&sim).is_none() && checkpoint_due(before, sim.now(), every) {
+            reached = goal.reached(&sim);
+            // No checkpoint after the last step: the run's result replaces it.
+            if reached.is_none() && checkpoint_due(before, sim.now(), every) {
                 sim.flush_events().map_err(|e| format!("{}: {e}", events_path.display()))?;
                 let plan = serde_json::to_value(Plan { run_id: spec.run_id.clone() }).unwrap_or_default();
                 sim.write_checkpoint(&checkpoint_path, plan).map_err(|e| e.to_string())?;
@@ -396,18 +400,13 @@ impl<'a> Goal<'a> {
         Self { stop, max_steps, until, seen: 0 }
     }
 
-    /// Whether the run is over, looking at samples not seen before.
+    /// Whether the run is over, looking at the samples not seen before.
     fn reached(&mut self, sim: &Simulation) -> Option<StoppedBy> {
-        let verdict = self.reached_peek(sim);
-        self.seen = sim.world().resource::<Kpis>().series().len();
-        verdict
-    }
-
-    /// [`Goal::reached`] without marking the samples seen.
-    fn reached_peek(&self, sim: &Simulation) -> Option<StoppedBy> {
         if let Some(stop @ Stop::Kpi { .. }) = self.stop {
             let series = sim.world().resource::<Kpis>().series();
-            if series.iter().skip(self.seen).any(|sample| stop.reached_by(sample)) {
+            let crossed = series.iter().skip(self.seen).any(|sample| stop.reached_by(sample));
+            self.seen = series.len();
+            if crossed {
                 return Some(StoppedBy::Kpi);
             }
         }

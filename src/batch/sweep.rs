@@ -184,10 +184,18 @@ impl SweepFile {
     /// Reads a sweep file and its base scene (`"default"`: the embedded one;
     /// otherwise a path relative to the sweep file).
     pub fn load(path: &std::path::Path) -> Result<(Self, Scene), SweepError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SweepError::Design(format!("cannot read the sweep file {name}: {e}")))?;
-        let sweep = Self::from_ron_str(&name, &text)?;
+        Self::parse_at(path, &Self::read_text(path)?)
+    }
+
+    /// The text of the sweep file at `path`.
+    pub fn read_text(path: &std::path::Path) -> Result<String, SweepError> {
+        std::fs::read_to_string(path)
+            .map_err(|e| SweepError::Design(format!("cannot read the sweep file {}: {e}", path.display())))
+    }
+
+    /// Parses `text`, read from the sweep file at `path`, and loads its base scene.
+    pub fn parse_at(path: &std::path::Path, text: &str) -> Result<(Self, Scene), SweepError> {
+        let sweep = Self::from_ron_str(&path.display().to_string(), text)?;
         let scene = if sweep.scene == "default" {
             Scene::embedded_default()
         } else {

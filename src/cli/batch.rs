@@ -6,12 +6,11 @@ use std::{io::Write, path::PathBuf, sync::Mutex};
 use agent_ecology::{
     batch::{Batch, BatchError, BatchOptions, Progress, Shard, output},
     bridge::BridgeOptions,
-    world::time::SimTime,
 };
 use anyhow::Result;
 use clap::Args;
 
-use super::{BadInput, progress_bar};
+use super::{BadInput, checkpoint_cadence, progress_bar};
 
 #[derive(Args, Debug)]
 pub(super) struct BatchArgs {
@@ -89,14 +88,7 @@ pub(super) fn batch(args: BatchArgs) -> Result<()> {
     if jobs == 0 {
         return Err(BadInput("--jobs 0: expected at least one".into()).into());
     }
-    let checkpoint_every = match args.checkpoint_every {
-        None => None,
-        Some(secs) => Some(
-            SimTime::from_secs_f64(secs)
-                .filter(|t| *t > SimTime::ZERO)
-                .ok_or_else(|| BadInput(format!("--checkpoint-every {secs}: expected simulated seconds > 0")))?,
-        ),
-    };
+    let checkpoint_every = args.checkpoint_every.map(checkpoint_cadence).transpose()?;
     let options = BatchOptions {
         out: args.out.clone(),
         jobs,

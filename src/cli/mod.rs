@@ -20,6 +20,7 @@ use agent_ecology::{
     run::write_atomically,
     sandbox::worker::WorkerLimits,
     scene::{Scene, SceneError, ValidScene},
+    world::time::SimTime,
 };
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -174,6 +175,13 @@ fn progress_bar(len: u64, unit: &'static str, quiet: bool) -> ProgressBar {
         ),
     );
     progress
+}
+
+/// `--checkpoint-every SECS` as simulated time: positive, or the user is told.
+fn checkpoint_cadence(secs: f64) -> Result<SimTime, BadInput> {
+    SimTime::from_secs_f64(secs)
+        .filter(|t| *t > SimTime::ZERO)
+        .ok_or_else(|| BadInput(format!("--checkpoint-every {secs}: expected simulated seconds > 0")))
 }
 
 fn create(path: &Path, what: &str) -> Result<std::fs::File> {

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{BadInput, create, load_scene, progress_bar, validate_showing_warnings};
+use super::{BadInput, checkpoint_cadence, create, load_scene, progress_bar, validate_showing_warnings};
 
 #[derive(Args, Debug, Default)]
 pub(super) struct RunArgs {
@@ -183,10 +183,8 @@ impl RunOptions {
         {
             return Err(BadInput(format!("--speed {speed}: expected a positive number")).into());
         }
-        if let Some(secs) = args.checkpoint_every
-            && SimTime::from_secs_f64(secs).is_none_or(|t| t == SimTime::ZERO)
-        {
-            return Err(BadInput(format!("--checkpoint-every {secs}: expected simulated seconds > 0")).into());
+        if let Some(secs) = args.checkpoint_every {
+            checkpoint_cadence(secs)?;
         }
         let outputs = Outputs {
             events: absolute(args.events)?,
@@ -297,7 +295,7 @@ pub(super) fn run(options: RunOptions) -> Result<()> {
     let dt = config.dt;
     let checkpoints = match (&outputs.checkpoint, outputs.checkpoint_every_secs) {
         (Some(path), Some(secs)) => {
-            let every = SimTime::from_secs_f64(secs).unwrap_or(SimTime::ZERO);
+            let every = checkpoint_cadence(secs)?;
             check_checkpoint_cadence(config, every)
                 .map_err(|why| BadInput(format!("--checkpoint-every {secs}: {why}")))?;
             if realtime && !quiet {
