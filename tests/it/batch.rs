@@ -312,14 +312,8 @@ fn a_bad_parameter_fails_before_any_run_naming_it() {
 
 /// The default scene with sandbox epochs of `epoch_secs`, written into `dir`.
 fn default_scene_with_epochs(dir: &Path, epoch_secs: f64) -> PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let text = std::fs::read_to_string(Path::new(root).join("scenes/default.ron")).unwrap();
-    assert!(text.contains("config: (") && text.contains("\"assets/"));
-    let text = text
-        .replacen("config: (", &format!("config: (\n    sandbox: (epoch_secs: {epoch_secs:?}),"), 1)
-        .replace("\"assets/", &format!("\"{root}/assets/"));
     let path = dir.join("scene.ron");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, crate::repo_scene_text("default.ron", epoch_secs)).unwrap();
     path
 }
 
@@ -439,22 +433,8 @@ fn a_replayed_llm_run_resumed_by_the_cli_ends_as_recorded() {
     let fake = FakeLlm::start();
     fake.set_latency(Duration::from_millis(1));
     fake.set_default(Reply::tool("query", serde_json::json!({"text": "tool"}), 300, 20));
-    // scenes/llm_market.ron thinking with model `fake` on the fake server, with a
-    // sandbox epoch every 7 s.
-    let root = env!("CARGO_MANIFEST_DIR");
-    let text = std::fs::read_to_string(Path::new(root).join("scenes/llm_market.ron")).unwrap();
-    let url = fake.base_url();
-    let text = text
-        .replacen(
-            r#"default_model: "llama3.2","#,
-            &format!(
-                r#"default_model: "fake", endpoints: {{"local": (base_url: {url:?})}},
-                   models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}},"#
-            ),
-            1,
-        )
-        .replacen("config: (", "config: (\n    sandbox: (epoch_secs: 7.0),", 1)
-        .replace("\"assets/", &format!("\"{root}/assets/"));
+    // scenes/llm_market.ron thinking on the fake server, with a sandbox epoch every 7 s.
+    let text = crate::llm_market_text(&fake.base_url(), 7.0);
     let scene = file("market.ron");
     std::fs::write(&scene, text).unwrap();
     let (scene, cache) = (path_str(&scene), file("cache"));

@@ -38,17 +38,7 @@ fn resuming_from_a_checkpoint_ends_where_the_uninterrupted_run_does() {
 /// `scenes/llm_market.ron` thinking with model `fake` on the fake server, with a
 /// sandbox epoch every 7 s (so that there are exact points with calls in flight).
 fn llm_market(url: &str) -> Scene {
-    let text = std::fs::read_to_string("scenes/llm_market.ron").unwrap();
-    let text = text.replacen(
-        r#"default_model: "llama3.2","#,
-        &format!(
-            r#"default_model: "fake", endpoints: {{"local": (base_url: {url:?})}},
-               models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}},"#
-        ),
-        1,
-    );
-    let text = text.replacen("config: (", "config: (\n    sandbox: (epoch_secs: 7.0),", 1);
-    Scene::from_ron_str("scenes/llm_market.ron", &text).unwrap_or_else(|e| panic!("{e}"))
+    Scene::from_ron_str("scenes/llm_market.ron", &crate::llm_market_text(url, 7.0)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

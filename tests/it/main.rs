@@ -61,6 +61,29 @@ pub fn act_ok(sim: &mut Simulation, actor: &str, json: &str) -> ActionResult {
     result
 }
 
+/// The text of `scenes/<name>` with sandbox epochs of `epoch_secs` and its asset
+/// paths absolute, so that it can be written anywhere and run from there.
+pub fn repo_scene_text(name: &str, epoch_secs: f64) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(std::path::Path::new(root).join("scenes").join(name)).unwrap();
+    assert!(text.contains("config: ("), "{name} has a config to add the epoch to");
+    text.replacen("config: (", &format!("config: (\n    sandbox: (epoch_secs: {epoch_secs:?}),"), 1)
+        .replace("\"assets/", &format!("\"{root}/assets/"))
+}
+
+/// `scenes/llm_market.ron` (as [`repo_scene_text`] gives it) thinking with model
+/// `fake` on the server at `url`.
+pub fn llm_market_text(url: &str, epoch_secs: f64) -> String {
+    repo_scene_text("llm_market.ron", epoch_secs).replacen(
+        r#"default_model: "llama3.2","#,
+        &format!(
+            r#"default_model: "fake", endpoints: {{"local": (base_url: {url:?})}},
+               models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}},"#
+        ),
+        1,
+    )
+}
+
 pub fn scrip(sim: &Simulation, id: &str) -> u64 {
     agent_ecology::kernel::state::balance(sim.world(), id).unwrap()
 }
