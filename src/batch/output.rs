@@ -220,19 +220,17 @@ fn runs_row(spec: &RunSpec, parameters: &[String], state: &RunState) -> String {
                 result.events, result.llm_calls, result.llm_cost_micro_usd, result.checksum, result.wall_secs
             );
         }
-        RunState::Failed(failure) => {
-            row.push_str(",failed,,,");
+        RunState::Failed(_) | RunState::Pending => {
+            let (status, error) = match state {
+                RunState::Failed(failure) => ("failed", cell(&failure.error)),
+                _ => ("pending", String::new()),
+            };
+            // Only the status and the error are known.
+            let _ = write!(row, ",{status},,,");
             for _ in kpi_columns() {
                 row.push(',');
             }
-            let _ = write!(row, ",,,,,{},", cell(&failure.error));
-        }
-        RunState::Pending => {
-            row.push_str(",pending,,,");
-            for _ in kpi_columns() {
-                row.push(',');
-            }
-            row.push_str(",,,,,,");
+            let _ = write!(row, ",,,,,{error},");
         }
     }
     row
