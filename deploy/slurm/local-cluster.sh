@@ -320,16 +320,21 @@ wait_gone() {
     ! alive "$pid"
 }
 
+# The pid file of daemon $1.
+pid_file() {
+    case $1 in
+        munged) printf '%s\n' "$MUNGED_PID" ;;
+        slurmctld) printf '%s\n' "$CTLD_PID" ;;
+        slurmd) printf '%s\n' "$SLURMD_PID" ;;
+    esac
+}
+
 # Stop whatever this script's pid files name, politely first. The pids are
 # read up front: the daemons remove their pid files before they are gone.
 stop_daemons() {
     local pids=() names=() pid name file i
     for name in slurmd slurmctld munged; do
-        case $name in
-            slurmd) file=$SLURMD_PID ;;
-            slurmctld) file=$CTLD_PID ;;
-            munged) file=$MUNGED_PID ;;
-        esac
+        file=$(pid_file "$name")
         if pid=$(live_pid "$file" "$name"); then
             pids+=("$pid")
             names+=("$name")
@@ -367,11 +372,7 @@ stop() {
 status() {
     local name file pid
     for name in munged slurmctld slurmd; do
-        case $name in
-            munged) file=$MUNGED_PID ;;
-            slurmctld) file=$CTLD_PID ;;
-            slurmd) file=$SLURMD_PID ;;
-        esac
+        file=$(pid_file "$name")
         if pid=$(live_pid "$file" "$name"); then
             say "$name running (pid $pid)"
         else
