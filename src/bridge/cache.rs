@@ -89,6 +89,15 @@ impl<'de> Deserialize<'de> for Failure {
     }
 }
 
+/// A recorded entry as it was written.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub response: Option<String>,
+    pub failure: Option<Failure>,
+    pub latency_ms: u64,
+    pub attempts: u32,
+}
+
 /// A directory of recorded calls.
 #[derive(Debug)]
 pub struct LlmCache {
@@ -134,6 +143,50 @@ impl LlmCache {
         }
     }
 
+    /// The directory of the recording.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The entry of `key` as it was written, if it may be served: an answer always,
+    /// a failure only when replaying (when recording, failures are tried afresh).
+    pub fn load_raw(&self, key: &CacheKey) -> Option<RawEntry> {
+        let text = fs::read_to_string(self.dir.join(key.file_name())).ok()?;
+        let entry: Entry = serde_json::from_str(&text).ok()?;
+        if entry.response.is_none() && self.mode != CacheMode::Replay {
+            return None;
+        }
+        if entry.response.is_none() && entry.failure.is_none() {
+            return None;
+        }
+        Some(RawEntry {
+            response: entry.response,
+            failure: entry.failure,
+            latency_ms: entry.latency_ms,
+            attempts: entry.attempts,
+        })
+    }
+
+    /// Records a call that is not a chat completion (its response is kept as text).
+    pub fn store_raw(
+        &self,
+        key: &CacheKey,
+        body: &str,
+        response: Option<&str>,
+        failure: Option<&Failure>,
+        latency_ms: u64,
+        attempts: u32,
+    ) -> io::Result<()> {
+        let entry = Entry {
+            request: serde_json::from_str(body).unwrap_or(Value::Null),
+            latency_ms,
+            attempts,
+            response: response.map(str::to_owned),
+            failure: failure.cloned(),
+        };
+        self.write_entry(key, &entry)
+    }
+
     /// Records how `key` went.
     pub fn store(&self, key: &CacheKey, body: &str, finished: &Finished) -> io::Result<()> {
         if self.mode == CacheMode::Replay {
@@ -146,10 +199,17 @@ impl LlmCache {
             response: finished.raw.clone(),
             failure: finished.outcome.as_ref().err().cloned(),
         };
+        self.write_entry(key, &entry)
+    }
+
+    fn write_entry(&self, key: &CacheKey, entry: &Entry) -> io::Result<()> {
+        if self.mode == CacheMode::Replay {
+            return Ok(());
+        }
         let path = self.dir.join(key.file_name());
         let temp = self.dir.join(format!(".{}.tmp", key.file_name()));
         let mut file = fs::File::create(&temp)?;
-        file.write_all(&serde_json::to_vec_pretty(&entry).map_err(io::Error::other)?)?;
+        file.write_all(&serde_json::to_vec_pretty(entry).map_err(io::Error::other)?)?;
         file.sync_all()?;
         fs::rename(&temp, &path)
     }

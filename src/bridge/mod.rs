@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod mcp;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},

@@ -9,6 +9,7 @@
 //! health indicators ([`kpis`]) are sampled in the Record phase.
 
 pub mod auditor;
+pub mod capabilities;
 pub mod debt;
 pub mod escrow;
 pub mod governance;
@@ -36,6 +37,7 @@ pub(crate) fn plugin(app: &mut App) {
         .init_resource::<escrow::Escrow>()
         .init_resource::<debt::Debts>()
         .init_resource::<governance::Governance>()
+        .init_resource::<capabilities::CapabilityRequests>()
         .init_resource::<kpis::Kpis>()
         .add_systems(
             Update,

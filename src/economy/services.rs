@@ -32,8 +32,16 @@ pub const GATEWAY_ID: &str = "kernel_llm_gateway";
 pub const HANDBOOK_ID: &str = "kernel_handbook";
 
 impl Service {
-    pub const ALL: [Service; 6] =
-        [Service::Mint, Service::Escrow, Service::Debt, Service::Governance, Service::Auditor, Service::LlmGateway];
+    /// The services of every world (MCP gateways come with the scene's servers).
+    pub const ALL: [Service; 7] = [
+        Service::Mint,
+        Service::Escrow,
+        Service::Debt,
+        Service::Governance,
+        Service::Auditor,
+        Service::LlmGateway,
+        Service::Capabilities,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -43,6 +51,9 @@ impl Service {
             Service::Governance => GOVERNANCE_ID,
             Service::Auditor => AUDITOR_ID,
             Service::LlmGateway => GATEWAY_ID,
+            Service::Capabilities => super::capabilities::CAPABILITIES_ID,
+            // One per server, each `mcp_<server>` (see `kernel::mcp::gateway_id`).
+            Service::Mcp => "mcp_",
         }
     }
 
@@ -75,6 +86,12 @@ impl Service {
                  used × the model's price) charged; a failed call costs nothing. An agent's own call returns at \
                  once and the answer arrives in its inbox."
             }
+            Service::Capabilities => {
+                "Capabilities: ask for a power no scrip buys (the llm syscall for your code, an MCP server that \
+                 needs one), saying why; a person or the world's policy decides, and a grant may carry a spending \
+                 limit. Requests and decisions are public."
+            }
+            Service::Mcp => "An MCP server's tools.",
         }
     }
 
@@ -216,6 +233,28 @@ impl Service {
                 ),
                 tool("models", "The models of this world and their prices (µ$ per million tokens).", json!({}), &[]),
             ],
+            Service::Capabilities => vec![
+                tool(
+                    "request",
+                    "Ask for a capability, saying why (optionally with the spending limit you need). Decided by a \
+                     person or the world's policy; a decision is an event that names you.",
+                    json!({
+                        "capability": {"type": "string", "minLength": 1},
+                        "reason": {"type": "string", "minLength": 1},
+                        "limit": {"type": "integer", "minimum": 1},
+                    }),
+                    &["capability", "reason"],
+                ),
+                tool(
+                    "list",
+                    "Requests (filtered by status: pending, granted, denied; or principal), what can be asked \
+                     for, and what you hold.",
+                    json!({"status": {"type": "string"}, "principal": {"type": "string"}}),
+                    &[],
+                ),
+                tool("status", "One request.", json!({"id": {"type": "integer", "minimum": 1}}), &["id"]),
+            ],
+            Service::Mcp => Vec::new(),
         };
         Interface { description: self.about().to_owned(), tools }
     }
@@ -305,6 +344,9 @@ pub(crate) fn serve(kernel: &mut Kernel, service: Service, method: &str, input: 
         Service::Governance => super::governance::serve(kernel, method, input),
         Service::Auditor => super::auditor::serve(kernel, method, input),
         Service::LlmGateway => crate::kernel::llm::serve(kernel, method, input),
+        Service::Capabilities => super::capabilities::serve(kernel, method, input),
+        // Gateways are answered with their entity (`kernel::mcp::serve`).
+        Service::Mcp => Err(no_such_method("mcp", method)),
     }
 }
 

@@ -466,7 +466,8 @@ impl Kernel<'_> {
                     Some(Service::Debt) => Habit::Lend,
                     Some(Service::Governance) => Habit::Govern,
                     Some(Service::Auditor) => Habit::Query,
-                    Some(Service::LlmGateway) => Habit::Think,
+                    Some(Service::LlmGateway | Service::Mcp) => Habit::Think,
+                    Some(Service::Capabilities) => Habit::Govern,
                     None => Habit::Invoke,
                 }
             }

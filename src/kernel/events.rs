@@ -266,6 +266,58 @@ event_kinds! {
         message: String,
         attempts: u32,
     },
+    /// An MCP server started and listed its tools: they are its gateway's interface.
+    McpServerReady "MCP_SERVER_READY" { gateway: ArtifactId, server: String, tools: Vec<String> },
+    /// An MCP server could not be started or did not list its tools; its gateway has none.
+    McpServerFailed "MCP_SERVER_FAILED" { gateway: ArtifactId, server: String, message: String },
+    /// An MCP tool answered the actor; `principal` (the root of the chain) paid.
+    McpCall "MCP_CALL" {
+        principal: ArtifactId,
+        gateway: ArtifactId,
+        request: String,
+        tool: String,
+        scrip: u64,
+        cost_micro_usd: u64,
+        is_error: bool,
+        latency_ms: u64,
+        excerpt: String,
+    },
+    /// A call to an MCP tool failed (the server was down, died, refused or was too
+    /// slow); it cost nothing.
+    McpCallFailed "MCP_CALL_FAILED" {
+        principal: ArtifactId,
+        gateway: ArtifactId,
+        request: String,
+        tool: String,
+        reason: String,
+        message: String,
+    },
+    /// `principal` asked for a capability; a person or the scene's policy decides.
+    CapabilityRequested "CAPABILITY_REQUESTED" {
+        request: String,
+        principal: ArtifactId,
+        capability: String,
+        reason: String,
+        limit: Option<u64>,
+    },
+    /// A capability request was granted, with at most `limit` to spend through it.
+    CapabilityGranted "CAPABILITY_GRANTED" {
+        request: String,
+        principal: ArtifactId,
+        capability: String,
+        limit: Option<u64>,
+        by: String,
+    },
+    /// A capability request was refused.
+    CapabilityDenied "CAPABILITY_DENIED" {
+        request: String,
+        principal: ArtifactId,
+        capability: String,
+        by: String,
+        note: String,
+    },
+    /// A grant was used up to its limit; the capability is gone until granted again.
+    CapabilityExhausted "CAPABILITY_EXHAUSTED" { principal: ArtifactId, capability: String, spent: u64 },
     /// The health indicators, sampled.
     KpiSampled "KPI_SAMPLE" { kpis: Box<KpiSample> },
 }

@@ -237,7 +237,12 @@ impl Kernel<'_> {
         }
         self.world.resource::<Schemas>().check(entity, method, &args).map_err(rejected)?;
         // A service's refusals are decided before anything changes: nothing ran.
-        let value = crate::economy::services::serve(self, service, method, &args).map_err(rejected)?;
+        let value = if service == Service::Mcp {
+            super::mcp::serve(self, entity, target, method, &args)
+        } else {
+            crate::economy::services::serve(self, service, method, &args)
+        }
+        .map_err(rejected)?;
         Ok((InvokeResult { value, paid: 0, paid_to: None }, 0, 0))
     }
 

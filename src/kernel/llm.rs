@@ -38,7 +38,7 @@ use crate::{
         config::{ClockMode, LlmConfig},
     },
     world::{
-        components::{Capabilities, Inbox, Loop, ModelChoice, Standing, Thinking},
+        components::{Inbox, Loop, ModelChoice, Standing, Thinking},
         config::Config,
         ids::ArtifactId,
         time::SimClock,
@@ -229,7 +229,8 @@ fn request_name(id: u64) -> String {
 impl Kernel<'_> {
     /// The `llm` syscall, for code whose artifact has `can_call_llm`.
     pub(crate) fn llm_syscall(&mut self, args: Value) -> Result<Value, KernelError> {
-        let allowed = self.world.get::<Capabilities>(self.caller_entity).is_some_and(|c| c.has(CAN_CALL_LLM));
+        // Held from creation, or granted on request.
+        let allowed = crate::economy::capabilities::room(self.world, self.caller_entity, CAN_CALL_LLM).is_some();
         if !allowed {
             return Err(KernelError::new(
                 ErrorCode::AccessDenied,

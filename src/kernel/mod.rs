@@ -18,6 +18,7 @@ pub mod intents;
 pub mod invoke;
 pub mod ledger;
 pub mod llm;
+pub mod mcp;
 pub mod query;
 pub mod quotas;
 pub mod rates;
@@ -140,9 +141,16 @@ pub(crate) fn plugin(app: &mut App) {
         .init_resource::<exec::Charges>()
         .init_resource::<llm::Thoughts>()
         .init_resource::<crate::bridge::LlmBridge>()
+        .init_resource::<mcp::McpCalls>()
+        .init_resource::<crate::bridge::mcp::McpBridge>()
         .add_message::<intents::Intent>()
         .add_message::<intents::ActionOutcome>()
-        .add_systems(Update, (enter_sandbox_epoch, llm::ingest_answers).chain().in_set(StepSystems::Ingest))
+        .add_systems(
+            Update,
+            (enter_sandbox_epoch, llm::ingest_answers, mcp::list_gateway_tools, mcp::ingest_mcp_results)
+                .chain()
+                .in_set(StepSystems::Ingest),
+        )
         .add_systems(Update, intents::execute_intents.in_set(StepSystems::Act))
         .add_systems(Update, events::flush_event_sink.in_set(StepSystems::Record));
     contracts::spawn_builtins(app.world_mut());

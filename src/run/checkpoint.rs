@@ -35,8 +35,13 @@ use serde_json::Value;
 use super::Simulation;
 use crate::{
     EcologyPlugin,
-    bridge::{BridgeState, LlmBridge, config::ClockMode},
+    bridge::{
+        BridgeState, LlmBridge,
+        config::ClockMode,
+        mcp::{McpBridge, McpBridgeState},
+    },
     economy::{
+        capabilities::CapabilityRequests,
         debt::{Debt, Debts},
         escrow::Escrow,
         governance::{Commons, Governance},
@@ -48,6 +53,7 @@ use crate::{
         activity::{Activity, ActivityState, Habits},
         events::LogState,
         llm::{Thoughts, ThoughtsState},
+        mcp::{McpCalls, McpCallsState},
         rates::Usage,
         sandbox_epoch,
     },
@@ -55,8 +61,9 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Inbox, Interface, LastAction,
-            Limits, Loop, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Inbox, Interface,
+            LastAction, Limits, Loop, McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking,
+            Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -199,6 +206,8 @@ entity_parts! {
     habits: Habits,
     debt: Debt,
     commons: Commons,
+    mcp_gateway: McpGateway,
+    grants: Grants,
 }
 
 /// Everything that is state, borrowed from the world when written and owned when read.
@@ -218,6 +227,9 @@ struct WorldState<'a> {
     timeline: Cow<'a, Timeline>,
     thoughts: ThoughtsState,
     bridge: BridgeState,
+    capability_requests: Cow<'a, CapabilityRequests>,
+    mcp_calls: McpCallsState,
+    mcp_bridge: McpBridgeState,
     events: LogState<'a>,
     /// In creation order.
     entities: Vec<EntityRecord<'a>>,
@@ -246,6 +258,9 @@ impl<'a> WorldState<'a> {
             timeline: Cow::Borrowed(world.resource()),
             thoughts: world.resource::<Thoughts>().state(world),
             bridge: world.resource::<LlmBridge>().state(),
+            capability_requests: Cow::Borrowed(world.resource()),
+            mcp_calls: world.resource::<McpCalls>().state(world),
+            mcp_bridge: world.resource::<McpBridge>().state(),
             events: world.resource::<EventLog>().state(),
             entities,
         }
@@ -270,6 +285,7 @@ impl<'a> WorldState<'a> {
         world.insert_resource(self.governance.into_owned());
         world.insert_resource(self.kpis.into_owned());
         world.insert_resource(self.timeline.into_owned());
+        world.insert_resource(self.capability_requests.into_owned());
         world.insert_resource(EventLog::from_state(self.events)?);
         let mut limits = SharedLimits::default();
         for record in self.entities {
@@ -280,6 +296,9 @@ impl<'a> WorldState<'a> {
         let thoughts = Thoughts::from_state(self.thoughts, world)?;
         world.insert_resource(thoughts);
         world.resource_mut::<LlmBridge>().restore(self.bridge);
+        let mcp_calls = McpCalls::from_state(self.mcp_calls, world)?;
+        world.insert_resource(mcp_calls);
+        world.resource_mut::<McpBridge>().restore(self.mcp_bridge);
         Ok(())
     }
 }
@@ -297,6 +316,7 @@ impl Simulation {
     /// models in flight are waited for first (their answers go in the checkpoint).
     pub fn checkpoint(&mut self, plan: Value) -> Result<Vec<u8>, CheckpointError> {
         self.world_mut().resource_mut::<LlmBridge>().wait_in_flight();
+        self.world_mut().resource_mut::<McpBridge>().wait_in_flight();
         let exact = self.at_exact_point();
         let world = self.world();
         let body =

@@ -25,8 +25,8 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Interface, LastAction, Loop,
-            ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Interface, LastAction, Loop,
+            McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -59,6 +59,8 @@ struct EntityState<'a> {
     commons: Option<&'a Commons>,
     model: Option<&'a ModelChoice>,
     thinking: Option<&'a Thinking>,
+    mcp_gateway: Option<&'a McpGateway>,
+    grants: Option<&'a Grants>,
 }
 
 struct Digest {
@@ -96,6 +98,8 @@ pub fn world_checksum(world: &World) -> String {
     digest.feed(&serde_json::to_string(world.resource::<Governance>()).unwrap_or_default());
     digest.feed(world.resource::<Kpis>());
     digest.feed(&world.resource::<crate::kernel::llm::Thoughts>().digest_view());
+    digest.feed(&world.resource::<crate::kernel::mcp::McpCalls>().digest_view());
+    digest.feed(world.resource::<crate::economy::capabilities::CapabilityRequests>());
     // Pending interventions hold actions with optional fields, which a compact
     // encoding could confuse with one another; JSON keeps the field names.
     let timeline = serde_json::to_string(world.resource::<Timeline>()).unwrap_or_default();
@@ -129,6 +133,8 @@ pub fn world_checksum(world: &World) -> String {
             commons: world.get(e),
             model: world.get(e),
             thinking: world.get(e),
+            mcp_gateway: world.get(e),
+            grants: world.get(e),
         });
     }
     let log = world.resource::<EventLog>();

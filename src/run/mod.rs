@@ -17,7 +17,7 @@ pub use report::{AuditError, Report, audit};
 
 use crate::{
     EcologyPlugin,
-    bridge::{BridgeOptions, LlmBridge},
+    bridge::{BridgeOptions, LlmBridge, mcp::McpBridge},
     kernel::llm::Thoughts,
     kernel::{Action, EventLog, intents::Intent},
     scene::{Scene, SceneError, ValidScene},
@@ -168,19 +168,25 @@ impl Simulation {
     /// after restoring a checkpoint). Fails
     /// when the options cannot work (replaying from a directory that is not there).
     pub fn use_bridge(&mut self, options: BridgeOptions) -> Result<(), String> {
-        let mut bridge = LlmBridge::new(options);
+        let mut bridge = LlmBridge::new(options.clone());
         bridge.check_options()?;
         // A restored world's bridge carries the recording's request counts and the
         // answers it has in hand; they go on in the new one.
         self.app.world_mut().resource_mut::<LlmBridge>().hand_over(&mut bridge);
         self.app.world_mut().insert_resource(bridge);
+        // MCP calls are recorded in, and replayed from, the same directory.
+        let mut tools = McpBridge::new(options);
+        self.app.world_mut().resource_mut::<McpBridge>().hand_over(&mut tools);
+        self.app.world_mut().insert_resource(tools);
         Ok(())
     }
 
     /// Why the run cannot go on, if it cannot: a replay asked for a call that was
     /// never recorded.
     pub fn fatal_error(&self) -> Option<String> {
-        self.app.world().resource::<Thoughts>().fatal().map(str::to_owned)
+        let world = self.app.world();
+        let thoughts = world.resource::<Thoughts>().fatal();
+        thoughts.or_else(|| world.resource::<crate::kernel::mcp::McpCalls>().fatal()).map(str::to_owned)
     }
 
     /// Ends the run's calls to models still in flight: their reservations come back,
@@ -188,7 +194,10 @@ impl Simulation {
     /// first recording that could not be written.
     pub fn end_thinking(&mut self) -> Result<(), String> {
         crate::kernel::llm::cancel_thinking(self.app.world_mut());
-        match self.app.world_mut().resource_mut::<LlmBridge>().take_cache_error() {
+        crate::kernel::mcp::cancel_mcp_calls(self.app.world_mut());
+        let world = self.app.world_mut();
+        let lost = world.resource_mut::<LlmBridge>().take_cache_error();
+        match lost.or_else(|| world.resource_mut::<McpBridge>().take_cache_error()) {
             Some(error) => Err(error),
             None => Ok(()),
         }

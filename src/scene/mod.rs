@@ -86,6 +86,11 @@ impl Scene {
         Ok(Scene { file, name: name.to_owned(), dir: None, source: Some(Arc::from(text)) })
     }
 
+    /// The directory of the scene file, when it was read from one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     /// The scene compiled into the binary.
     pub fn embedded_default() -> Result<Scene, SceneError> {
         Self::from_ron_str(DEFAULT_SCENE_NAME, DEFAULT_SCENE)

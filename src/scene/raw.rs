@@ -83,6 +83,68 @@ pub struct ConfigSpec {
     /// The language models agents think with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSpec>,
+    /// MCP servers the world starts, each a gateway artifact `mcp_<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpSpec>,
+    /// What becomes of capability requests: a person decides (default) or a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapabilitiesSpec>,
+}
+
+/// `mcp: (...)`: outside tools over the Model Context Protocol (stdio servers).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpSpec {
+    /// Name → server; the gateway artifact is `mcp_<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<String, McpServerSpec>,
+    /// Longest a call may take, in seconds, waiting for a restarting server included
+    /// (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_secs: Option<f64>,
+    /// Longest a server may take to start and list its tools (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout_secs: Option<f64>,
+}
+
+/// One MCP server: how to start it and what a call costs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerSpec {
+    /// The program: on `PATH`, or a path (relative ones from the scene's directory).
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (relative to the scene's directory; default: the world's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Scrip a call costs (default 0), paid to the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrip_per_call: Option<u64>,
+    /// LLM budget a call costs, in µ$ (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_usd_per_call: Option<u64>,
+    /// A capability the payer must hold (granted by a person or a policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+}
+
+/// `capabilities: (...)`: how requests made to `kernel_capabilities` are decided.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesSpec {
+    /// Capability → decision for requests of it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policy: BTreeMap<String, crate::world::config::CapabilityRule>,
+    /// For requests no entry of `policy` covers (default `Ask`: a person decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otherwise: Option<crate::world::config::CapabilityRule>,
+    /// More capabilities that may be requested, besides `can_call_llm` and those of
+    /// the MCP servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grantable: Vec<String>,
 }
 
 /// `llm: (...)`: endpoints, models and their prices, and how the world waits for them.
@@ -502,17 +564,28 @@ pub enum SystemAct {
     Resume {
         principal: String,
     },
+    /// Decides a capability request made to `kernel_capabilities`: grants it (with at
+    /// most `limit` to spend through it) or refuses it.
+    DecideCapability {
+        request: u64,
+        approve: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
 }
 
 impl SystemAct {
-    /// The principal the act is about.
-    pub fn subject(&self) -> &str {
+    /// The principal the act is about, if it names one.
+    pub fn subject(&self) -> Option<&str> {
         match self {
-            Self::GrantScrip { to, .. } | Self::GrantResource { to, .. } => to,
+            Self::GrantScrip { to, .. } | Self::GrantResource { to, .. } => Some(to),
             Self::SetQuota { principal, .. }
             | Self::Freeze { principal, .. }
             | Self::Unfreeze { principal }
-            | Self::Resume { principal } => principal,
+            | Self::Resume { principal } => Some(principal),
+            Self::DecideCapability { .. } => None,
         }
     }
 }

@@ -12,20 +12,20 @@ use bevy_ecs::prelude::*;
 
 use super::{
     raw::{
-        ArtifactSpec, CommonsSpec, ConfigSpec, DebtSpec, DefaultsSpec, EndpointSpec, FreezeSpec, InterventionSpec,
-        KpiSpec, LlmSpec, MintSpec, ModelSpec, PartsSpec, PrincipalSpec, RetrySpec, SCENE_VERSION, SandboxSpec,
-        SceneFile,
+        ArtifactSpec, CapabilitiesSpec, CommonsSpec, ConfigSpec, DebtSpec, DefaultsSpec, EndpointSpec, FreezeSpec,
+        InterventionSpec, KpiSpec, LlmSpec, McpServerSpec, McpSpec, MintSpec, ModelSpec, PartsSpec, PrincipalSpec,
+        RetrySpec, SCENE_VERSION, SandboxSpec, SceneFile,
     },
     timeline::{InterventionAct, Timeline},
 };
-use crate::bridge::config::LlmConfig;
+use crate::bridge::{config::LlmConfig, mcp::McpConfig};
 use crate::economy::{debt::Debt, escrow::Escrow, governance::Commons, mint::Mint};
 use crate::world::{
     components::{
         AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, ModelChoice, Pricing, Quota,
         Standing, System, Tombstone,
     },
-    config::Config,
+    config::{CapabilityPolicy, Config},
     ids::{ArtifactId, Ids},
     time::{SimClock, SimTime},
 };
@@ -224,6 +224,36 @@ fn config_spec(config: &Config, mint_budget: u64) -> ConfigSpec {
             window_secs: Some(config.kpis.window.as_secs_f64()),
         }),
         llm: Some(llm_spec(&config.llm, mint_budget)),
+        mcp: (!config.mcp.servers.is_empty()).then(|| mcp_spec(&config.mcp)),
+        capabilities: (config.capabilities != CapabilityPolicy::default()).then(|| CapabilitiesSpec {
+            policy: config.capabilities.rules.clone(),
+            otherwise: Some(config.capabilities.otherwise),
+            grantable: config.capabilities.grantable.clone(),
+        }),
+    }
+}
+
+fn mcp_spec(mcp: &McpConfig) -> McpSpec {
+    let servers = mcp
+        .servers
+        .iter()
+        .map(|(name, s)| {
+            let spec = McpServerSpec {
+                command: s.command.clone(),
+                args: s.args.clone(),
+                env: s.env.clone(),
+                cwd: s.cwd.as_ref().map(|d| d.display().to_string()),
+                scrip_per_call: Some(s.scrip_per_call),
+                micro_usd_per_call: Some(s.micro_usd_per_call),
+                capability: s.capability.clone(),
+            };
+            (name.clone(), spec)
+        })
+        .collect();
+    McpSpec {
+        servers,
+        call_timeout_secs: Some(mcp.call_timeout_ms as f64 / 1000.0),
+        start_timeout_secs: Some(mcp.start_timeout_ms as f64 / 1000.0),
     }
 }
 

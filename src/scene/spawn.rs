@@ -62,6 +62,7 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
         standing.llm_budget_micro_usd = config.llm.scorer_budget_micro_usd;
     }
     world.insert_resource(config);
+    crate::kernel::mcp::spawn_gateways(world);
 
     let mut disk_used: BTreeMap<ArtifactId, u64> = BTreeMap::new();
     for p in &scene.principals {

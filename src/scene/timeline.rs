@@ -164,6 +164,10 @@ fn apply_system(world: &mut World, act: &SystemAct) -> Result<(), KernelError> {
         crate::agents::resume(world, entity, &ArtifactId::trusted(KERNEL_ID));
         return Ok(());
     }
+    if let SystemAct::DecideCapability { request, approve, limit, note } = act {
+        let decision = crate::economy::capabilities::Decision { approve: *approve, limit: *limit, note: note.clone() };
+        return crate::economy::capabilities::decide(world, *request, decision, "a person");
+    }
     let mut kernel = Kernel::as_system(world)?;
     match act {
         SystemAct::GrantScrip { to, amount } => kernel.grant_scrip(to, amount.0),
@@ -173,6 +177,6 @@ fn apply_system(world: &mut World, act: &SystemAct) -> Result<(), KernelError> {
             kernel.freeze(principal, reason.as_deref().unwrap_or("frozen by an intervention"), false)
         }
         SystemAct::Unfreeze { principal } => kernel.unfreeze(principal, None),
-        SystemAct::Resume { .. } => Ok(()),
+        SystemAct::Resume { .. } | SystemAct::DecideCapability { .. } => Ok(()),
     }
 }

@@ -7,6 +7,7 @@
 //! owns). The first problem found is reported with its path and position.
 
 mod llm;
+mod mcp;
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
     sync::Arc,
@@ -96,7 +97,7 @@ impl ValidParts {
 
 /// Resource names the kernel reserves.
 const RESERVED_RESOURCES: &[&str] =
-    &["scrip", "llm_budget", "disk", "memory", "cpu", "llm_tokens", "llm_calls", "actions"];
+    &["scrip", "llm_budget", "disk", "memory", "cpu", "llm_tokens", "llm_calls", "mcp_calls", "actions"];
 
 struct Checker<'a> {
     scene: &'a Scene,
@@ -178,6 +179,9 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     taken.insert(KERNEL_ID.to_owned());
     taken.extend(Service::ALL.iter().map(|s| s.id().to_owned()));
     taken.insert(crate::economy::services::HANDBOOK_ID.to_owned());
+    let gateways: HashSet<String> =
+        config.mcp.servers.keys().map(|name| crate::kernel::mcp::gateway_id(name)).collect();
+    taken.extend(gateways.iter().cloned());
     let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
     let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
         let path = || format!("{section}[{index}].id");
@@ -188,6 +192,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
                 || id == KERNEL_ID
                 || Service::from_id(id).is_some()
                 || id == crate::economy::services::HANDBOOK_ID
+                || gateways.contains(id)
             {
                 "is reserved by the world"
             } else {
@@ -529,6 +534,12 @@ fn validate_config(check: &Checker, spec: &ConfigSpec) -> Result<Config, SceneEr
     if let Some(llm) = &spec.llm {
         config.llm = llm::validate_llm(check, llm)?;
     }
+    if let Some(mcp) = &spec.mcp {
+        config.mcp = mcp::validate_mcp(check, mcp)?;
+    }
+    if let Some(capabilities) = &spec.capabilities {
+        config.capabilities = mcp::validate_capabilities(check, capabilities)?;
+    }
     if let Some(kpis) = &spec.kpis {
         let at = |field: &str| vec![Anchor::from("config:"), Anchor::from("kpis:"), Anchor::from(field)];
         if let Some(every) = kpis.every_steps {
@@ -826,7 +837,9 @@ fn validate_interventions(
                 InterventionAct::As { actor: actor_id, action: action.clone() }
             }
             (None, None, Some(system)) => {
-                unknown("system", i, system.subject(), &known);
+                if let Some(subject) = system.subject() {
+                    unknown("system", i, subject, &known);
+                }
                 InterventionAct::System(system.clone())
             }
             (None, Some(_), _) => {

@@ -524,6 +524,56 @@ pub enum Service {
     Auditor,
     /// `kernel_llm_gateway`: language models, paid from the caller's LLM budget.
     LlmGateway,
+    /// `kernel_capabilities`: requests for capabilities, decided by a person or a policy.
+    Capabilities,
+    /// `mcp_<server>`: an MCP server's tools (one per server the scene lists, with an
+    /// [`McpGateway`]).
+    Mcp,
+}
+
+/// The MCP server behind an `mcp_<server>` gateway.
+#[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpGateway {
+    pub(crate) server: String,
+    /// Whether the server's tools have been listed into the gateway's interface.
+    pub(crate) listed: bool,
+}
+
+impl McpGateway {
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+}
+
+/// A capability granted on request, and what has been spent through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The request it answered.
+    pub request: u64,
+    /// Most that may be spent through it (scrip plus µ$ of LLM budget); none: no limit.
+    pub limit: Option<u64>,
+    pub spent: u64,
+}
+
+impl Grant {
+    /// What may still be spent through it (`u64::MAX` without a limit).
+    pub fn remaining(&self) -> u64 {
+        self.limit.map_or(u64::MAX, |limit| limit.saturating_sub(self.spent))
+    }
+}
+
+/// Capabilities granted to a principal on request (beside the ones it was created
+/// with, in [`Capabilities`]).
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants(pub(crate) BTreeMap<String, Grant>);
+
+impl Grants {
+    pub fn get(&self, capability: &str) -> Option<&Grant> {
+        self.0.get(capability)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Grant)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
 }
 
 /// Part of the world's machinery (the `kernel` principal, the built-in contracts):

@@ -12,7 +12,7 @@ use super::time::SimTime;
 
 /// Rate resources the kernel knows by name (per window). A scene may limit others
 /// as well.
-pub const BUILTIN_RATES: &[&str] = &["cpu", "llm_tokens", "llm_calls", "actions"];
+pub const BUILTIN_RATES: &[&str] = &["cpu", "llm_tokens", "llm_calls", "mcp_calls", "actions"];
 
 /// Quota resources that are allocations, not rates: `memory`, the most heap one call
 /// may use.
@@ -47,6 +47,40 @@ pub struct Config {
     pub kpis: KpiConfig,
     /// The language models agents think with.
     pub llm: crate::bridge::config::LlmConfig,
+    /// Outside tools: MCP servers.
+    pub mcp: crate::bridge::mcp::McpConfig,
+    /// How capability requests are decided.
+    pub capabilities: CapabilityPolicy,
+}
+
+/// A standing decision on capability requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CapabilityRule {
+    /// A person decides (in the window or with `ecology capabilities`).
+    #[default]
+    Ask,
+    /// Granted at once, with at most this much to spend through it (none: no limit).
+    Approve {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+    },
+    /// Refused at once.
+    Deny,
+}
+
+/// How the world decides capability requests, and which it accepts at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityPolicy {
+    pub rules: BTreeMap<String, CapabilityRule>,
+    pub otherwise: CapabilityRule,
+    /// Capabilities that may be requested besides `can_call_llm` and the MCP servers'.
+    pub grantable: Vec<String>,
+}
+
+impl CapabilityPolicy {
+    pub fn rule(&self, capability: &str) -> CapabilityRule {
+        self.rules.get(capability).copied().unwrap_or(self.otherwise)
+    }
 }
 
 /// The mint's schedule and rules (SPEC §7).
@@ -153,6 +187,8 @@ impl Default for Config {
             mint: MintConfig::default(),
             kpis: KpiConfig::default(),
             llm: crate::bridge::config::LlmConfig::default(),
+            mcp: crate::bridge::mcp::McpConfig::default(),
+            capabilities: CapabilityPolicy::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ mod ledger;
 mod llm;
 mod llm_agents;
 mod llm_scorer;
+mod mcp;
 mod mint;
 mod props;
 mod query;
