@@ -2,9 +2,10 @@
 //!
 //! `ecology` alone opens the window on the embedded default scene (headless builds:
 //! runs it, like `ecology run`). One module per family of commands: [`run`],
-//! [`batch`] (sweeps, merge, plot), `window`.
+//! [`batch`] (sweeps, merge, plot), [`capabilities`], `window`.
 
 mod batch;
+mod capabilities;
 mod run;
 #[cfg(feature = "gui")]
 mod window;
@@ -56,6 +57,9 @@ enum Command {
     Gui(Box<window::GuiArgs>),
     /// Tell the story of a run from its event stream (written by `run --events`).
     Report(ReportArgs),
+    /// See and decide the capability requests of a run started with `--control DIR`.
+    #[command(subcommand)]
+    Capabilities(capabilities::CapabilitiesCommand),
     /// Check a scene; exits 2 with the first error (file:line:col) if it is broken.
     Validate {
         /// The scene file.
@@ -114,6 +118,7 @@ pub fn main() -> Result<()> {
         Some(Command::Merge(args)) => batch::merge(&args),
         Some(Command::Plot(args)) => batch::plot(&args),
         Some(Command::Report(args)) => tell(&args),
+        Some(Command::Capabilities(command)) => capabilities::capabilities(command),
         Some(Command::Validate { scene }) => validate(&scene),
         Some(Command::SandboxWorker { heap_bytes, recursion, stack_bytes }) => {
             let limits = WorkerLimits { heap_bytes, recursion, stack_bytes, ..WorkerLimits::default() };

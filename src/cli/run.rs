@@ -10,7 +10,10 @@ use agent_ecology::{
     bridge::{BridgeOptions, config::ClockMode},
     economy::kpis::Kpis,
     kernel::EventLog,
-    run::{Checkpoint, Report, Simulation, audit, check_checkpoint_cadence, checkpoint_due, write_atomically},
+    run::{
+        Checkpoint, Report, Simulation, audit, check_checkpoint_cadence, checkpoint_due, control::Control,
+        write_atomically,
+    },
     world::{config::Config, time::SimTime},
 };
 use anyhow::{Context, Result};
@@ -79,6 +82,10 @@ pub(super) struct RunArgs {
     /// In realtime mode, simulated seconds per wall-clock second (default 1).
     #[arg(long, value_name = "X")]
     pub speed: Option<f64>,
+    /// Publish capability requests to DIR/requests.json and apply the decisions
+    /// `ecology capabilities approve|deny --control DIR` leave there.
+    #[arg(long, value_name = "DIR")]
+    pub control: Option<PathBuf>,
     /// No progress bar and no summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -120,6 +127,8 @@ struct Outputs {
     llm_cache: Option<PathBuf>,
     replay: bool,
     speed: Option<f64>,
+    #[serde(default)]
+    control: Option<PathBuf>,
 }
 
 impl Outputs {
@@ -136,6 +145,7 @@ impl Outputs {
             llm_cache: given.llm_cache.or(self.llm_cache),
             replay,
             speed: given.speed.or(self.speed),
+            control: given.control.or(self.control),
         }
     }
 
@@ -196,6 +206,7 @@ impl RunOptions {
             llm_cache: absolute(args.llm_cache)?,
             replay: args.replay,
             speed: args.speed,
+            control: absolute(args.control)?,
         };
         Ok(Self {
             scene: args.scene,
@@ -312,6 +323,13 @@ pub(super) fn run(options: RunOptions) -> Result<()> {
     let first = sim.steps_done();
     let speed = outputs.speed.unwrap_or(1.0);
 
+    let mut control = match &outputs.control {
+        Some(dir) => Some(
+            Control::open(dir)
+                .map_err(|e| BadInput(format!("cannot use {} to control the run: {e}", dir.display())))?,
+        ),
+        None => None,
+    };
     let progress = progress_bar(plan.end_step, "steps", quiet);
     progress.set_position(first);
     progress.reset_eta();
@@ -324,6 +342,9 @@ pub(super) fn run(options: RunOptions) -> Result<()> {
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
+        }
+        if let Some(control) = &mut control {
+            control.sync(&mut sim).with_context(|| format!("the control directory {}", control.dir().display()))?;
         }
         let before = sim.now();
         sim.step();
@@ -343,6 +364,9 @@ pub(super) fn run(options: RunOptions) -> Result<()> {
     }
     progress.finish_and_clear();
     let wall = started.elapsed();
+    if let Some(control) = &control {
+        control.publish(&sim, false)?;
+    }
     if let Err(error) = sim.end_thinking() {
         writeln!(std::io::stderr().lock(), "warning: the LLM cache is incomplete: {error}")?;
     }

@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod checksum;
+pub mod control;
 pub mod report;
 
 use std::io::{self, Write};

@@ -3,6 +3,7 @@
 mod agents;
 mod artifacts;
 mod batch;
+mod capabilities;
 mod checkpoints;
 mod cli;
 mod determinism;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::sim;
 
 /// The filesystem server's executable, installed on first use.
-fn filesystem_server() -> PathBuf {
+pub fn filesystem_server() -> PathBuf {
     static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
