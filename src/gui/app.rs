@@ -10,8 +10,9 @@ use std::{path::PathBuf, time::Duration};
 use super::{
     model::Model,
     panels::{
-        Outbox, artifacts::ArtifactsPanel, events::EventsPanel, inspector::InspectorPanel, mint::MintPanel,
-        network::NetworkPanel, overview::OverviewPanel, principals::PrincipalsPanel,
+        Outbox, artifacts::ArtifactsPanel, capabilities::CapabilitiesPanel, events::EventsPanel,
+        inspector::InspectorPanel, mint::MintPanel, network::NetworkPanel, overview::OverviewPanel,
+        principals::PrincipalsPanel,
     },
     session::{Command, Interest, Session, Speed},
 };
@@ -28,11 +29,13 @@ pub enum Tab {
     Artifacts,
     Network,
     Mint,
+    Capabilities,
     Events,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [Tab::Overview, Tab::Principals, Tab::Artifacts, Tab::Network, Tab::Mint, Tab::Events];
+    pub const ALL: [Tab; 7] =
+        [Tab::Overview, Tab::Principals, Tab::Artifacts, Tab::Network, Tab::Mint, Tab::Capabilities, Tab::Events];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -41,6 +44,7 @@ impl Tab {
             Tab::Artifacts => "Artifacts",
             Tab::Network => "Network",
             Tab::Mint => "Mint",
+            Tab::Capabilities => "Capabilities",
             Tab::Events => "Events",
         }
     }
@@ -86,6 +90,7 @@ pub struct EcologyApp {
     artifacts: ArtifactsPanel,
     network: NetworkPanel,
     mint: MintPanel,
+    capabilities: CapabilitiesPanel,
     events: EventsPanel,
     inspector: InspectorPanel,
 }
@@ -107,6 +112,7 @@ impl EcologyApp {
             artifacts: ArtifactsPanel::default(),
             network: NetworkPanel::default(),
             mint: MintPanel::default(),
+            capabilities: CapabilitiesPanel::default(),
             events: EventsPanel::default(),
             inspector: InspectorPanel::default(),
         }
@@ -181,6 +187,7 @@ impl EcologyApp {
                 Tab::Artifacts => self.artifacts.ui(ui, &self.model, &mut outbox),
                 Tab::Network => self.network.ui(ui, &self.model, &mut outbox),
                 Tab::Mint => self.mint.ui(ui, &self.model, &mut outbox),
+                Tab::Capabilities => self.capabilities.ui(ui, &self.model, &mut outbox),
                 Tab::Events => self.events.ui(ui, &self.model, &mut outbox),
             }
         });

@@ -7,7 +7,10 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
-use crate::{economy::mint::Resolution, kernel::Event};
+use crate::{
+    economy::{capabilities::CapabilityRequest, mint::Resolution},
+    kernel::Event,
+};
 
 use super::session::{ArtifactRow, ChartPoint, Detail, Notice, PrincipalRow, Status, Update};
 
@@ -42,6 +45,8 @@ pub struct Model {
     pub artifacts_version: u64,
     pub detail: Option<Box<Detail>>,
     pub notices: VecDeque<Notice>,
+    /// Every capability request of the run, in id order.
+    pub capabilities: Arc<Vec<CapabilityRequest>>,
 }
 
 impl Model {
@@ -80,6 +85,9 @@ impl Model {
             self.artifacts_version += 1;
         }
         self.detail = update.detail;
+        if let Some(requests) = update.capabilities {
+            self.capabilities = requests;
+        }
         self.notices.extend(update.messages);
         let excess = self.notices.len().saturating_sub(MAX_NOTICES);
         self.notices.drain(..excess);

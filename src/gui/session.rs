@@ -32,6 +32,7 @@ use bevy_ecs::prelude::*;
 use crate::{
     bridge::{BridgeOptions, config::ClockMode},
     economy::{
+        capabilities::{CapabilityRequest, CapabilityRequests},
         kpis::{KpiSample, Kpis},
         mint::{Mint, Resolution},
     },
@@ -265,6 +266,8 @@ pub struct Update {
     pub principals: Option<Arc<Vec<PrincipalRow>>>,
     pub artifacts: Option<Arc<Vec<ArtifactRow>>>,
     pub detail: Option<Box<Detail>>,
+    /// Every capability request, when one was made or decided since the last update.
+    pub capabilities: Option<Arc<Vec<CapabilityRequest>>>,
     /// What came of commands (saved, opened, refused …), oldest first.
     pub messages: Vec<Notice>,
 }
@@ -391,6 +394,8 @@ struct Sent {
     events_seq: u64,
     kpi_samples: usize,
     resolutions: u64,
+    /// Capability requests made, and decided, as last sent.
+    capabilities: Option<(u64, usize, usize)>,
 }
 
 /// Steps and events per wall-clock second, over about a second.
@@ -827,6 +832,7 @@ impl Runner {
                     principals: None,
                     artifacts: None,
                     detail: None,
+                    capabilities: None,
                     messages,
                 });
             }
@@ -857,6 +863,12 @@ impl Runner {
         let resolutions = recent[recent.len().saturating_sub(new_resolutions)..].iter().map(|r| (*r).clone()).collect();
         self.sent.resolutions = mint.resolutions();
 
+        let requests = world.resource::<CapabilityRequests>();
+        let made = requests.iter().count();
+        let shape = (self.generation, made, requests.iter().filter(|r| !r.is_pending()).count());
+        let capabilities =
+            (self.sent.capabilities != Some(shape)).then(|| Arc::new(requests.iter().cloned().collect()));
+        self.sent.capabilities = Some(shape);
         let detail = self.selected.as_ref().and_then(|id| self.detail(world, id));
         let update = Update {
             status,
@@ -867,6 +879,7 @@ impl Runner {
             principals: self.interest.principals.then(|| Arc::new(principal_rows(world))),
             artifacts: self.interest.artifacts.then(|| Arc::new(artifact_rows(world))),
             detail: detail.map(Box::new),
+            capabilities,
             messages: std::mem::take(&mut self.messages),
         };
         let _ = self.updates.send(update);

@@ -288,3 +288,38 @@ fn snapshots_of_the_main_views() {
         result.unwrap();
     }
 }
+
+#[test]
+fn a_capability_request_is_approved_with_a_button() {
+    let code = r#"function step(view) {
+        if (view.memory) return {actions: [], sleep: {secs: 1000}};
+        return [{action: "write", id: view.self, content: "asked"},
+                {action: "invoke", id: "kernel_capabilities", method: "request",
+                 args: {capability: "lab", reason: "to run the experiment"}}];
+    }"#;
+    let text = format!(
+        r#"Scene(config: (capabilities: (grantable: ["lab"])), principals: [
+            (id: "asker", agent: true, disk_bytes: 10000, code: {code:?}, interface: (tools: [(name: "step")])),
+        ])"#
+    );
+    let scene = Scene::from_ron_str("ask.ron", &text).unwrap();
+    let mut harness = harness(EcologyApp::new(Session::start(scene, SessionOptions::default())));
+    harness.state().send(agent_ecology::gui::Command::Step(2));
+    assert!(harness.state_mut().wait_for(WAIT, |m| m.capabilities.iter().any(|r| r.is_pending())));
+    harness.get_by_label("Capabilities").click();
+    harness.step();
+    harness.get_by_label_contains("to run the experiment");
+    harness.get_by_label("Approve").click();
+    harness.step();
+    harness.get_by_label("⏭ Step").click();
+    harness.step();
+    let granted = |m: &agent_ecology::gui::model::Model| m.capabilities.iter().any(|r| !r.is_pending());
+    assert!(harness.state_mut().wait_for(WAIT, granted), "the decision never reached the world");
+    let request = harness.state().model.capabilities[0].clone();
+    assert!(
+        matches!(&request.status, agent_ecology::economy::capabilities::RequestStatus::Granted { by, limit: None, .. } if by == "a person"),
+        "{request:?}"
+    );
+    harness.step();
+    harness.get_by_label_contains("granted by a person");
+}

@@ -3,6 +3,7 @@
 //! changes through the [`Outbox`] — never by touching the world.
 
 pub mod artifacts;
+pub mod capabilities;
 pub mod events;
 pub mod inspector;
 pub mod mint;
