@@ -488,6 +488,19 @@ fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
             llm.cost_micro_usd as f64 / 1e6
         );
     }
+    for (server, usage) in &report.mcp {
+        let _ = writeln!(
+            out,
+            "  mcp_{server}: {} calls, {} failed, {} scrip, ${:.6}",
+            usage.calls,
+            usage.failed,
+            usage.scrip,
+            usage.cost_micro_usd as f64 / 1e6
+        );
+    }
+    for (server, why) in &report.mcp_unavailable {
+        let _ = writeln!(out, "  mcp_{server}: no tools, the server did not start: {why}");
+    }
     let _ = writeln!(out, "  checksum {}", report.checksum);
     out
 }

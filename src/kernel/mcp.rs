@@ -77,6 +77,8 @@ pub struct McpCalls {
     next_request: u64,
     pending: BTreeMap<u64, Pending>,
     by_server: BTreeMap<String, McpUse>,
+    /// Servers that did not start or list their tools, and why.
+    unavailable: BTreeMap<String, String>,
     /// A replay asked for a call that was never recorded: the run cannot go on.
     fatal: Option<String>,
 }
@@ -88,13 +90,17 @@ impl McpCalls {
     pub fn in_flight(&self) -> usize {
         self.pending.len()
     }
+    /// Servers whose gateway has no tools because they did not start, and why.
+    pub fn unavailable(&self) -> &BTreeMap<String, String> {
+        &self.unavailable
+    }
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
     }
     pub(crate) fn digest_view(&self) -> impl Serialize + '_ {
         let pending: Vec<(u64, &ArtifactId, &ArtifactId, &str)> =
             self.pending.iter().map(|(id, p)| (*id, &p.payer_id, &p.caller, p.tool.as_str())).collect();
-        (self.next_request, &self.by_server, pending)
+        (self.next_request, &self.by_server, &self.unavailable, pending)
     }
 }
 
@@ -115,6 +121,8 @@ pub(crate) struct McpCallsState {
     next_request: u64,
     pending: Vec<PendingState>,
     by_server: BTreeMap<String, McpUse>,
+    #[serde(default)]
+    unavailable: BTreeMap<String, String>,
     fatal: Option<String>,
 }
 
@@ -137,6 +145,7 @@ impl McpCalls {
             next_request: self.next_request,
             pending,
             by_server: self.by_server.clone(),
+            unavailable: self.unavailable.clone(),
             fatal: self.fatal.clone(),
         }
     }
@@ -160,7 +169,13 @@ impl McpCalls {
             };
             pending.insert(p.request, call);
         }
-        Ok(Self { next_request: state.next_request, pending, by_server: state.by_server, fatal: state.fatal })
+        Ok(Self {
+            next_request: state.next_request,
+            pending,
+            by_server: state.by_server,
+            unavailable: state.unavailable,
+            fatal: state.fatal,
+        })
     }
 }
 
@@ -256,9 +271,11 @@ pub(crate) fn list_gateway_tools(world: &mut World) {
                 EventKind::McpServerReady { gateway: gateway.clone(), server: name, tools: names }
             }
             Err(message) => {
+                let mut calls = world.resource_mut::<McpCalls>();
                 if message.starts_with("replay:") {
-                    world.resource_mut::<McpCalls>().fatal.get_or_insert_with(|| message.clone());
+                    calls.fatal.get_or_insert_with(|| message.clone());
                 }
+                calls.unavailable.insert(name.clone(), message.clone());
                 EventKind::McpServerFailed { gateway: gateway.clone(), server: name, message }
             }
         };
@@ -439,6 +456,10 @@ fn settle(world: &mut World, id: u64, finished: McpFinished) -> Option<(Pending,
                 ..usage
             };
             world.resource_mut::<McpCalls>().by_server.insert(pending.server.clone(), usage);
+            // In lockstep a live run is reproducible when the servers answer alike:
+            // the wall-clock latency is left out of the world.
+            let lockstep = world.resource::<Config>().llm.clock == ClockMode::Lockstep;
+            let latency_ms = if lockstep { 0 } else { finished.latency_ms };
             let event = EventKind::McpCall {
                 principal: pending.payer_id.clone(),
                 gateway: pending.gateway.clone(),
@@ -447,11 +468,10 @@ fn settle(world: &mut World, id: u64, finished: McpFinished) -> Option<(Pending,
                 scrip,
                 cost_micro_usd: cost,
                 is_error,
-                latency_ms: finished.latency_ms,
+                latency_ms,
                 excerpt: excerpt(&text, EXCERPT_CHARS),
             };
             world.resource_mut::<EventLog>().push(now, pending.caller.clone(), event);
-            let lockstep = world.resource::<Config>().llm.clock == ClockMode::Lockstep;
             let mut answer = json!({
                 "request": request_name(id),
                 "gateway": pending.gateway,
@@ -467,7 +487,7 @@ fn settle(world: &mut World, id: u64, finished: McpFinished) -> Option<(Pending,
             }
             // In lockstep the world must not depend on latency, so code is not told it.
             if !lockstep {
-                answer["latency_ms"] = finished.latency_ms.into();
+                answer["latency_ms"] = latency_ms.into();
             }
             Ok(answer)
         }

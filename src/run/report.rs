@@ -51,6 +51,12 @@ pub struct Report {
     pub economy: EconomyReport,
     /// What thinking cost: calls to language models, tokens and micro-dollars.
     pub llm: LlmReport,
+    /// What outside tools cost, by MCP server: calls, failures, scrip and µ$.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp: BTreeMap<String, crate::kernel::mcp::McpUse>,
+    /// MCP servers that did not start (their gateways had no tools), and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp_unavailable: BTreeMap<String, String>,
     /// Hex digest of the final world state and the whole event log.
     pub checksum: String,
 }
@@ -233,6 +239,8 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         granted_total: supply.granted,
         economy,
         llm,
+        mcp: world.resource::<crate::kernel::mcp::McpCalls>().by_server().clone(),
+        mcp_unavailable: world.resource::<crate::kernel::mcp::McpCalls>().unavailable().clone(),
         checksum: world_checksum(world),
     }
 }

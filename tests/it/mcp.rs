@@ -1,5 +1,5 @@
 //! MCP servers as gateway artifacts, against the real `@modelcontextprotocol/server-filesystem`
-//! (an npm package, installed under tests/mcp by `.ci/run`, or here on first use).
+//! (an npm package, installed under mcp/ by `.ci/run`, or here on first use).
 
 use std::{
     path::{Path, PathBuf},
@@ -22,7 +22,7 @@ pub fn filesystem_server() -> PathBuf {
     static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp");
             let bin = dir.join("node_modules/.bin/mcp-server-filesystem");
             if !bin.exists() {
                 let status = std::process::Command::new("npm")
@@ -30,7 +30,7 @@ pub fn filesystem_server() -> PathBuf {
                     .arg(&dir)
                     .status()
                     .expect("npm installs the test MCP servers (install Node.js and npm)");
-                assert!(status.success(), "npm ci --prefix tests/mcp failed");
+                assert!(status.success(), "npm ci --prefix mcp failed");
             }
             assert!(bin.exists(), "{} is not there after npm ci", bin.display());
             bin

@@ -307,6 +307,8 @@ fn the_readme_example_scene_is_valid() {
 #[test]
 fn every_scene_in_the_repository_validates_and_runs() {
     let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenes"));
+    // outside_tools.ron starts the MCP servers under mcp/.
+    crate::mcp::filesystem_server();
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -36,15 +36,17 @@ pub(super) fn validate_mcp(check: &Checker, spec: &McpSpec) -> Result<McpConfig,
             return Err(check.err(path("command"), &here("command"), "a server needs a command to start it"));
         }
         // A relative path is the scene's, like code files; a bare name is found on PATH.
+        // Both are made absolute: the server starts in `cwd`, not where we are.
+        let absolute = |path: std::path::PathBuf| std::path::absolute(&path).unwrap_or(path);
         let command = match dir {
             Some(dir) if server.command.contains('/') && !server.command.starts_with('/') => {
-                dir.join(&server.command).display().to_string()
+                absolute(dir.join(&server.command)).display().to_string()
             }
             _ => server.command.clone(),
         };
         let cwd = server.cwd.as_ref().map(|cwd| match dir {
-            Some(dir) => dir.join(cwd),
-            None => cwd.into(),
+            Some(dir) => absolute(dir.join(cwd)),
+            None => absolute(cwd.into()),
         });
         if let Some(capability) = &server.capability
             && !valid_capability(capability)
