@@ -467,6 +467,9 @@ impl Kernel<'_> {
                     Some(Service::Governance) => Habit::Govern,
                     Some(Service::Auditor) => Habit::Query,
                     Some(Service::LlmGateway) => Habit::Think,
+                    // Buying and selling work.
+                    Some(Service::Tasks) => Habit::Trade,
+                    Some(Service::Subscriptions | Service::Locks) => Habit::Coordinate,
                     None => Habit::Invoke,
                 }
             }

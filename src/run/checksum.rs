@@ -16,7 +16,10 @@ use crate::{
         escrow::Escrow,
         governance::{Commons, Governance},
         kpis::Kpis,
+        locks::Locks,
         mint::Mint,
+        subscriptions::Subscriptions,
+        tasks::TaskBoard,
     },
     kernel::{
         EventLog, InvocationStats, Supply,
@@ -59,6 +62,7 @@ struct EntityState<'a> {
     commons: Option<&'a Commons>,
     model: Option<&'a ModelChoice>,
     thinking: Option<&'a Thinking>,
+    subscriptions: Option<&'a Subscriptions>,
 }
 
 struct Digest {
@@ -94,6 +98,8 @@ pub fn world_checksum(world: &World) -> String {
     digest.feed(world.resource::<Escrow>());
     digest.feed(world.resource::<Debts>());
     digest.feed(&serde_json::to_string(world.resource::<Governance>()).unwrap_or_default());
+    digest.feed(world.resource::<TaskBoard>());
+    digest.feed(world.resource::<Locks>());
     digest.feed(world.resource::<Kpis>());
     digest.feed(&world.resource::<crate::kernel::llm::Thoughts>().digest_view());
     // Pending interventions hold actions with optional fields, which a compact
@@ -129,6 +135,7 @@ pub fn world_checksum(world: &World) -> String {
             commons: world.get(e),
             model: world.get(e),
             thinking: world.get(e),
+            subscriptions: world.get(e),
         });
     }
     let log = world.resource::<EventLog>();

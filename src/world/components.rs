@@ -524,6 +524,12 @@ pub enum Service {
     Auditor,
     /// `kernel_llm_gateway`: language models, paid from the caller's LLM budget.
     LlmGateway,
+    /// `kernel_subscriptions`: standing orders to be woken by matching events.
+    Subscriptions,
+    /// `kernel_tasks`: a board of paid tasks, rewards held until settled.
+    Tasks,
+    /// `kernel_locks`: named exclusive locks that expire on the simulated clock.
+    Locks,
 }
 
 /// Part of the world's machinery (the `kernel` principal, the built-in contracts):
