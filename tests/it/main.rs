@@ -5,6 +5,7 @@ mod artifacts;
 mod batch;
 mod checkpoints;
 mod cli;
+mod coordination;
 mod determinism;
 mod economy;
 #[path = "../support/fake_llm.rs"]
