@@ -1,7 +1,7 @@
 //! Agent loops: artifacts with a [`Loop`] wake, look, and decide.
 //!
 //! In the Decide phase every agent whose time has come (or whose awaited event has
-//! happened), and which is neither frozen nor paused, gets a *view* — its holdings,
+//! happened, or an event it subscribed to), and which is neither frozen nor paused, gets a *view* — its holdings,
 //! quotas, memory (its own content), the results of its earlier intents and the
 //! recent events that concern it — and its code's `step(view)` answers with intents
 //! (actions, executed by the kernel in the Act phase) and optionally how long to
@@ -49,7 +49,10 @@ pub(crate) fn plugin(app: &mut App) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
     Time,
+    /// The event it slept on (`sleep.on`).
     Event,
+    /// An event one of its subscriptions asks for.
+    Subscription,
 }
 
 /// Decide phase: step every agent that is due.

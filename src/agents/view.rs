@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{Wake, steps::StepJob};
 use crate::{
-    economy::mint::Mint,
+    economy::{mint::Mint, subscriptions::Subscriptions},
     kernel::EventLog,
     world::{
         components::{Artifact, EventFilter, Executable, Frozen, Inbox, Loop, ModelChoice, Quota, Standing, Thinking},
@@ -78,22 +78,36 @@ impl SeenEvent {
             && filter.actor.as_deref().is_none_or(|a| self.actor == a)
             && filter.artifact.as_deref().is_none_or(|a| self.names(a))
     }
+
+    /// Whether one of `agent`'s subscriptions asks for this event. An agent's own
+    /// acts are not news to it, and waking on them would have it step every step.
+    fn wanted_by(&self, agent: &ArtifactId, subscriptions: Option<&Subscriptions>) -> bool {
+        self.actor != *agent && subscriptions.is_some_and(|s| s.filters().any(|f| self.matches(f)))
+    }
+}
+
+/// An agent's subscriptions, if it has any.
+fn subscriptions_of(world: &World, entity: Entity) -> Option<&Subscriptions> {
+    world.get::<Subscriptions>(entity).filter(|s| !s.is_empty())
 }
 
 /// Where [`RecentEvents`] must start this step: the oldest event an agent that may
-/// step now has not seen (or, for one sleeping on an event, not yet checked), but no
+/// step now has not seen (or, for one waiting on events, not yet checked), but no
 /// further back than [`VIEW_LOOKBACK`].
 pub(super) fn oldest_needed(world: &mut World, now: SimTime) -> u64 {
     let latest = world.resource::<EventLog>().next_seq() - 1;
     let floor = latest.saturating_sub(VIEW_LOOKBACK);
-    let mut agents = world.query_filtered::<&Loop, (Without<Frozen>, Without<Thinking>)>();
+    let mut agents = world.query_filtered::<(&Loop, Option<&Subscriptions>), (Without<Frozen>, Without<Thinking>)>();
     let needed = agents
         .iter(world)
-        .filter(|a| !a.paused)
-        .filter_map(|a| match (&a.wake_on, a.wake_at <= now) {
-            (_, true) => Some(a.seen_seq),
-            (Some(_), false) => Some(a.seen_seq.max(a.checked_seq)),
-            (None, false) => None,
+        .filter(|(a, _)| !a.paused)
+        .filter_map(|(a, subscriptions)| {
+            let waiting = a.wake_on.is_some() || subscriptions.is_some_and(|s| !s.is_empty());
+            match (waiting, a.wake_at <= now) {
+                (_, true) => Some(a.seen_seq),
+                (true, false) => Some(a.seen_seq.max(a.checked_seq)),
+                (false, false) => None,
+            }
         })
         .min()
         .unwrap_or(latest);
@@ -115,16 +129,25 @@ pub(super) fn due_agents(world: &mut World, now: SimTime, recent: &RecentEvents)
         {
             continue;
         }
+        let Some(id) = world.get::<ArtifactId>(entity) else { continue };
+        let subscriptions = subscriptions_of(world, entity);
         let wake = if agent.wake_at <= now {
             Some(Wake::Time)
-        } else if let Some(filter) = &agent.wake_on {
+        } else if agent.wake_on.is_some() || subscriptions.is_some() {
+            // Only the events since the last check: each is looked at once per sleeper.
             let from = agent.seen_seq.max(agent.checked_seq);
             checked.push(entity);
-            recent.after(from).any(|e| e.matches(filter)).then_some(Wake::Event)
+            recent.after(from).find_map(|e| {
+                if agent.wake_on.as_ref().is_some_and(|f| e.matches(f)) {
+                    Some(Wake::Event)
+                } else {
+                    e.wanted_by(id, subscriptions).then_some(Wake::Subscription)
+                }
+            })
         } else {
             None
         };
-        if let (Some(wake), Some(id)) = (wake, world.get::<ArtifactId>(entity)) {
+        if let Some(wake) = wake {
             due.push((id, entity, wake));
         }
     }
@@ -152,10 +175,14 @@ pub(super) fn job(
     let agent = world.get::<Loop>(entity)?;
     let (seen, wake_on) = (agent.seen_seq, agent.wake_on.clone());
     let latest = world.resource::<EventLog>().next_seq() - 1;
-    // What concerns the agent, and what it was waiting for: the most recent few.
+    let subscriptions = subscriptions_of(world, entity);
+    // What concerns the agent, and what it was waiting for or subscribed to: the most
+    // recent few.
     let relevant: Vec<&Value> = recent
         .after(seen)
-        .filter(|e| e.names(id.as_str()) || wake_on.as_ref().is_some_and(|f| e.matches(f)))
+        .filter(|e| {
+            e.names(id.as_str()) || wake_on.as_ref().is_some_and(|f| e.matches(f)) || e.wanted_by(&id, subscriptions)
+        })
         .map(|e| &e.json)
         .collect();
     let events = &relevant[relevant.len().saturating_sub(VIEW_EVENTS)..];
@@ -167,6 +194,7 @@ pub(super) fn job(
         woke_by: match wake {
             Wake::Time => "time",
             Wake::Event => "event",
+            Wake::Subscription => "subscription",
         },
         scrip: standing.map_or(0, Standing::scrip),
         resources: standing.map(Holdings),

@@ -469,6 +469,14 @@ fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
         "  economy: {} mint resolutions, {} invocations by non-creators, {} freezes, {} rescues",
         economy.mint_resolutions, economy.invocations_by_others, economy.freezes, economy.rescues
     );
+    let tasks = &economy.tasks;
+    if tasks.posted > 0 {
+        let _ = writeln!(
+            out,
+            "  tasks: {} posted, {} accepted ({} scrip paid), {} cancelled, {} expired, {} unsettled ({} scrip held)",
+            tasks.posted, tasks.accepted, tasks.paid, tasks.cancelled, tasks.expired, tasks.unsettled, tasks.held
+        );
+    }
     let kpis = &economy.kpis;
     let _ = writeln!(
         out,

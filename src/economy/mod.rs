@@ -2,11 +2,13 @@
 //!
 //! The world's services ([`services`]) are artifacts every world has: the mint's
 //! auctions ([`mint`], scored by [`scorer`]), escrow ([`escrow`]), debt notes
-//! ([`debt`]), commons governed by vote ([`governance`]) and the auditor
-//! ([`auditor`]). Scheduled mechanisms run in the Settle phase, in this order: the
-//! mint resolves, debts fall due, votes close, and then agents that ran dry freeze —
-//! last, so that whatever the mint and the others paid out in the step counts. The
-//! health indicators ([`kpis`]) are sampled in the Record phase.
+//! ([`debt`]), commons governed by vote ([`governance`]), the auditor
+//! ([`auditor`]), and the coordination primitives: event [`subscriptions`], a
+//! [`tasks`] board and [`locks`]. Scheduled mechanisms run in the Settle phase, in
+//! this order: the mint resolves, debts fall due, votes close, overdue tasks expire,
+//! locks run out, and then agents that ran dry freeze — last, so that whatever the
+//! mint and the others paid out in the step counts. The health indicators ([`kpis`])
+//! are sampled in the Record phase.
 
 pub mod auditor;
 pub mod capabilities;
@@ -14,9 +16,12 @@ pub mod debt;
 pub mod escrow;
 pub mod governance;
 pub mod kpis;
+pub mod locks;
 pub mod mint;
 pub mod scorer;
 pub mod services;
+pub mod subscriptions;
+pub mod tasks;
 
 use bevy_app::{App, Update};
 use bevy_ecs::prelude::*;
@@ -39,9 +44,18 @@ pub(crate) fn plugin(app: &mut App) {
         .init_resource::<governance::Governance>()
         .init_resource::<capabilities::CapabilityRequests>()
         .init_resource::<kpis::Kpis>()
+        .init_resource::<tasks::TaskBoard>()
+        .init_resource::<locks::Locks>()
         .add_systems(
             Update,
-            (mint::resolve_due_auction, debt::mark_defaults, governance::close_due_proposals, freeze_dry_agents)
+            (
+                mint::resolve_due_auction,
+                debt::mark_defaults,
+                governance::close_due_proposals,
+                tasks::expire_overdue_tasks,
+                locks::expire_due_locks,
+                freeze_dry_agents,
+            )
                 .chain()
                 .in_set(StepSystems::Settle),
         )

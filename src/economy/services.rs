@@ -28,12 +28,15 @@ pub const DEBT_ID: &str = "kernel_debt";
 pub const GOVERNANCE_ID: &str = "kernel_governance";
 pub const AUDITOR_ID: &str = "system_auditor";
 pub const GATEWAY_ID: &str = "kernel_llm_gateway";
+pub const SUBSCRIPTIONS_ID: &str = "kernel_subscriptions";
+pub const TASKS_ID: &str = "kernel_tasks";
+pub const LOCKS_ID: &str = "kernel_locks";
 /// The rules of the world, written for its agents: a data artifact in every world.
 pub const HANDBOOK_ID: &str = "kernel_handbook";
 
 impl Service {
     /// The services of every world (MCP gateways come with the scene's servers).
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 10] = [
         Service::Mint,
         Service::Escrow,
         Service::Debt,
@@ -41,6 +44,9 @@ impl Service {
         Service::Auditor,
         Service::LlmGateway,
         Service::Capabilities,
+        Service::Subscriptions,
+        Service::Tasks,
+        Service::Locks,
     ];
 
     pub fn id(self) -> &'static str {
@@ -54,6 +60,9 @@ impl Service {
             Service::Capabilities => super::capabilities::CAPABILITIES_ID,
             // One per server, each `mcp_<server>` (see `kernel::mcp::gateway_id`).
             Service::Mcp => "mcp_",
+            Service::Subscriptions => SUBSCRIPTIONS_ID,
+            Service::Tasks => TASKS_ID,
+            Service::Locks => LOCKS_ID,
         }
     }
 
@@ -92,6 +101,21 @@ impl Service {
                  limit. Requests and decisions are public."
             }
             Service::Mcp => "An MCP server's tools.",
+            Service::Subscriptions => {
+                "Subscriptions: agents name the events they care about (by type, actor, or an id named in the \
+                 event) and are woken by each one, whatever they are sleeping on, until they unsubscribe. Your \
+                 own acts do not wake you."
+            }
+            Service::Tasks => {
+                "The task board: post a task with a reward (held by the board at once), a worker claims it \
+                 (exclusively) and submits a result, and the poster accepts (the reward goes to the worker) or \
+                 rejects (the task is open again). Unclaimed tasks can be cancelled; tasks past their deadline \
+                 undelivered expire; either way the reward comes back."
+            }
+            Service::Locks => {
+                "Locks: take a named lock for some simulated seconds; while you hold it nobody else can. Renew it \
+                 by acquiring it again, release it when done; it runs out by itself at its time."
+            }
         }
     }
 
@@ -255,6 +279,92 @@ impl Service {
                 tool("status", "One request.", json!({"id": {"type": "integer", "minimum": 1}}), &["id"]),
             ],
             Service::Mcp => Vec::new(),
+            Service::Subscriptions => vec![
+                tool(
+                    "subscribe",
+                    "Be woken by every event matching all the fields given (at least one): type (e.g. TASK_POSTED), \
+                     actor, artifact (any id named in the event). Agents only; at most 16 at once.",
+                    json!({
+                        "type": {"type": "string", "minLength": 1},
+                        "actor": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "artifact": {"type": "string", "minLength": 1, "maxLength": 128},
+                    }),
+                    &[],
+                ),
+                tool("unsubscribe", "End one of your subscriptions.", id_arg(), &["id"]),
+                tool("list", "Your subscriptions.", json!({}), &[]),
+            ],
+            Service::Tasks => vec![
+                tool(
+                    "post",
+                    "Post a task; the reward leaves your scrip now and is held until the task is settled. \
+                     deadline_secs (from now): undelivered by then, it expires and the reward comes back.",
+                    json!({
+                        "description": {"type": "string", "minLength": 1, "maxLength": 2000},
+                        "reward": {"type": "integer", "minimum": 1},
+                        "deadline_secs": {"type": "number", "exclusiveMinimum": 0},
+                    }),
+                    &["description", "reward"],
+                ),
+                tool(
+                    "claim",
+                    "Claim an open task (not your own): only you may submit for it now.",
+                    task_arg(),
+                    &["task"],
+                ),
+                tool("release", "Give back a task you claimed; it is open again.", task_arg(), &["task"]),
+                tool(
+                    "submit",
+                    "Claimant: hand in the result, a text and/or the id of an artifact.",
+                    json!({
+                        "task": {"type": "string"},
+                        "text": {"type": "string", "maxLength": 4000},
+                        "artifact": {"type": "string"},
+                    }),
+                    &["task"],
+                ),
+                tool(
+                    "accept",
+                    "Poster: accept the submitted result; the reward goes to the claimant.",
+                    task_arg(),
+                    &["task"],
+                ),
+                tool(
+                    "reject",
+                    "Poster: turn the submitted result down, saying why; the task is open again (expired, past \
+                     its deadline).",
+                    json!({"task": {"type": "string"}, "reason": {"type": "string", "minLength": 1, "maxLength": 500}}),
+                    &["task", "reason"],
+                ),
+                tool("cancel", "Poster: withdraw an open task; the reward comes back.", task_arg(), &["task"]),
+                tool("status", "One task: its terms, state, submission and rejections.", task_arg(), &["task"]),
+                tool(
+                    "list",
+                    "Tasks, oldest first, by status, poster or claimant.",
+                    json!({
+                        "status": {"enum": ["open", "claimed", "submitted", "accepted", "cancelled", "expired"]},
+                        "poster": {"type": "string"},
+                        "claimant": {"type": "string"},
+                        "cursor": {"type": "integer", "minimum": 0},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+                    }),
+                    &[],
+                ),
+            ],
+            Service::Locks => vec![
+                tool(
+                    "acquire",
+                    "Take the lock name for secs (renew it, if you hold it). If someone else holds it: \
+                     {acquired: false, holder, expires_at}.",
+                    json!({
+                        "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "secs": {"type": "number", "exclusiveMinimum": 0, "maximum": super::locks::MAX_LOCK_SECS},
+                    }),
+                    &["name", "secs"],
+                ),
+                tool("release", "Let go of a lock you hold.", lock_arg(), &["name"]),
+                tool("status", "Whether a lock is held, by whom, until when.", lock_arg(), &["name"]),
+            ],
         };
         Interface { description: self.about().to_owned(), tools }
     }
@@ -275,6 +385,14 @@ fn tool(name: &str, description: &str, properties: Value, required: &[&str]) -> 
 
 fn id_arg() -> Value {
     json!({"id": {"type": "string"}})
+}
+
+fn task_arg() -> Value {
+    json!({"task": {"type": "string"}})
+}
+
+fn lock_arg() -> Value {
+    json!({"name": {"type": "string", "minLength": 1, "maxLength": 128}})
 }
 
 /// Spawns the services and the handbook, owned by the `kernel`, which bears their
@@ -347,6 +465,9 @@ pub(crate) fn serve(kernel: &mut Kernel, service: Service, method: &str, input: 
         Service::Capabilities => super::capabilities::serve(kernel, method, input),
         // Gateways are answered with their entity (`kernel::mcp::serve`).
         Service::Mcp => Err(no_such_method("mcp", method)),
+        Service::Subscriptions => super::subscriptions::serve(kernel, method, input),
+        Service::Tasks => super::tasks::serve(kernel, method, input),
+        Service::Locks => super::locks::serve(kernel, method, input),
     }
 }
 

@@ -468,6 +468,9 @@ impl Kernel<'_> {
                     Some(Service::Auditor) => Habit::Query,
                     Some(Service::LlmGateway | Service::Mcp) => Habit::Think,
                     Some(Service::Capabilities) => Habit::Govern,
+                    // Buying and selling work.
+                    Some(Service::Tasks) => Habit::Trade,
+                    Some(Service::Subscriptions | Service::Locks) => Habit::Coordinate,
                     None => Habit::Invoke,
                 }
             }

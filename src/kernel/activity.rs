@@ -172,10 +172,12 @@ pub enum Habit {
     Lend,
     Govern,
     Think,
+    /// Subscribing to events, taking locks.
+    Coordinate,
 }
 
 impl Habit {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 }
 
 /// How often a principal did each kind of thing. Added on its first action.

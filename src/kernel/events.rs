@@ -138,6 +138,7 @@ impl Mentions for String {}
 impl Mentions for serde_json::Value {}
 impl Mentions for ActionKind {}
 impl Mentions for ErrorCode {}
+impl Mentions for crate::world::components::EventFilter {}
 impl<T> Mentions for Box<T> {}
 
 event_kinds! {
@@ -318,6 +319,35 @@ event_kinds! {
     },
     /// A grant was used up to its limit; the capability is gone until granted again.
     CapabilityExhausted "CAPABILITY_EXHAUSTED" { principal: ArtifactId, capability: String, spent: u64 },
+    /// The actor subscribed to the events `filter` matches (see
+    /// [`crate::economy::subscriptions`]); `subscription` is its id among the actor's.
+    Subscribed "SUBSCRIBED" { subscription: String, filter: crate::world::components::EventFilter },
+    /// The actor ended its subscription `subscription`.
+    Unsubscribed "UNSUBSCRIBED" { subscription: String },
+    /// The actor posted `task`; its `reward` is held by the task board from now on.
+    TaskPosted "TASK_POSTED" { task: String, reward: u64, deadline_at: Option<f64>, description: String },
+    /// The actor claimed `task`: only it may submit a result now.
+    TaskClaimed "TASK_CLAIMED" { task: String, poster: ArtifactId },
+    /// The actor gave up its claim on `task`, which is open again.
+    TaskReleased "TASK_RELEASED" { task: String, poster: ArtifactId },
+    /// The actor (the claimant) submitted a result for `task`, for its poster to judge.
+    TaskSubmitted "TASK_SUBMITTED" { task: String, poster: ArtifactId, artifact: Option<ArtifactId> },
+    /// The actor (the poster) accepted the result: `reward` went to `claimant`.
+    TaskAccepted "TASK_ACCEPTED" { task: String, claimant: ArtifactId, reward: u64 },
+    /// The actor (the poster) rejected the result; the task is open again, unless its
+    /// deadline has passed (then `TASK_EXPIRED` follows).
+    TaskRejected "TASK_REJECTED" { task: String, claimant: ArtifactId, reason: String, reopened: bool },
+    /// The actor (the poster) withdrew an unclaimed task; the reward came back.
+    TaskCancelled "TASK_CANCELLED" { task: String, refunded: u64 },
+    /// `task` reached its deadline without an accepted result; the reward went back
+    /// to `poster`.
+    TaskExpired "TASK_EXPIRED" { task: String, poster: ArtifactId, claimant: Option<ArtifactId>, refunded: u64 },
+    /// The actor took (or, `renewed`, extended) the lock `name` until `expires_at`.
+    LockAcquired "LOCK_ACQUIRED" { name: String, expires_at: f64, renewed: bool },
+    /// The actor let go of the lock `name`.
+    LockReleased "LOCK_RELEASED" { name: String },
+    /// The lock `name` held by `holder` ran out.
+    LockExpired "LOCK_EXPIRED" { name: String, holder: ArtifactId },
     /// The health indicators, sampled.
     KpiSampled "KPI_SAMPLE" { kpis: Box<KpiSample> },
 }

@@ -133,6 +133,8 @@ pub fn scrip_supply(world: &World) -> u64 {
     let ids = world.resource::<Ids>();
     let held: u64 = ids.in_creation_order().iter().filter_map(|&e| world.get::<Standing>(e)).map(|s| s.scrip).sum();
     // Scrip bid at the mint is out of its bidders' hands until the auction resolves,
-    // but it still exists.
+    // and a task's reward out of its poster's until the task is settled, but both
+    // still exist.
     held + world.get_resource::<crate::economy::mint::Mint>().map_or(0, |m| m.held())
+        + world.get_resource::<crate::economy::tasks::TaskBoard>().map_or(0, |b| b.held())
 }

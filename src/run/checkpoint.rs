@@ -3,7 +3,7 @@
 //!
 //! A checkpoint holds every entity with all its parts, in creation order, and every
 //! resource that is state — clock, random stream, settings, supply, the mint's sealed
-//! bids, listings, debts, proposals, the health series and its marks, rate windows,
+//! bids, listings, debts, proposals, tasks and locks, the health series and its marks, rate windows,
 //! inboxes, the intervention timeline, the event ring with its counts and digest,
 //! calls to models with their reservations, and the recording's request counts.
 //! Resources that hold entities keep ids instead. What is not state is rebuilt: the
@@ -46,7 +46,10 @@ use crate::{
         escrow::Escrow,
         governance::{Commons, Governance},
         kpis::Kpis,
+        locks::Locks,
         mint::Mint,
+        subscriptions::Subscriptions,
+        tasks::TaskBoard,
     },
     kernel::{
         EventLog, InvocationStats, Supply,
@@ -208,6 +211,7 @@ entity_parts! {
     commons: Commons,
     mcp_gateway: McpGateway,
     grants: Grants,
+    subscriptions: Subscriptions,
 }
 
 /// Everything that is state, borrowed from the world when written and owned when read.
@@ -223,6 +227,8 @@ struct WorldState<'a> {
     escrow: Cow<'a, Escrow>,
     debts: Cow<'a, Debts>,
     governance: Cow<'a, Governance>,
+    tasks: Cow<'a, TaskBoard>,
+    locks: Cow<'a, Locks>,
     kpis: Cow<'a, Kpis>,
     timeline: Cow<'a, Timeline>,
     thoughts: ThoughtsState,
@@ -254,6 +260,8 @@ impl<'a> WorldState<'a> {
             escrow: Cow::Borrowed(world.resource()),
             debts: Cow::Borrowed(world.resource()),
             governance: Cow::Borrowed(world.resource()),
+            tasks: Cow::Borrowed(world.resource()),
+            locks: Cow::Borrowed(world.resource()),
             kpis: Cow::Borrowed(world.resource()),
             timeline: Cow::Borrowed(world.resource()),
             thoughts: world.resource::<Thoughts>().state(world),
@@ -283,6 +291,8 @@ impl<'a> WorldState<'a> {
         world.insert_resource(self.escrow.into_owned());
         world.insert_resource(self.debts.into_owned());
         world.insert_resource(self.governance.into_owned());
+        world.insert_resource(self.tasks.into_owned());
+        world.insert_resource(self.locks.into_owned());
         world.insert_resource(self.kpis.into_owned());
         world.insert_resource(self.timeline.into_owned());
         world.insert_resource(self.capability_requests.into_owned());

@@ -16,7 +16,10 @@ use crate::{
         escrow::Escrow,
         governance::{Commons, Governance},
         kpis::Kpis,
+        locks::Locks,
         mint::Mint,
+        subscriptions::Subscriptions,
+        tasks::TaskBoard,
     },
     kernel::{
         EventLog, InvocationStats, Supply,
@@ -61,6 +64,7 @@ struct EntityState<'a> {
     thinking: Option<&'a Thinking>,
     mcp_gateway: Option<&'a McpGateway>,
     grants: Option<&'a Grants>,
+    subscriptions: Option<&'a Subscriptions>,
 }
 
 struct Digest {
@@ -96,6 +100,8 @@ pub fn world_checksum(world: &World) -> String {
     digest.feed(world.resource::<Escrow>());
     digest.feed(world.resource::<Debts>());
     digest.feed(&serde_json::to_string(world.resource::<Governance>()).unwrap_or_default());
+    digest.feed(world.resource::<TaskBoard>());
+    digest.feed(world.resource::<Locks>());
     digest.feed(world.resource::<Kpis>());
     digest.feed(&world.resource::<crate::kernel::llm::Thoughts>().digest_view());
     digest.feed(&world.resource::<crate::kernel::mcp::McpCalls>().digest_view());
@@ -135,6 +141,7 @@ pub fn world_checksum(world: &World) -> String {
             thinking: world.get(e),
             mcp_gateway: world.get(e),
             grants: world.get(e),
+            subscriptions: world.get(e),
         });
     }
     let log = world.resource::<EventLog>();

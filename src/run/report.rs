@@ -15,6 +15,7 @@ use crate::{
         escrow::Escrow,
         kpis::{self, KpiSample, Kpis},
         mint::Mint,
+        tasks::{TaskBoard, TaskCounts},
     },
     kernel::{
         EventLog, InvocationStats, Supply,
@@ -103,6 +104,9 @@ pub struct EconomyReport {
     pub rescues: u64,
     /// Artifacts listed for sale in escrow at the end.
     pub escrow_listings: u64,
+    /// The task board: tasks posted and how they ended, rewards paid and still held.
+    #[serde(default)]
+    pub tasks: TaskCounts,
     /// Health indicators of the final world (see `economy::kpis`).
     pub kpis: KpiSample,
     /// Samples taken during the run (`config.kpis.every_steps`).
@@ -203,6 +207,7 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         thaws: activity.thaws,
         rescues: activity.rescues,
         escrow_listings: world.resource::<Escrow>().listings().count() as u64,
+        tasks: world.resource::<TaskBoard>().counts(),
         kpis: kpis::compute(world),
         kpi_samples: world.resource::<Kpis>().series().len() as u64,
     };

@@ -33,9 +33,14 @@ use crate::world::{
 pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
     let config = world.resource::<Config>();
     let now = world.resource::<SimClock>().now();
-    // Sealed bids and escrow listings do not carry over to a new start: the bids go
-    // back to their bidders' scrip and listed artifacts back to their sellers.
-    let refunds = world.resource::<Mint>().held_by();
+    // Sealed bids, escrow listings and tasks do not carry over to a new start: the
+    // bids and the rewards of unsettled tasks go back to their bidders' and posters'
+    // scrip, and listed artifacts back to their sellers. (Locks and subscriptions
+    // are left behind too: they are promises about a run, not holdings.)
+    let mut refunds = world.resource::<Mint>().held_by();
+    for (poster, reward) in world.resource::<crate::economy::tasks::TaskBoard>().held_by() {
+        *refunds.entry(poster).or_default() += reward;
+    }
     // Calls to models in flight are not carried over either: their reservations
     // go back to their payers.
     let reserved = world.resource::<crate::kernel::llm::Thoughts>().reserved_by();

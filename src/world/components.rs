@@ -529,6 +529,12 @@ pub enum Service {
     /// `mcp_<server>`: an MCP server's tools (one per server the scene lists, with an
     /// [`McpGateway`]).
     Mcp,
+    /// `kernel_subscriptions`: standing orders to be woken by matching events.
+    Subscriptions,
+    /// `kernel_tasks`: a board of paid tasks, rewards held until settled.
+    Tasks,
+    /// `kernel_locks`: named exclusive locks that expire on the simulated clock.
+    Locks,
 }
 
 /// The MCP server behind an `mcp_<server>` gateway.

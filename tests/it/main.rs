@@ -6,6 +6,7 @@ mod batch;
 mod capabilities;
 mod checkpoints;
 mod cli;
+mod coordination;
 mod determinism;
 mod economy;
 #[path = "../support/fake_llm.rs"]

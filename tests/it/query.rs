@@ -79,10 +79,21 @@ fn filters_by_owner_kind_and_text() {
     assert_eq!(ids(&query(&mut sim, r#","kind":"contract""#)), ["freeware", "public", "private", "self_owned"]);
     assert_eq!(
         ids(&query(&mut sim, r#","kind":"service""#)),
-        ["kernel_mint", "kernel_escrow", "kernel_debt", "kernel_governance", "system_auditor", "kernel_llm_gateway"]
+        [
+            "kernel_mint",
+            "kernel_escrow",
+            "kernel_debt",
+            "kernel_governance",
+            "system_auditor",
+            "kernel_llm_gateway",
+            "kernel_subscriptions",
+            "kernel_tasks",
+            "kernel_locks"
+        ]
     );
     // Text search covers id, description and interface, ignoring case.
-    assert_eq!(ids(&query(&mut sim, r#","text":"TEXT""#)), ["text_tools"]);
+    // (The task board's interface takes a submission's text.)
+    assert_eq!(ids(&query(&mut sim, r#","text":"TEXT""#)), ["kernel_tasks", "text_tools"]);
     assert_eq!(ids(&query(&mut sim, r#","text":"counts words""#)), ["text_tools"]);
     assert_eq!(ids(&query(&mut sim, r#","text":"alice's""#)), ["notes"]);
     assert_eq!(ids(&query(&mut sim, r#","owner":"bob","include_deleted":true"#)), ["bob", "ledger", "gone"]);
