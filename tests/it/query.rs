@@ -86,6 +86,7 @@ fn filters_by_owner_kind_and_text() {
             "kernel_governance",
             "system_auditor",
             "kernel_llm_gateway",
+            "kernel_capabilities",
             "kernel_subscriptions",
             "kernel_tasks",
             "kernel_locks"
