@@ -18,8 +18,7 @@ use super::{
 };
 use crate::world::{
     components::{
-        AccessContract, Artifact, Executable, Imports, Interface, Metadata, Pricing, Standing, Tombstone,
-        stored_bytes,
+        AccessContract, Artifact, Executable, Imports, Interface, Metadata, Pricing, Standing, Tombstone, stored_bytes,
     },
     ids::{self, ArtifactId},
 };

@@ -137,7 +137,10 @@ pub(crate) fn closure(world: &World, entity: Entity, id: &ArtifactId) -> Result<
             return Err(broken(format!("{dep} has no code")));
         };
         if out.len() == MAX_MODULES {
-            return Err(KernelError::new(ErrorCode::ExecutionError, GraphProblem::TooMany(MAX_MODULES).describe(id.as_str())));
+            return Err(KernelError::new(
+                ErrorCode::ExecutionError,
+                GraphProblem::TooMany(MAX_MODULES).describe(id.as_str()),
+            ));
         }
         out.push(ModuleCode { id: dep.clone(), code: executable.code.clone(), code_hash: executable.code_hash() });
         if let Some(imports) = world.get::<Imports>(dep_entity) {
@@ -179,7 +182,8 @@ impl Kernel<'_> {
                 return Err(refused(dep, GraphProblem::Cycle(vec![dep.to_owned(), dep.to_owned()]).describe(importer))
                     .with("cycle", vec![dep, dep]));
             }
-            let entity = ids::lookup(self.world, dep).ok_or_else(|| refused(dep, format!("there is no artifact {dep}")))?;
+            let entity =
+                ids::lookup(self.world, dep).ok_or_else(|| refused(dep, format!("there is no artifact {dep}")))?;
             if self.world.get::<Tombstone>(entity).is_some() {
                 return Err(refused(dep, format!("{dep} was deleted")));
             }

@@ -55,8 +55,8 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Inbox, Interface, LastAction,
-            Limits, Loop, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Imports, Inbox, Interface,
+            LastAction, Limits, Loop, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -185,6 +185,7 @@ entity_parts! {
     last_action: LastAction,
     usage: Usage,
     executable: Executable,
+    imports: Imports,
     interface: Interface,
     contract: AccessContract,
     pricing: Pricing,

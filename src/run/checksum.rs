@@ -25,8 +25,8 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Interface, LastAction, Loop,
-            ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Imports, Interface, LastAction,
+            Loop, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -59,6 +59,11 @@ struct EntityState<'a> {
     commons: Option<&'a Commons>,
     model: Option<&'a ModelChoice>,
     thinking: Option<&'a Thinking>,
+    /// Last, and left out when absent: a world without libraries keeps the checksum
+    /// it had before there were any (the digest is never decoded, so the encoding
+    /// need not say the field is missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imports: Option<&'a Imports>,
 }
 
 struct Digest {
@@ -129,6 +134,7 @@ pub fn world_checksum(world: &World) -> String {
             commons: world.get(e),
             model: world.get(e),
             thinking: world.get(e),
+            imports: world.get(e),
         });
     }
     let log = world.resource::<EventLog>();

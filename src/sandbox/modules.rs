@@ -179,6 +179,10 @@ fn js_string(text: &str) -> String {
 
 /// Reads the imports and exports of `code`.
 pub fn parse(code: &str) -> Result<Module, ModuleError> {
+    // Neither word, no statement: `import` and `export` cannot be written with escapes.
+    if !code.contains("import") && !code.contains("export") {
+        return Ok(Module::default());
+    }
     let mut parser = Parser { lexer: Lexer::new(code), module: Module::default() };
     parser.run()?;
     Ok(parser.module)
@@ -283,6 +287,7 @@ impl<'a> Lexer<'a> {
             None => true,
             Some(last) => match last.kind {
                 Kind::Punct(b')' | b']') => false,
+                Kind::Punct(b'+' | b'-') if last.end - last.start == 2 => false,
                 Kind::Punct(_) | Kind::OptionalDot => true,
                 Kind::Ident => BEFORE_EXPRESSION.contains(&self.text(&last)),
                 Kind::Str | Kind::Template | Kind::Regex | Kind::Number | Kind::End => false,
@@ -383,6 +388,11 @@ impl<'a> Lexer<'a> {
             {
                 self.pos += 2;
                 Ok(token(Kind::OptionalDot, self.pos, depth))
+            }
+            // `++` and `--` as one token: after one, `/` divides (`i++ / 2`).
+            b'+' | b'-' if self.bytes.get(self.pos + 1) == Some(&c) => {
+                self.pos += 2;
+                Ok(token(Kind::Punct(c), self.pos, depth))
             }
             b'.' if self.bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit) => Ok(self.number(start, token)),
             b'0'..=b'9' => Ok(self.number(start, token)),
@@ -660,10 +670,7 @@ impl Parser<'_> {
         }
         match inner.strip_prefix(SCHEME) {
             Some(id) if !id.is_empty() => Ok(id.to_owned()),
-            _ => Err(self.error(
-                token,
-                format!("only artifacts can be imported (\"artifact:<id>\"), not {text}"),
-            )),
+            _ => Err(self.error(token, format!("only artifacts can be imported (\"artifact:<id>\"), not {text}"))),
         }
     }
 
@@ -699,10 +706,10 @@ impl Parser<'_> {
                 self.export_declarators(&token)
             }
             _ if token.is(Kind::Punct(b'{')) => self.export_list(keyword, token),
-            _ if token.is(Kind::Punct(b'*')) => Err(self.error(
-                &token,
-                "`export * from` is not supported: import the module and export what you mean to",
-            )),
+            _ if token.is(Kind::Punct(b'*')) => {
+                Err(self
+                    .error(&token, "`export * from` is not supported: import the module and export what you mean to"))
+            }
             _ => {
                 let found = self.describe(&token);
                 Err(self.error(&token, format!("cannot export {found}: export a declaration or a list of names")))
@@ -775,7 +782,10 @@ impl Parser<'_> {
                     self.lexer.next()?;
                     break;
                 }
-                if next.depth == level && next.newline_before && ends_expression(&before) && self.starts_statement(&next)
+                if next.depth == level
+                    && next.newline_before
+                    && ends_expression(&before)
+                    && self.starts_statement(&next)
                 {
                     return Ok(());
                 }
@@ -875,7 +885,12 @@ mod tests {
         assert_eq!(body.lines().count(), code.lines().count(), "lines keep their numbers");
         assert!(!body.contains("import") && !body.contains("export"), "{body}");
         let prelude = module.prelude();
-        assert!(prelude.contains(r#"const { slugify: slugify, words: split } = __ecology_import__("text_tools", ["slugify", "words"]);"#), "{prelude}");
+        assert!(
+            prelude.contains(
+                r#"const { slugify: slugify, words: split } = __ecology_import__("text_tools", ["slugify", "words"]);"#
+            ),
+            "{prelude}"
+        );
         assert!(prelude.contains(r#"const m = __ecology_import__("math_lib", []);"#), "{prelude}");
         assert!(prelude.contains(r#"__ecology_import__("side", []);"#), "{prelude}");
     }
@@ -888,7 +903,7 @@ mod tests {
             const s = "import { c } from 'artifact:string'";
             const t = `import ${ "x" + `export ${1}` } from "artifact:template"`;
             const r = /import "artifact:regex"/g;
-            const q = a / 2 / 3; const o = { import: 1, export: 2 }; o.import;
+            const q = a / 2 / 3, i = q++ / 2; const o = { import: 1, export: 2 }; o.import;
             function run() { return s + t; }"#;
         let module = parse(code).unwrap();
         assert!(module.is_plain(), "{module:?}");

@@ -45,9 +45,8 @@ use boa_engine::{
 };
 
 use super::{
-    alloc,
+    alloc, modules,
     process::WORKER_SHM_FD,
-    modules,
     protocol::{
         CallMode, CallRequest, CallResult, Entry, Failure, FailureKind, FromWorker, HostCall, MAX_FRAME_BYTES,
         ToWorker, decode,
@@ -399,7 +398,8 @@ fn failure(kind: FailureKind, message: impl Into<String>) -> Failure {
 
 /// Runs one call, nested or not, and accounts for it.
 fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
-    let failed = |failure: Failure| CallResult { id: request.id, outcome: Err(failure), instructions: 0, peak_bytes: 0 };
+    let failed =
+        |failure: Failure| CallResult { id: request.id, outcome: Err(failure), instructions: 0, peak_bytes: 0 };
     // What this call needs is found before anything is forgotten: the host may have
     // evicted from its list a module this very call sends no code for.
     let wrapper = match load(context, request.code_hash, request.code.as_deref()) {
