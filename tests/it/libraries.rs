@@ -70,6 +70,9 @@ fn a_chain_of_imports_runs_and_is_three_deep() {
     let mut sim = chain();
     assert_eq!(imports_of(&sim, "a"), ["b"]);
     assert_eq!(imports_of(&sim, "b"), ["c"]);
+    // What code builds on is public, like the rest of its metadata.
+    let meta = act_ok(&mut sim, "carol", r#"{"action":"query","id":"a"}"#).result.unwrap();
+    assert_eq!(meta["artifact"]["imports"], json!(["b"]));
     let r = invoke(&mut sim, "bob", "a", json!({"x": 5}));
     assert_eq!(r.result, Some(json!(21)), "{r:?}");
     // Entry points written without `export` still work, beside libraries.
@@ -288,25 +291,23 @@ fn a_rewritten_dependency_is_used_in_its_new_version() {
 
 #[test]
 fn agents_and_contracts_import_too() {
-    let mut sim = sim(&format!(
-        r#"Scene(
+    let mut sim = sim(r#"Scene(
             principals: [
                 (id: "alice"),
                 (id: "agent", agent: true, interface: (tools: [(name: "step")]),
-                 code: "import {{ intents }} from \"artifact:plans\";\nfunction step(view) {{ return intents(view.self) }}"),
+                 code: "import { intents } from \"artifact:plans\";\nfunction step(view) { return intents(view.self) }"),
             ],
             artifacts: [
                 (id: "plans", owner: "alice", interface: (tools: [(name: "run")]),
-                 code: "export function intents(me) {{ return [{{action: \"write\", id: me, content: \"planned\"}}] }}"),
+                 code: "export function intents(me) { return [{action: \"write\", id: me, content: \"planned\"}] }"),
                 (id: "rules", owner: "alice", interface: (tools: [(name: "check_permission")]),
-                 code: "import {{ yes }} from \"artifact:yes\";\nfunction check_permission(r) {{ return {{allowed: yes(r)}} }}"),
+                 code: "import { yes } from \"artifact:yes\";\nfunction check_permission(r) { return {allowed: yes(r)} }"),
                 (id: "yes", owner: "alice", interface: (tools: [(name: "run")]),
-                 code: "export function yes(r) {{ return r.caller === \"alice\" }}"),
+                 code: "export function yes(r) { return r.caller === \"alice\" }"),
                 (id: "guarded", owner: "alice", contract: "rules", interface: (tools: [(name: "run")]),
-                 code: "function run() {{ return 7 }}"),
+                 code: "function run() { return 7 }"),
             ],
-        )"#
-    ));
+        )"#);
     sim.run_steps(1);
     let agent = ids::lookup(sim.world(), "agent").unwrap();
     let memory = sim.world().get::<agent_ecology::world::components::Artifact>(agent).unwrap().content().to_owned();
