@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ErrorCode, EventKind, Kernel, KernelError,
     contracts::{self, Permission},
+    imports::PlannedImports,
     query, state,
 };
 use crate::world::{
@@ -112,9 +113,9 @@ impl Kernel<'_> {
         if spec.code.is_some() && spec.interface.is_none() {
             return Err(code_needs_interface(&spec.id));
         }
-        let imports = match spec.code.as_deref() {
+        let planned = match spec.code.as_deref() {
             Some(code) => self.plan_imports(id.as_str(), code, None)?,
-            None => Imports::default(),
+            None => PlannedImports::default(),
         };
         let content = spec.content.unwrap_or_default();
         let bytes = stored_bytes(
@@ -123,7 +124,10 @@ impl Kernel<'_> {
             spec.description.as_deref().unwrap_or(""),
             spec.metadata.as_ref().unwrap_or(&Metadata::new()),
             spec.interface.as_ref(),
-        ) + imports.bytes();
+        ) + planned.imports.bytes();
+        self.ensure_disk(self.caller_entity, bytes as i64)?;
+        self.ensure_scrip_for_write(planned.price(), id.as_str())?;
+        self.pay_for_imports(&planned)?;
         self.charge_disk(self.caller_entity, bytes as i64)?;
         let mut artifact = Artifact {
             owner: self.caller.clone(),
@@ -147,7 +151,7 @@ impl Kernel<'_> {
             entity.insert(pricing);
         }
         let entity = entity.id();
-        self.record_imports(entity, &id, imports);
+        self.record_imports(entity, &id, planned.imports);
         let charged_to = self.caller.clone();
         self.emit(EventKind::ArtifactWritten {
             id: id.clone(),
@@ -193,18 +197,25 @@ impl Kernel<'_> {
             return Err(code_needs_interface(&spec.id));
         }
         // New code brings its imports; other writes keep the ones there are.
-        let current_imports = self.world.get::<Imports>(entity);
-        let imports = match spec.code.as_deref() {
-            Some(code) => Some(self.plan_imports(id.as_str(), code, current_imports)?),
+        let current_imports = self.world.get::<Imports>(entity).cloned();
+        let planned = match spec.code.as_deref() {
+            Some(code) => Some(self.plan_imports(id.as_str(), code, current_imports.as_ref())?),
             None => None,
         };
-        let import_bytes = imports.as_ref().or(current_imports).map_or(0, Imports::bytes);
+        let import_bytes = planned.as_ref().map(|p| &p.imports).or(current_imports.as_ref()).map_or(0, Imports::bytes);
+        let import_price = planned.as_ref().map_or(0, PlannedImports::price);
         let old_bytes = state::artifact_bytes(self.world, entity);
         let bytes = self.bytes_after(entity, &spec) + import_bytes;
         let disk_delta = bytes as i64 - old_bytes as i64;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;
+        // The contract's fee is paid only by a writer who is not the owner.
+        let fee_due = if owner == self.caller { 0 } else { fee };
+        self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
         self.pay(fee, &owner, &id)?;
+        if let Some(planned) = &planned {
+            self.pay_for_imports(planned)?;
+        }
         self.charge_disk(owner_entity, disk_delta)?;
 
         let now = self.now;
@@ -235,8 +246,8 @@ impl Kernel<'_> {
         if let Some(pricing) = spec.pricing {
             target.insert(pricing);
         }
-        if let Some(imports) = imports {
-            self.record_imports(entity, &id, imports);
+        if let Some(planned) = planned {
+            self.record_imports(entity, &id, planned.imports);
         }
         if new_code {
             // New code deserves a new chance.
@@ -283,17 +294,25 @@ impl Kernel<'_> {
         }
         let edited = [&text[..at], spec.new.as_str(), &text[at + spec.old.len()..]].concat();
         let (id, owner) = self.id_and_owner(entity)?;
-        let current_imports = self.world.get::<Imports>(entity);
-        let imports = match spec.field {
-            EditField::Code => Some(self.plan_imports(id.as_str(), &edited, current_imports)?),
+        let current_imports = self.world.get::<Imports>(entity).cloned();
+        let planned = match spec.field {
+            EditField::Code => Some(self.plan_imports(id.as_str(), &edited, current_imports.as_ref())?),
             EditField::Content => None,
         };
-        let import_delta =
-            imports.as_ref().map_or(0, |new| new.bytes() as i64 - current_imports.map_or(0, Imports::bytes) as i64);
+        let import_delta = planned
+            .as_ref()
+            .map_or(0, |new| new.imports.bytes() as i64 - current_imports.as_ref().map_or(0, Imports::bytes) as i64);
+        let import_price = planned.as_ref().map_or(0, PlannedImports::price);
         let disk_delta = spec.new.len() as i64 - spec.old.len() as i64 + import_delta;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;
+        // The contract's fee is paid only by a writer who is not the owner.
+        let fee_due = if owner == self.caller { 0 } else { fee };
+        self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
         self.pay(fee, &owner, &id)?;
+        if let Some(planned) = &planned {
+            self.pay_for_imports(planned)?;
+        }
         self.charge_disk(owner_entity, disk_delta)?;
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
@@ -307,8 +326,8 @@ impl Kernel<'_> {
                 target.insert(Executable::new(edited.into()));
             }
         }
-        if let Some(imports) = imports {
-            self.record_imports(entity, &id, imports);
+        if let Some(planned) = planned {
+            self.record_imports(entity, &id, planned.imports);
         }
         if spec.field == EditField::Code {
             crate::agents::resume(self.world, entity, &self.caller.clone());

@@ -9,6 +9,11 @@
 //! the artifact goes). Each edge also goes into the world's code graph
 //! ([`Activity`]), where capital depth is measured.
 //!
+//! An import is a read of the dependency's code, made once: whoever writes the import
+//! needs the dependency's contract to let them read it, and pays its `read_price`
+//! (with any fee the contract asks) when the import first appears. Otherwise private
+//! code could be run by anyone, and code sold by the read given away.
+//!
 //! Before code runs, the kernel resolves its dependencies, direct and not, to their
 //! current code ([`closure`]): a dependency deleted since the import was written
 //! makes the call fail, naming it; one rewritten since is used in its new version.
@@ -20,11 +25,11 @@ use std::{
 
 use bevy_ecs::prelude::*;
 
-use super::{ErrorCode, Kernel, KernelError, activity::Activity};
+use super::{ErrorCode, EventKind, Kernel, KernelError, activity::Activity, contracts::Permission};
 use crate::{
     sandbox::modules::{self, SCHEME},
     world::{
-        components::{Executable, Imports, Tombstone},
+        components::{Artifact, Executable, Imports, Pricing, Tombstone},
         ids::{self, ArtifactId},
     },
 };
@@ -39,6 +44,29 @@ pub(crate) struct ModuleCode {
     pub id: ArtifactId,
     pub code: Arc<str>,
     pub code_hash: u64,
+}
+
+/// The imports code will have once written, and what the writer pays for the new ones.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PlannedImports {
+    pub imports: Imports,
+    /// Each new import's read of its dependency's code.
+    reads: Vec<ImportRead>,
+}
+
+/// A new import's read: the dependency, who is paid (if anyone) and how much.
+#[derive(Debug, Clone)]
+struct ImportRead {
+    dep: ArtifactId,
+    paid_to: Option<(Entity, ArtifactId)>,
+    price: u64,
+}
+
+impl PlannedImports {
+    /// Scrip the writer pays for reading the new imports' code.
+    pub(crate) fn price(&self) -> u64 {
+        self.reads.iter().map(|read| read.price).sum()
+    }
 }
 
 /// Why an import graph cannot be.
@@ -163,11 +191,12 @@ impl Kernel<'_> {
     /// world. An import `current` already has keeps the bytes charged for it; a new
     /// one is charged the dependency's code bytes.
     pub(crate) fn plan_imports(
-        &self,
+        &mut self,
         importer: &str,
         code: &str,
         current: Option<&Imports>,
-    ) -> Result<Imports, KernelError> {
+    ) -> Result<PlannedImports, KernelError> {
+        let current = current.cloned();
         let module = modules::parse(code).map_err(|e| {
             KernelError::invalid(format!("the code of {importer} cannot be read as a module: {e}"))
                 .with("field", "code")
@@ -176,6 +205,7 @@ impl Kernel<'_> {
         })?;
         let refused = |dep: &str, why: String| import_error(ErrorCode::InvalidArgs, importer, dep, why);
         let mut planned = BTreeMap::new();
+        let mut reads = Vec::new();
         for dep in module.dependencies() {
             let dep_id = ArtifactId::parse(dep).map_err(|e| refused(dep, e.to_string()))?;
             if dep == importer {
@@ -197,8 +227,26 @@ impl Kernel<'_> {
                     return Err(refused(dep, format!("{dep} does not export {name}")).with("name", name.as_str()));
                 }
             }
-            let bytes = current.and_then(|c| c.charged(dep)).unwrap_or(executable.code().len() as u64);
-            planned.insert(dep_id, bytes);
+            let code_bytes = executable.code().len() as u64;
+            if let Some(bytes) = current.as_ref().and_then(|c| c.charged(dep)) {
+                planned.insert(dep_id, bytes);
+                continue;
+            }
+            // A new import reads the code: asked and paid for as a read is.
+            let fee =
+                self.check_access(entity, Permission::Read, serde_json::json!({ "import_into": importer })).map_err(
+                    |e| KernelError { message: format!("import \"{SCHEME}{dep}\" in {importer}: {}", e.message), ..e },
+                )?;
+            let owner = self.world.get::<Artifact>(entity).map(|a| a.owner.clone());
+            let owner = owner.map(|o| crate::economy::escrow::beneficiary(self.world, &dep_id, &o));
+            let read_price = self.world.get::<Pricing>(entity).map_or(0, |p| p.read_price);
+            let price = if owner.as_ref() == Some(&self.caller) { fee } else { fee + read_price };
+            let paid_to = match owner.filter(|o| *o != self.caller && price > 0) {
+                Some(owner) => Some((self.principal(owner.as_str())?, owner)),
+                None => None,
+            };
+            reads.push(ImportRead { dep: dep_id.clone(), paid_to, price });
+            planned.insert(dep_id, code_bytes);
         }
         let deps: Vec<&str> = planned.keys().map(ArtifactId::as_str).collect();
         check_graph(importer, &deps, |id| recorded_imports(self.world, id)).map_err(|problem| {
@@ -208,7 +256,37 @@ impl Kernel<'_> {
                 GraphProblem::TooMany(_) => error,
             }
         })?;
-        Ok(Imports(planned))
+        Ok(PlannedImports { imports: Imports(planned), reads })
+    }
+
+    /// Refuses early if the caller cannot pay `due` scrip for a write and its imports.
+    pub(crate) fn ensure_scrip_for_write(&self, due: u64, id: &str) -> Result<(), KernelError> {
+        let held = self.standing(self.caller_entity)?.scrip;
+        if held < due {
+            return Err(KernelError::new(
+                ErrorCode::InsufficientFunds,
+                format!(
+                    "writing {id} costs {due} scrip (its contract's fee and its imports' read prices); {} holds {held}",
+                    self.caller
+                ),
+            )
+            .with("needed", due)
+            .with("available", held));
+        }
+        Ok(())
+    }
+
+    /// Pays for the reads of the new imports, each an `ARTIFACT_READ` of the dependency.
+    pub(crate) fn pay_for_imports(&mut self, planned: &PlannedImports) -> Result<(), KernelError> {
+        for read in &planned.reads {
+            if let Some((owner_entity, _)) = read.paid_to {
+                self.move_scrip(self.caller_entity, owner_entity, read.price, None)?;
+            }
+            let paid_to = read.paid_to.as_ref().map(|(_, owner)| owner.clone());
+            let price = if paid_to.is_some() { read.price } else { 0 };
+            self.emit(EventKind::ArtifactRead { id: read.dep.clone(), price, paid_to });
+        }
+        Ok(())
     }
 
     /// Puts `imports` on `entity` (artifact `id`), and its edges into the world's code graph.

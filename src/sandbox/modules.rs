@@ -966,7 +966,7 @@ mod tests {
         fails("export const { a } = o", "destructuring");
         fails("export const a = 1; export { a }", "exported twice");
         fails("import { a } from 'artifact:x' with { type: 'json' }", "attributes");
-        fails("const s = 'open", "not closed");
+        fails("export const s = 'open", "not closed");
         fails("export function () {}", "expected the name");
         let at = parse("\n\n   import x from 'y'").unwrap_err();
         assert_eq!((at.line, at.col), (3, 18));

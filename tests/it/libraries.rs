@@ -410,3 +410,51 @@ fn code_the_scanner_misreads_does_not_compile_rather_than_run_differently() {
     assert_eq!(r.error_code(), Some(ErrorCode::ExecutionError), "{r:?}");
     assert!(message(&r).contains("could not be read with certainty"), "{}", message(&r));
 }
+
+#[test]
+fn an_import_reads_the_code_once_under_its_contract_and_price() {
+    let mut sim = sim(r#"Scene(
+        principals: [(id: "alice", scrip: 100), (id: "bob", scrip: 50)],
+        artifacts: [
+            (id: "secret", owner: "alice", contract: "private", interface: (tools: [(name: "run")]),
+             code: "export const key = 42;"),
+            (id: "priced", owner: "alice", pricing: (read_price: 5), interface: (tools: [(name: "run")]),
+             code: "export function f() { return 1 }"),
+        ],
+    )"#);
+    // Private code is not anyone's to import...
+    let r = write(
+        &mut sim,
+        "bob",
+        "thief",
+        "import { key } from \"artifact:secret\"; export function run() { return key }",
+    );
+    assert_eq!(r.error_code(), Some(ErrorCode::AccessDenied), "{r:?}");
+    assert!(message(&r).starts_with("import \"artifact:secret\" in thief: "), "{}", message(&r));
+    assert!(ids::lookup(sim.world(), "thief").is_none());
+    // ...but its owner's.
+    assert!(
+        write(
+            &mut sim,
+            "alice",
+            "own",
+            "import { key } from \"artifact:secret\"; export function run() { return key }"
+        )
+        .success
+    );
+    // A read price is paid once, when the import first appears.
+    let code = "import { f } from \"artifact:priced\"; export function run() { return f() }";
+    assert!(write(&mut sim, "bob", "user", code).success);
+    assert_eq!((crate::scrip(&sim, "bob"), crate::scrip(&sim, "alice")), (45, 105));
+    assert!(write(&mut sim, "bob", "user", &format!("{code}\n// again")).success);
+    assert_eq!(crate::scrip(&sim, "bob"), 45, "the same import is not paid again");
+    let log = sim.world().resource::<agent_ecology::kernel::EventLog>();
+    let reads = log.recent().filter(|e| e.kind.type_name() == "ARTIFACT_READ").count();
+    assert_eq!(reads, 2, "each new import is a read: own's of secret, user's of priced");
+    // One who cannot pay cannot import.
+    act_ok(&mut sim, "bob", r#"{"action":"transfer","to":"alice","amount":45}"#);
+    let r = write(&mut sim, "bob", "broke", code);
+    assert_eq!(r.error_code(), Some(ErrorCode::InsufficientFunds), "{r:?}");
+    assert!(ids::lookup(sim.world(), "broke").is_none());
+    audit(sim.world()).unwrap();
+}
