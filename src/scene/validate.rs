@@ -340,9 +340,9 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         });
     }
 
-    resolve_imports(&check, &mut principals, &mut artifacts)?;
-    check_disk(&check, &principals, &artifacts)?;
     let mut warnings = Vec::new();
+    resolve_imports(&check, &mut principals, &mut artifacts, &mut warnings)?;
+    check_disk(&check, &principals, &artifacts)?;
     let interventions = validate_interventions(&check, &file.interventions, &principal_ids, &mut warnings)?;
 
     let name = if file.name.is_empty() { scene.name().to_owned() } else { file.name.clone() };
@@ -752,16 +752,20 @@ fn validate_parts(
 
 /// What each entry's code imports: artifacts of this scene with code that export what
 /// is imported by name, with no cycle among them. Each import is charged its
-/// dependency's code bytes, as a write of the code would be.
+/// dependency's code bytes, as a write of the code would be. An import of an artifact
+/// the scene marks deleted is kept with a warning: that is how a saved world whose
+/// library was deleted looks, and its importer fails when called, as it did there.
 fn resolve_imports(
     check: &Checker,
     principals: &mut [ValidPrincipal],
     artifacts: &mut [ValidArtifact],
+    warnings: &mut Vec<SceneWarning>,
 ) -> Result<(), SceneError> {
     use crate::{kernel::imports, sandbox::modules};
     let file = check.scene.file();
     // Every entry: where it is, its id, its code (if any and not deleted), and
     // whether that code is written in the scene itself.
+    let deleted: HashSet<&str> = artifacts.iter().filter(|a| a.deleted).map(|a| a.id.as_str()).collect();
     let entries: Vec<(&str, usize, &str, Option<&str>, bool)> = principals
         .iter()
         .enumerate()
@@ -802,11 +806,16 @@ fn resolve_imports(
             }
             anchors
         };
-        let refuse = |dep: &str, why: String| {
-            check.err(path.clone(), &at(dep), format!("import \"{}{dep}\" in {id}: {why}", modules::SCHEME))
-        };
+        let why = |dep: &str, why: String| format!("import \"{}{dep}\" in {id}: {why}", modules::SCHEME);
+        let refuse = |dep: &str, message: String| check.err(path.clone(), &at(dep), why(dep, message));
         let mut imports = BTreeMap::new();
         for dep in module.dependencies() {
+            if deleted.contains(dep) {
+                let message = format!("{dep} is deleted, so calls of {id} fail until it imports something else");
+                warnings.push(check.warn(path.clone(), &at(dep), why(dep, message)));
+                imports.insert(ArtifactId::trusted(dep), 0);
+                continue;
+            }
             let dep_code = match by_id.get(dep) {
                 None => return Err(refuse(dep, format!("there is no artifact {dep} in this scene"))),
                 Some(None) => return Err(refuse(dep, format!("{dep} has no code to import"))),

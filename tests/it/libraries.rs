@@ -458,3 +458,22 @@ fn an_import_reads_the_code_once_under_its_contract_and_price() {
     assert!(ids::lookup(sim.world(), "broke").is_none());
     audit(sim.world()).unwrap();
 }
+
+#[test]
+fn a_saved_world_with_a_deleted_library_loads_and_fails_as_it_did() {
+    let mut sim = chain();
+    act_ok(&mut sim, "alice", r#"{"action":"delete","id":"b"}"#);
+    let scene = sim.save_scene();
+    let valid = scene.validate().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(valid.warnings.len(), 1, "{:?}", valid.warnings);
+    assert!(valid.warnings[0].message.contains("b is deleted"), "{}", valid.warnings[0]);
+    let mut loaded = Simulation::from_valid(valid);
+    assert!(message(&invoke(&mut loaded, "bob", "a", json!({"x": 1}))).contains("b was deleted"));
+    assert_eq!(invoke(&mut loaded, "bob", "c", json!({"x": 1})).result, Some(json!(2)));
+    audit(loaded.world()).unwrap();
+    // A saved world with its libraries in place round-trips with them.
+    let saved = chain().save_scene().validate().unwrap();
+    let mut loaded = Simulation::from_valid(saved);
+    assert_eq!(imports_of(&loaded, "a"), ["b"]);
+    assert_eq!(invoke(&mut loaded, "bob", "a", json!({"x": 5})).result, Some(json!(21)));
+}
