@@ -120,7 +120,11 @@ impl Module {
             out.push_str(&code[at..edit.start]);
             match edit.text {
                 EditText::Blank => {
-                    out.extend(code[edit.start..edit.end].chars().filter(|c| matches!(c, '\n' | '\r')));
+                    out.extend(
+                        code[edit.start..edit.end]
+                            .chars()
+                            .filter(|c| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}')),
+                    );
                     out.push(' ');
                 }
                 EditText::Insert(text) => out.push_str(text),
@@ -970,6 +974,35 @@ mod tests {
         fails("export function () {}", "expected the name");
         let at = parse("\n\n   import x from 'y'").unwrap_err();
         assert_eq!((at.line, at.col), (3, 18));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// The world process scans whatever code is written: it never panics, and a
+        /// rewrite keeps every line where it was.
+        #[test]
+        fn any_text_scans_without_panicking(
+            code in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just("import "), proptest::prelude::Just("export "),
+                    proptest::prelude::Just("{ a as b }"), proptest::prelude::Just(" from "),
+                    proptest::prelude::Just("\"artifact:x\""), proptest::prelude::Just("`${"),
+                    proptest::prelude::Just("}"), proptest::prelude::Just("/"), proptest::prelude::Just("\n"),
+                    proptest::prelude::Just("'é\\"), proptest::prelude::Just("/*"), proptest::prelude::Just("*/"),
+                    proptest::prelude::Just("default "), proptest::prelude::Just("function f() "),
+                    proptest::prelude::Just("const a = 1, "), proptest::prelude::Just("("), proptest::prelude::Just(")"),
+                    proptest::prelude::Just("++"), proptest::prelude::Just("\u{2028}"), proptest::prelude::Just(";"),
+                ],
+                0..40,
+            )
+        ) {
+            let code = code.concat();
+            if let Ok(module) = parse(&code) {
+                let body = module.body(&code);
+                proptest::prop_assert_eq!(body.matches('\n').count(), code.matches('\n').count());
+            }
+        }
     }
 
     #[test]
