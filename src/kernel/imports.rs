@@ -261,6 +261,9 @@ impl Kernel<'_> {
 
     /// Refuses early if the caller cannot pay `due` scrip for a write and its imports.
     pub(crate) fn ensure_scrip_for_write(&self, due: u64, id: &str) -> Result<(), KernelError> {
+        if due == 0 {
+            return Ok(());
+        }
         let held = self.standing(self.caller_entity)?.scrip;
         if held < due {
             return Err(KernelError::new(
