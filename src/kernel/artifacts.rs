@@ -209,9 +209,12 @@ impl Kernel<'_> {
         let disk_delta = bytes as i64 - old_bytes as i64;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;
-        // The contract's fee is paid only by a writer who is not the owner.
-        let fee_due = if owner == self.caller { 0 } else { fee };
-        self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
+        if import_price > 0 {
+            // Both are paid before anything changes; the fee only by a writer who is
+            // not the owner.
+            let fee_due = if owner == self.caller { 0 } else { fee };
+            self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
+        }
         self.pay(fee, &owner, &id)?;
         if let Some(planned) = &planned {
             self.pay_for_imports(planned)?;
@@ -306,9 +309,12 @@ impl Kernel<'_> {
         let disk_delta = spec.new.len() as i64 - spec.old.len() as i64 + import_delta;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;
-        // The contract's fee is paid only by a writer who is not the owner.
-        let fee_due = if owner == self.caller { 0 } else { fee };
-        self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
+        if import_price > 0 {
+            // Both are paid before anything changes; the fee only by a writer who is
+            // not the owner.
+            let fee_due = if owner == self.caller { 0 } else { fee };
+            self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
+        }
         self.pay(fee, &owner, &id)?;
         if let Some(planned) = &planned {
             self.pay_for_imports(planned)?;
