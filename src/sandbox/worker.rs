@@ -402,27 +402,16 @@ fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
         |failure: Failure| CallResult { id: request.id, outcome: Err(failure), instructions: 0, peak_bytes: 0 };
     // What this call needs is found before anything is forgotten: the host may have
     // evicted from its list a module this very call sends no code for.
-    let wrapper = match load(context, request.code_hash, request.code.as_deref()) {
-        Ok(wrapper) => wrapper,
-        Err(failure) => return failed(failure),
-    };
-    let mut modules = HashMap::with_capacity(request.modules.len());
-    for module in &request.modules {
-        match load(context, module.code_hash, module.code.as_deref()) {
-            Ok(compiled) => {
-                modules.insert(module.id.clone(), compiled);
-            }
-            Err(failure) => {
-                let message = format!("imported artifact:{} does not compile: {}", module.id, failure.message);
-                return failed(Failure { kind: FailureKind::Compile, message });
-            }
-        }
-    }
+    let loaded = load_call(context, &request);
     CODE.with_borrow_mut(|code| {
         for hash in &request.forget {
             code.remove(hash);
         }
     });
+    let (wrapper, modules) = match loaded {
+        Ok(loaded) => loaded,
+        Err(failure) => return failed(failure),
+    };
 
     FRAMES.with_borrow_mut(|frames| {
         frames.push(Frame {
@@ -455,6 +444,20 @@ fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
         frame.map_or(0, |f| f.nested_instructions)
     });
     CallResult { id: request.id, outcome, instructions: total.saturating_sub(nested), peak_bytes }
+}
+
+/// The compiled code of a call and of every module it may import, by artifact id.
+fn load_call(context: &mut Context, request: &CallRequest) -> Result<(JsObject, HashMap<String, JsObject>), Failure> {
+    let wrapper = load(context, request.code_hash, request.code.as_deref())?;
+    let mut modules = HashMap::with_capacity(request.modules.len());
+    for module in &request.modules {
+        let compiled = load(context, module.code_hash, module.code.as_deref()).map_err(|failure| Failure {
+            kind: FailureKind::Compile,
+            message: format!("imported artifact:{} does not compile: {}", module.id, failure.message),
+        })?;
+        modules.insert(module.id.clone(), compiled);
+    }
+    Ok((wrapper, modules))
 }
 
 /// The compiled form of the code of `hash`: cached, or compiled from `code`.
