@@ -1,5 +1,6 @@
-//! The sandbox: invokes through the full kernel path, contract checks, batched agent
-//! steps, worker and context start-up, and the cost of one host call.
+//! The sandbox: invokes through the full kernel path, contract checks, code importing
+//! libraries, batched agent steps, worker and context start-up, and the cost of one
+//! host call.
 //!
 //! Reference (the original Python system, same machine): ~2 200 priced invokes/s.
 //! Floors for this implementation: 50 000 invokes/s and 100 000 agent-steps/s.
@@ -55,6 +56,24 @@ fn invokes(c: &mut Criterion) {
         tool("adder", ADDER, r#"pricing: (invoke_price: 1), contract: "gate""#),
     ));
     group.bench_function("priced invoke checked by a contract in code", |b| {
+        b.iter(|| {
+            let mut kernel = Kernel::as_principal(sim.world_mut(), "alice").expect("principal");
+            black_box(kernel.invoke("adder", "run", args.clone()).expect("invoke succeeds"));
+        })
+    });
+
+    // Code that builds on a chain of libraries: three modules evaluated per call.
+    let mut sim = world(&format!(
+        r#"Scene(principals: [(id: "alice", scrip: 1000000000, quota: {{"cpu": 1000000000000}}), (id: "bob")], artifacts: [{}{}{}])"#,
+        tool("inc", "export function inc(x) { return x + 1 }", ""),
+        tool("inc2", "import { inc } from \"artifact:inc\";\nexport function inc2(x) { return inc(inc(x)) }", ""),
+        tool(
+            "adder",
+            "import { inc2 } from \"artifact:inc2\";\nexport function run(args) { return inc2(args.x) - 1 }",
+            "pricing: (invoke_price: 1)"
+        ),
+    ));
+    group.bench_function("priced invoke of code importing a chain of two libraries", |b| {
         b.iter(|| {
             let mut kernel = Kernel::as_principal(sim.world_mut(), "alice").expect("principal");
             black_box(kernel.invoke("adder", "run", args.clone()).expect("invoke succeeds"));

@@ -15,11 +15,11 @@ use std::{
 use bevy_ecs::prelude::*;
 
 use crate::{
-    kernel::{ErrorCode, Kernel, KernelError},
+    kernel::{ErrorCode, Kernel, KernelError, imports::ModuleCode},
     sandbox::{
         Sandbox, SandboxConfig, WorkerFailure,
         process::WorkerProcess,
-        protocol::{CallMode, CallRequest, Entry, FromWorker, ToWorker},
+        protocol::{CallMode, CallRequest, Entry, FromWorker, ModuleSource, ToWorker},
     },
     world::{config::Config, ids::ArtifactId, rng::SimRng, time::SimClock},
 };
@@ -35,6 +35,9 @@ pub(crate) struct StepJob {
     pub id: ArtifactId,
     pub code: Arc<str>,
     pub code_hash: u64,
+    /// The modules its code imports, or why they cannot be had (then the step fails
+    /// without running).
+    pub modules: Result<Vec<ModuleCode>, String>,
     /// The view as JSON (moved into the request when the step is sent).
     pub view: String,
 }
@@ -63,6 +66,10 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
     let mut lanes: Vec<LaneRun> = Vec::new();
     let mut jobs = jobs;
     for (index, job) in jobs.iter_mut().enumerate() {
+        if let Err(broken) = &job.modules {
+            outcomes[index] = Some(StepOutcome { result: Err(broken.clone()), cpu_us: 0 });
+            continue;
+        }
         let lane = world.resource::<Sandbox>().lane_for(job.id.as_str(), &config);
         let seed = world.resource_mut::<SimRng>().next_u64();
         let id = world.resource_mut::<Sandbox>().next_call_id();
@@ -71,6 +78,7 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
             code_hash: job.code_hash,
             code: None,
             forget: Vec::new(),
+            modules: Vec::new(),
             entry: Entry::Step,
             input: std::mem::take(&mut job.view),
             ctx: "{}".to_owned(),
@@ -132,7 +140,16 @@ fn send_batch(
         .iter_mut()
         .map(|(index, request)| {
             let job = &jobs[*index];
-            let (code, forget) = worker.code_to_send(job.code_hash, &job.code);
+            let (code, mut forget) = worker.code_to_send(job.code_hash, &job.code);
+            let modules = job.modules.as_deref().unwrap_or_default();
+            request.modules = modules
+                .iter()
+                .map(|module| {
+                    let (code, evicted) = worker.code_to_send(module.code_hash, &module.code);
+                    forget.extend(evicted);
+                    ModuleSource { id: module.id.to_string(), code_hash: module.code_hash, code }
+                })
+                .collect();
             request.code = code;
             request.forget = forget;
             request.clone()

@@ -172,6 +172,7 @@ pub(super) fn job(
     let id = world.get::<ArtifactId>(entity)?.clone();
     let executable = world.get::<Executable>(entity)?;
     let (code, code_hash) = (executable.code.clone(), executable.code_hash());
+    let modules = crate::kernel::imports::closure(world, entity, &id).map_err(|e| e.message);
     let agent = world.get::<Loop>(entity)?;
     let (seen, wake_on) = (agent.seen_seq, agent.wake_on.clone());
     let latest = world.resource::<EventLog>().next_seq() - 1;
@@ -218,7 +219,7 @@ pub(super) fn job(
     if let Some(mut agent) = world.get_mut::<Loop>(entity) {
         agent.seen_seq = latest;
     }
-    Some(StepJob { entity, id, code, code_hash, view })
+    Some(StepJob { entity, id, code, code_hash, modules, view })
 }
 
 /// What an agent sees, borrowed from the world for one serialisation.

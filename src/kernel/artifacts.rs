@@ -4,6 +4,9 @@
 //! byte total of the live artifacts it owns, counting every part they store (content,
 //! code, description, metadata, interface), so no part is free storage. Growth needs
 //! free allocation; shrinking and deleting give it back.
+//!
+//! Writing code also records what it imports ([`super::imports`]): the bytes charged
+//! for an import are part of the importing artifact's size.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -11,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use super::{
     ErrorCode, EventKind, Kernel, KernelError,
     contracts::{self, Permission},
+    imports::PlannedImports,
     query, state,
 };
 use crate::world::{
     components::{
-        AccessContract, Artifact, Executable, Interface, Metadata, Pricing, Standing, Tombstone, stored_bytes,
+        AccessContract, Artifact, Executable, Imports, Interface, Metadata, Pricing, Standing, Tombstone, stored_bytes,
     },
     ids::{self, ArtifactId},
 };
@@ -109,6 +113,10 @@ impl Kernel<'_> {
         if spec.code.is_some() && spec.interface.is_none() {
             return Err(code_needs_interface(&spec.id));
         }
+        let planned = match spec.code.as_deref() {
+            Some(code) => self.plan_imports(id.as_str(), code, None)?,
+            None => PlannedImports::default(),
+        };
         let content = spec.content.unwrap_or_default();
         let bytes = stored_bytes(
             &content,
@@ -116,7 +124,10 @@ impl Kernel<'_> {
             spec.description.as_deref().unwrap_or(""),
             spec.metadata.as_ref().unwrap_or(&Metadata::new()),
             spec.interface.as_ref(),
-        );
+        ) + planned.imports.bytes();
+        self.ensure_disk(self.caller_entity, bytes as i64)?;
+        self.ensure_scrip_for_write(planned.price(), id.as_str())?;
+        self.pay_for_imports(&planned)?;
         self.charge_disk(self.caller_entity, bytes as i64)?;
         let mut artifact = Artifact {
             owner: self.caller.clone(),
@@ -139,6 +150,8 @@ impl Kernel<'_> {
         if let Some(pricing) = spec.pricing {
             entity.insert(pricing);
         }
+        let entity = entity.id();
+        self.record_imports(entity, &id, planned.imports);
         let charged_to = self.caller.clone();
         self.emit(EventKind::ArtifactWritten {
             id: id.clone(),
@@ -183,12 +196,29 @@ impl Kernel<'_> {
         if spec.code.is_some() && spec.interface.is_none() && !has_interface {
             return Err(code_needs_interface(&spec.id));
         }
+        // New code brings its imports; other writes keep the ones there are.
+        let current_imports = self.world.get::<Imports>(entity).cloned();
+        let planned = match spec.code.as_deref() {
+            Some(code) => Some(self.plan_imports(id.as_str(), code, current_imports.as_ref())?),
+            None => None,
+        };
+        let import_bytes = planned.as_ref().map(|p| &p.imports).or(current_imports.as_ref()).map_or(0, Imports::bytes);
+        let import_price = planned.as_ref().map_or(0, PlannedImports::price);
         let old_bytes = state::artifact_bytes(self.world, entity);
-        let bytes = self.bytes_after(entity, &spec);
+        let bytes = self.bytes_after(entity, &spec) + import_bytes;
         let disk_delta = bytes as i64 - old_bytes as i64;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;
+        if import_price > 0 {
+            // Both are paid before anything changes; the fee only by a writer who is
+            // not the owner.
+            let fee_due = if owner == self.caller { 0 } else { fee };
+            self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
+        }
         self.pay(fee, &owner, &id)?;
+        if let Some(planned) = &planned {
+            self.pay_for_imports(planned)?;
+        }
         self.charge_disk(owner_entity, disk_delta)?;
 
         let now = self.now;
@@ -218,6 +248,9 @@ impl Kernel<'_> {
         }
         if let Some(pricing) = spec.pricing {
             target.insert(pricing);
+        }
+        if let Some(planned) = planned {
+            self.record_imports(entity, &id, planned.imports);
         }
         if new_code {
             // New code deserves a new chance.
@@ -264,10 +297,28 @@ impl Kernel<'_> {
         }
         let edited = [&text[..at], spec.new.as_str(), &text[at + spec.old.len()..]].concat();
         let (id, owner) = self.id_and_owner(entity)?;
-        let disk_delta = spec.new.len() as i64 - spec.old.len() as i64;
+        let current_imports = self.world.get::<Imports>(entity).cloned();
+        let planned = match spec.field {
+            EditField::Code => Some(self.plan_imports(id.as_str(), &edited, current_imports.as_ref())?),
+            EditField::Content => None,
+        };
+        let import_delta = planned
+            .as_ref()
+            .map_or(0, |new| new.imports.bytes() as i64 - current_imports.as_ref().map_or(0, Imports::bytes) as i64);
+        let import_price = planned.as_ref().map_or(0, PlannedImports::price);
+        let disk_delta = spec.new.len() as i64 - spec.old.len() as i64 + import_delta;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;
+        if import_price > 0 {
+            // Both are paid before anything changes; the fee only by a writer who is
+            // not the owner.
+            let fee_due = if owner == self.caller { 0 } else { fee };
+            self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
+        }
         self.pay(fee, &owner, &id)?;
+        if let Some(planned) = &planned {
+            self.pay_for_imports(planned)?;
+        }
         self.charge_disk(owner_entity, disk_delta)?;
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
@@ -280,6 +331,9 @@ impl Kernel<'_> {
             EditField::Code => {
                 target.insert(Executable::new(edited.into()));
             }
+        }
+        if let Some(planned) = planned {
+            self.record_imports(entity, &id, planned.imports);
         }
         if spec.field == EditField::Code {
             crate::agents::resume(self.world, entity, &self.caller.clone());
@@ -313,7 +367,8 @@ impl Kernel<'_> {
             artifact.content = Box::from("");
             artifact.updated_at = now;
         }
-        target.remove::<Executable>();
+        // Its imports' bytes were part of it, and are freed with it.
+        target.remove::<(Executable, Imports)>();
         target.insert(tombstone);
         self.emit(EventKind::ArtifactDeleted { id: artifact_id.clone(), disk_freed: bytes, charged_to: owner.clone() });
         Ok(DiskChange { id: artifact_id, bytes: 0, disk_delta: -(bytes as i64), charged_to: owner, created: false })

@@ -15,7 +15,7 @@ use super::{ErrorCode, EventLog, Frame, Kernel, KernelError, artifacts::WriteSpe
 use crate::{
     sandbox::{
         Sandbox, SandboxConfig, WorkerFailure,
-        protocol::{CallMode, CallRequest, Entry, FailureKind, FromWorker, HostCall, ToWorker},
+        protocol::{CallMode, CallRequest, Entry, FailureKind, FromWorker, HostCall, ModuleSource, ToWorker},
     },
     world::{
         components::{Executable, Standing},
@@ -146,6 +146,8 @@ impl Kernel<'_> {
             return Err(KernelError::invalid(format!("{} has no code", call.id)));
         };
         let (code, code_hash) = (executable.code.clone(), executable.code_hash());
+        // Every module it imports, as they are now; a broken import fails the call.
+        let modules = super::imports::closure(self.world, call.entity, call.id)?;
         // A payer already at its CPU limit is refused before anything runs.
         self.admit(call.frame.payer, "cpu", 1)?;
         let seed = self.world.resource_mut::<SimRng>().next_u64();
@@ -159,12 +161,21 @@ impl Kernel<'_> {
             let failure = chain.failure.clone().unwrap_or(WorkerFailure::Died("gone".into()));
             return Err(worker_error(&failure));
         };
-        let (code, forget) = worker.code_to_send(code_hash, &code);
+        let (code, mut forget) = worker.code_to_send(code_hash, &code);
+        let modules = modules
+            .iter()
+            .map(|module| {
+                let (code, evicted) = worker.code_to_send(module.code_hash, &module.code);
+                forget.extend(evicted);
+                ModuleSource { id: module.id.to_string(), code_hash: module.code_hash, code }
+            })
+            .collect();
         let request = CallRequest {
             id,
             code_hash,
             code,
             forget,
+            modules,
             entry: call.entry,
             input: call.input.clone(),
             ctx: call.ctx.clone(),

@@ -14,6 +14,7 @@ pub mod contracts;
 pub mod error;
 pub mod events;
 pub(crate) mod exec;
+pub mod imports;
 pub mod intents;
 pub mod invoke;
 pub mod ledger;

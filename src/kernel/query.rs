@@ -112,6 +112,10 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
         fields.insert("code_hash".into(), super::invoke::code_hash_hex(x.code_hash()).into());
         fields.insert("invocations".into(), invocation_stats(world, id));
     }
+    if let Some(imports) = world.get::<crate::world::components::Imports>(entity) {
+        let ids: Vec<&str> = imports.ids().map(ArtifactId::as_str).collect();
+        fields.insert("imports".into(), ids.into());
+    }
     if let Some(interface) = world.get::<Interface>(entity).filter(|i| !i.tools.is_empty()) {
         fields.insert("interface".into(), serde_json::to_value(interface).unwrap_or(Value::Null));
     }

@@ -9,7 +9,9 @@ use bevy_ecs::prelude::*;
 
 use super::{KernelError, ledger::ResourceRef};
 use crate::world::{
-    components::{Artifact, Executable, Interface, LastAction, Metadata, Quota, Standing, Tombstone, stored_bytes},
+    components::{
+        Artifact, Executable, Imports, Interface, LastAction, Metadata, Quota, Standing, Tombstone, stored_bytes,
+    },
     config::Config,
     ids::{self, ArtifactId, Ids},
     time::SimTime,
@@ -64,7 +66,8 @@ pub fn get_quota(world: &World, id: &str, resource: &str) -> Result<Option<u64>,
     }
 }
 
-/// Disk bytes an artifact occupies (see [`stored_bytes`]).
+/// Disk bytes an artifact occupies: what it stores (see [`stored_bytes`]) and the
+/// bytes charged for its imports ([`Imports`]).
 pub fn artifact_bytes(world: &World, entity: Entity) -> u64 {
     let Some(artifact) = world.get::<Artifact>(entity) else { return 0 };
     static NO_METADATA: Metadata = Metadata::new();
@@ -78,7 +81,7 @@ pub fn artifact_bytes(world: &World, entity: Entity) -> u64 {
         description,
         metadata,
         world.get::<Interface>(entity),
-    )
+    ) + world.get::<Imports>(entity).map_or(0, Imports::bytes)
 }
 
 /// Every resource a principal holds, by name: `llm_budget`, `disk` (free), `disk_used`

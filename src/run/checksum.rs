@@ -28,8 +28,9 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Interface, LastAction, Loop,
-            McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Imports, Interface,
+            LastAction, Loop, McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking,
+            Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -65,6 +66,11 @@ struct EntityState<'a> {
     mcp_gateway: Option<&'a McpGateway>,
     grants: Option<&'a Grants>,
     subscriptions: Option<&'a Subscriptions>,
+    /// Last, and left out when absent: a world without libraries keeps the checksum
+    /// it had before there were any (the digest is never decoded, so the encoding
+    /// need not say the field is missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imports: Option<&'a Imports>,
 }
 
 struct Digest {
@@ -142,6 +148,7 @@ pub fn world_checksum(world: &World) -> String {
             mcp_gateway: world.get(e),
             grants: world.get(e),
             subscriptions: world.get(e),
+            imports: world.get(e),
         });
     }
     let log = world.resource::<EventLog>();

@@ -58,8 +58,10 @@ pub struct CallRequest {
     pub code_hash: u64,
     /// The source, when the host believes the worker has not seen this hash.
     pub code: Option<String>,
-    /// Hashes the worker may drop from its cache.
+    /// Hashes the worker may drop from its cache (once it has what this call needs).
     pub forget: Vec<u64>,
+    /// Every module the code imports, directly or not (see [`super::modules`]).
+    pub modules: Vec<ModuleSource>,
     pub entry: Entry,
     /// First argument, as JSON text.
     pub input: String,
@@ -75,6 +77,16 @@ pub struct CallRequest {
     pub result_limit: u64,
     /// What host functions the code may call.
     pub mode: CallMode,
+}
+
+/// A module a call may import: an artifact's code, sent like the call's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleSource {
+    /// The artifact id, as `import … from "artifact:<id>"` names it.
+    pub id: String,
+    pub code_hash: u64,
+    /// The source, when the host believes the worker has not seen this hash.
+    pub code: Option<String>,
 }
 
 /// Host functions artifact code can call.

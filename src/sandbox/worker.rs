@@ -14,6 +14,13 @@
 //! keeps no hidden state between calls: everything it remembers is in the world,
 //! where checkpoints can see it.
 //!
+//! Code that imports other artifacts' code ([`super::modules`]) is compiled the same
+//! way, its imports bound from `__ecology_import__`; the same compiled function,
+//! asked for entry `-1`, runs a library's top level and returns its namespace. The
+//! host sends, with each call, every module the call may import; a call evaluates
+//! each module at most once, the first time something imports it, and forgets the
+//! instances when it ends, so a library keeps no state between calls either.
+//!
 //! CPU is accounted in VM instructions (boa's instruction counter): deterministic,
 //! unlike time. Loops are stopped deterministically by the per-loop iteration limit;
 //! what no limit can stop (a catastrophic regex, exponential recursion) the host's
@@ -38,7 +45,7 @@ use boa_engine::{
 };
 
 use super::{
-    alloc,
+    alloc, modules,
     process::WORKER_SHM_FD,
     protocol::{
         CallMode, CallRequest, CallResult, Entry, Failure, FailureKind, FromWorker, HostCall, MAX_FRAME_BYTES,
@@ -123,12 +130,19 @@ struct Frame {
     /// Instructions executed by calls nested in this one.
     nested_instructions: u64,
     rng: u64,
+    /// The compiled code of every module this call may import, by artifact id.
+    modules: HashMap<String, JsObject>,
+    /// Namespaces of the modules this call has imported (`None` while one is being
+    /// evaluated): each module is evaluated once per call, however often imported.
+    instances: HashMap<String, Option<JsObject>>,
 }
 
 thread_local! {
     static IO: RefCell<Option<Io>> = const { RefCell::new(None) };
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
-    static CODE: RefCell<HashMap<u64, JsObject>> = RefCell::new(HashMap::new());
+    /// Compiled code by hash; code that does not compile keeps its failure, so that
+    /// every call of it fails alike whatever the worker ran before.
+    static CODE: RefCell<HashMap<u64, Result<JsObject, Failure>>> = RefCell::new(HashMap::new());
     static NOW_MS: Cell<i64> = const { Cell::new(0) };
 }
 
@@ -284,6 +298,8 @@ fn install_host_functions(context: &mut Context) -> JsResult<()> {
     context.register_global_callable(js_string!("write"), 3, host_fn!(HostCall::Write))?;
     context.register_global_callable(js_string!("read"), 1, host_fn!(HostCall::Read))?;
     context.register_global_callable(js_string!("llm"), 1, host_fn!(HostCall::Llm))?;
+    let loader = NativeFunction::from_fn_ptr(|_this, args, context| import_module(args, context));
+    context.register_global_callable(JsString::from(modules::LOADER), 2, loader)?;
     let kernel = ObjectInitializer::new(context)
         .function(host_fn!(HostCall::Balance), js_string!("balance"), 1)
         .function(host_fn!(HostCall::Resource), js_string!("resource"), 2)
@@ -382,22 +398,30 @@ fn failure(kind: FailureKind, message: impl Into<String>) -> Failure {
 
 /// Runs one call, nested or not, and accounts for it.
 fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
-    let code = CODE.with_borrow_mut(|code| {
+    let failed =
+        |failure: Failure| CallResult { id: request.id, outcome: Err(failure), instructions: 0, peak_bytes: 0 };
+    // What this call needs is found before anything is forgotten: the host may have
+    // evicted from its list a module this very call sends no code for.
+    let loaded = load_call(context, &request);
+    CODE.with_borrow_mut(|code| {
         for hash in &request.forget {
             code.remove(hash);
         }
-        code.get(&request.code_hash).cloned()
     });
-    let wrapper = match code {
-        Some(wrapper) => wrapper,
-        None => match compile(context, request.code_hash, request.code.as_deref()) {
-            Ok(wrapper) => wrapper,
-            Err(failed) => return CallResult { id: request.id, outcome: Err(failed), instructions: 0, peak_bytes: 0 },
-        },
+    let (wrapper, modules) = match loaded {
+        Ok(loaded) => loaded,
+        Err(failure) => return failed(failure),
     };
 
-    FRAMES
-        .with_borrow_mut(|frames| frames.push(Frame { mode: request.mode, nested_instructions: 0, rng: request.seed }));
+    FRAMES.with_borrow_mut(|frames| {
+        frames.push(Frame {
+            mode: request.mode,
+            nested_instructions: 0,
+            rng: request.seed,
+            modules,
+            instances: HashMap::new(),
+        })
+    });
     let outer_now = NOW_MS.replace(request.now_ms as i64);
     let outer_loop_limit = context.runtime_limits().loop_iteration_limit();
     context.runtime_limits_mut().set_loop_iteration_limit(request.loop_limit);
@@ -422,28 +446,165 @@ fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
     CallResult { id: request.id, outcome, instructions: total.saturating_sub(nested), peak_bytes }
 }
 
-/// Compiles an artifact's code into a function that, given an entry number, runs
-/// the code's top level and returns that entry function.
-fn compile(context: &mut Context, hash: u64, code: Option<&str>) -> Result<JsObject, Failure> {
+/// The compiled code of a call and of every module it may import, by artifact id.
+fn load_call(context: &mut Context, request: &CallRequest) -> Result<(JsObject, HashMap<String, JsObject>), Failure> {
+    let wrapper = load(context, request.code_hash, request.code.as_deref())?;
+    let mut modules = HashMap::with_capacity(request.modules.len());
+    for module in &request.modules {
+        let compiled = load(context, module.code_hash, module.code.as_deref()).map_err(|failure| Failure {
+            kind: FailureKind::Compile,
+            message: format!("imported artifact:{} does not compile: {}", module.id, failure.message),
+        })?;
+        modules.insert(module.id.clone(), compiled);
+    }
+    Ok((wrapper, modules))
+}
+
+/// The compiled form of the code of `hash`: cached, or compiled from `code`.
+fn load(context: &mut Context, hash: u64, code: Option<&str>) -> Result<JsObject, Failure> {
+    if let Some(compiled) = CODE.with_borrow(|cache| cache.get(&hash).cloned()) {
+        return compiled;
+    }
     let Some(code) = code else {
         return Err(failure(FailureKind::Compile, "the host sent no code for an unknown hash"));
     };
+    let compiled = compile(context, code);
+    CODE.with_borrow_mut(|cache| cache.insert(hash, compiled.clone()));
+    compiled
+}
+
+/// Compiles an artifact's code into a function that, given an entry number, runs
+/// the code's top level and returns that entry function, or (given `-1`) the
+/// namespace of what it exports.
+fn compile(context: &mut Context, code: &str) -> Result<JsObject, Failure> {
+    let module = modules::parse(code).map_err(|e| failure(FailureKind::Compile, e.to_string()))?;
+    if !module.is_plain() {
+        check_module(code, &module)?;
+    }
+    // The prelude shares the line of "use strict", so the code's lines keep their
+    // numbers in error messages.
     let source = format!(
-        "(function (__ecology_entry__) {{\n\"use strict\";\n{code}\n;\nswitch (__ecology_entry__) {{\n\
+        "(function (__ecology_entry__) {{\n\"use strict\"; {prelude}\n{body}\n;\nswitch (__ecology_entry__) {{\n\
+         case -1: return {namespace};\n\
          case 0: return typeof run === \"function\" ? run : undefined;\n\
          case 1: return typeof check_permission === \"function\" ? check_permission : undefined;\n\
-         case 2: return typeof step === \"function\" ? step : undefined;\n}}\n}})"
+         case 2: return typeof step === \"function\" ? step : undefined;\n}}\n}})",
+        prelude = module.prelude(),
+        body = module.body(code),
+        namespace = module.namespace(),
     );
     let compiled = context.eval(Source::from_bytes(source.as_bytes()));
     let wrapper = match compiled {
         Ok(value) => value.as_object().filter(|o| o.is_callable()),
         Err(error) => return Err(failure(FailureKind::Compile, describe(error, context))),
     };
-    let Some(wrapper) = wrapper else {
-        return Err(failure(FailureKind::Compile, "the code did not compile to a function"));
+    wrapper.ok_or_else(|| failure(FailureKind::Compile, "the code did not compile to a function"))
+}
+
+/// Checks what the scanner read of a module against boa's parse of it as a module:
+/// the same imports, bound the same way, and the same exports. The scanner does not
+/// parse JavaScript, so this is what turns any misreading into a compile error.
+fn check_module(code: &str, module: &modules::Module) -> Result<(), Failure> {
+    use boa_engine::{
+        ast::{declaration::ImportName, scope::Scope},
+        interner::Interner,
+        parser::Parser,
     };
-    CODE.with_borrow_mut(|cache| cache.insert(hash, wrapper.clone()));
-    Ok(wrapper)
+    let mut interner = Interner::default();
+    let parsed = Parser::new(Source::from_bytes(code))
+        .parse_module(&Scope::new_global(), &mut interner)
+        .map_err(|e| failure(FailureKind::Compile, e.to_string()))?;
+    let items = parsed.items();
+    let text = |sym| interner.resolve_expect(sym).to_string();
+    let mut theirs: Vec<(String, Option<String>, String)> = items
+        .import_entries()
+        .iter()
+        .map(|entry| {
+            let name = match entry.import_name() {
+                ImportName::Namespace => None,
+                ImportName::Name(sym) => Some(text(sym)),
+            };
+            (text(entry.module_request()), name, text(entry.local_name().sym()))
+        })
+        .collect();
+    let mut ours: Vec<(String, Option<String>, String)> = Vec::new();
+    for import in &module.imports {
+        let specifier = format!("{}{}", modules::SCHEME, import.id);
+        for (name, local) in &import.names {
+            ours.push((specifier.clone(), Some(name.clone()), local.clone()));
+        }
+        if let Some(namespace) = &import.namespace {
+            ours.push((specifier.clone(), None, namespace.clone()));
+        }
+    }
+    theirs.sort();
+    ours.sort();
+    let mut their_requests: Vec<String> = items.requests().iter().map(|&sym| text(sym)).collect();
+    let mut our_requests: Vec<String> =
+        module.dependencies().iter().map(|id| format!("{}{}", modules::SCHEME, id)).collect();
+    their_requests.sort();
+    our_requests.sort();
+    let mut their_exports: Vec<String> = items.exported_names().into_iter().map(text).collect();
+    let mut our_exports: Vec<String> = module.exports.iter().map(|e| e.name.clone()).collect();
+    their_exports.sort();
+    our_exports.sort();
+    if theirs != ours || their_requests != our_requests || their_exports != our_exports {
+        return Err(failure(
+            FailureKind::Compile,
+            "the imports and exports of this code could not be read with certainty: write them as plain \
+             `import … from \"artifact:id\"` and `export` statements at the top level",
+        ));
+    }
+    Ok(())
+}
+
+/// `__ecology_import__(id, names)`: the namespace of module `id` in the current
+/// call, evaluated the first time the call imports it; `names` must all be exported.
+fn import_module(args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let id = args.first().cloned().unwrap_or_default().to_string(context)?.to_std_string_escaped();
+    let (instance, compiled) = FRAMES.with_borrow(|frames| match frames.last() {
+        Some(frame) => (frame.instances.get(&id).cloned(), frame.modules.get(&id).cloned()),
+        None => (None, None),
+    });
+    let namespace = match instance {
+        Some(Some(namespace)) => namespace,
+        Some(None) => {
+            let message = format!("artifact:{id} is imported while its own imports are evaluated (a cycle)");
+            return Err(JsNativeError::syntax().with_message(message).into());
+        }
+        None => {
+            let Some(compiled) = compiled else {
+                let message = format!("artifact:{id} is not among the modules resolved for this call");
+                return Err(JsNativeError::syntax().with_message(message).into());
+            };
+            set_instance(&id, None);
+            let namespace = compiled.call(&JsValue::undefined(), &[JsValue::from(-1)], context)?;
+            let Some(namespace) = namespace.as_object() else {
+                return Err(JsNativeError::typ().with_message(format!("artifact:{id} gave no namespace")).into());
+            };
+            set_instance(&id, Some(namespace.clone()));
+            namespace
+        }
+    };
+    if let Some(names) = args.get(1).and_then(JsValue::as_object) {
+        let names = boa_engine::object::builtins::JsArray::from_object(names)?;
+        for i in 0..names.length(context)? {
+            let name = names.get(i, context)?.to_string(context)?;
+            if !namespace.has_own_property(name.clone(), context)? {
+                let message = format!("artifact:{id} does not export {}", name.to_std_string_escaped());
+                return Err(JsNativeError::syntax().with_message(message).into());
+            }
+        }
+    }
+    Ok(namespace.into())
+}
+
+fn set_instance(id: &str, namespace: Option<JsObject>) {
+    FRAMES.with_borrow_mut(|frames| {
+        if let Some(frame) = frames.last_mut() {
+            frame.instances.insert(id.to_owned(), namespace);
+        }
+    });
 }
 
 fn entry_number(entry: Entry) -> i32 {

@@ -22,11 +22,11 @@ use crate::{
         debt::{Debt, DebtStatus, Debts},
         governance::Commons,
     },
-    kernel::{EventLog, Supply},
+    kernel::{EventLog, Supply, activity::Activity},
     world::{
         components::{
-            AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Loop, ModelChoice, Quota,
-            Standing, Tombstone,
+            AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Imports, Loop, ModelChoice,
+            Quota, Standing, Tombstone,
         },
         config::FreezeRule,
         ids::ArtifactId,
@@ -134,9 +134,12 @@ fn artifact(owner: &ArtifactId, parts: &mut ValidParts) -> Artifact {
 
 fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, rule: FreezeRule) {
     let mut due_dates = Vec::new();
+    // Imports feed the world's code graph, as they do when code is written.
+    let mut imported: Vec<(Entity, Vec<ArtifactId>)> = Vec::new();
     for (entity, extra) in entities.into_iter().zip(extras) {
         let parts = extra.parts;
         let plain = parts.interface.is_none()
+            && parts.imports.is_empty()
             && parts.code.is_none()
             && parts.contract.is_none()
             && parts.pricing.is_none()
@@ -155,6 +158,10 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, 
         }
         if let Some(code) = parts.code {
             entity.insert(Executable::new(code.into()));
+        }
+        if !parts.imports.is_empty() {
+            imported.push((entity.id(), parts.imports.keys().cloned().collect::<Vec<_>>()));
+            entity.insert(Imports(parts.imports));
         }
         if let Some(contract) = parts.contract {
             entity.insert(AccessContract(contract));
@@ -194,5 +201,12 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, 
     let mut debts = world.resource_mut::<Debts>();
     for (due, id) in due_dates {
         debts.schedule(due, id);
+    }
+    for (entity, deps) in imported {
+        let Some(id) = world.get::<ArtifactId>(entity).cloned() else { continue };
+        let mut activity = world.resource_mut::<Activity>();
+        for dep in &deps {
+            activity.called(&id, dep);
+        }
     }
 }

@@ -9,7 +9,7 @@
 mod llm;
 mod mcp;
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -86,12 +86,16 @@ pub struct ValidParts {
     /// `None`: freeware.
     pub contract: Option<ArtifactId>,
     pub pricing: Option<Pricing>,
+    /// What the code imports, with the bytes charged for each (its code's length).
+    pub imports: BTreeMap<ArtifactId, u64>,
 }
 
 impl ValidParts {
-    /// Disk bytes: everything the artifact stores (see [`stored_bytes`]).
+    /// Disk bytes: everything the artifact stores (see [`stored_bytes`]) and the
+    /// bytes charged for its imports.
     pub fn bytes(&self) -> u64 {
         stored_bytes(&self.content, self.code.as_deref(), &self.description, &self.metadata, self.interface.as_ref())
+            + self.imports.values().sum::<u64>()
     }
 }
 
@@ -341,8 +345,9 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         });
     }
 
-    check_disk(&check, &principals, &artifacts)?;
     let mut warnings = Vec::new();
+    resolve_imports(&check, &mut principals, &mut artifacts, &mut warnings)?;
+    check_disk(&check, &principals, &artifacts)?;
     let interventions = validate_interventions(&check, &file.interventions, &principal_ids, &mut warnings)?;
 
     let name = if file.name.is_empty() { scene.name().to_owned() } else { file.name.clone() };
@@ -752,7 +757,109 @@ fn validate_parts(
         interface: parts.interface.cloned(),
         contract,
         pricing: parts.pricing.copied(),
+        imports: BTreeMap::new(),
     })
+}
+
+/// What each entry's code imports: artifacts of this scene with code that export what
+/// is imported by name, with no cycle among them. Each import is charged its
+/// dependency's code bytes, as a write of the code would be. An import of an artifact
+/// the scene marks deleted is kept with a warning: that is how a saved world whose
+/// library was deleted looks, and its importer fails when called, as it did there.
+fn resolve_imports(
+    check: &Checker,
+    principals: &mut [ValidPrincipal],
+    artifacts: &mut [ValidArtifact],
+    warnings: &mut Vec<SceneWarning>,
+) -> Result<(), SceneError> {
+    use crate::{kernel::imports, sandbox::modules};
+    let file = check.scene.file();
+    // Every entry: where it is, its id, its code (if any and not deleted), and
+    // whether that code is written in the scene itself.
+    let deleted: HashSet<&str> = artifacts.iter().filter(|a| a.deleted).map(|a| a.id.as_str()).collect();
+    let entries: Vec<(&str, usize, &str, Option<&str>, bool)> = principals
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ("principals", i, p.id.as_str(), p.parts.code.as_deref(), file.principals[i].code.is_some()))
+        .chain(artifacts.iter().enumerate().map(|(i, a)| {
+            let code = if a.deleted { None } else { a.parts.code.as_deref() };
+            ("artifacts", i, a.id.as_str(), code, file.artifacts[i].code.is_some())
+        }))
+        .collect();
+    let by_id: HashMap<&str, Option<&str>> = entries.iter().map(|e| (e.2, e.3)).collect();
+    let mut parsed: HashMap<&str, modules::Module> = HashMap::new();
+    for &(section, index, id, code, inline) in &entries {
+        if let Some(code) = code {
+            let field = if inline { "code" } else { "code_file" };
+            let module = modules::parse(code).map_err(|e| {
+                check.err(
+                    format!("{section}[{index}] ({id}).{field}"),
+                    &entry(section, index, id, Some(field)),
+                    format!("the code cannot be read as a module: {e}"),
+                )
+            })?;
+            parsed.insert(id, module);
+        }
+    }
+    let mut planned: Vec<(&str, usize, BTreeMap<ArtifactId, u64>)> = Vec::new();
+    for &(section, index, id, code, inline) in &entries {
+        let (Some(_), Some(module)) = (code, parsed.get(id)) else { continue };
+        if module.imports.is_empty() {
+            continue;
+        }
+        let field = if inline { "code" } else { "code_file" };
+        let path = format!("{section}[{index}] ({id}).{field}");
+        let at = |dep: &str| {
+            let mut anchors = entry(section, index, id, Some(field));
+            // Inline code holds the specifier itself, which is the better place to point.
+            if inline {
+                anchors.push(Anchor::Text(format!("{}{dep}", modules::SCHEME)));
+            }
+            anchors
+        };
+        let why = |dep: &str, why: String| format!("import \"{}{dep}\" in {id}: {why}", modules::SCHEME);
+        let refuse = |dep: &str, message: String| check.err(path.clone(), &at(dep), why(dep, message));
+        let mut imports = BTreeMap::new();
+        for dep in module.dependencies() {
+            if deleted.contains(dep) {
+                let message = format!("{dep} is deleted, so calls of {id} fail until it imports something else");
+                warnings.push(check.warn(path.clone(), &at(dep), why(dep, message)));
+                imports.insert(ArtifactId::trusted(dep), 0);
+                continue;
+            }
+            let dep_code = match by_id.get(dep) {
+                None => return Err(refuse(dep, format!("there is no artifact {dep} in this scene"))),
+                Some(None) => return Err(refuse(dep, format!("{dep} has no code to import"))),
+                Some(Some(code)) => *code,
+            };
+            let exported = parsed.get(dep);
+            for import in module.imports.iter().filter(|i| i.id == dep) {
+                if let Some((name, _)) =
+                    import.names.iter().find(|(name, _)| !exported.is_some_and(|m| m.exports_name(name)))
+                {
+                    return Err(refuse(dep, format!("{dep} does not export {name}")));
+                }
+            }
+            imports.insert(ArtifactId::trusted(dep), dep_code.len() as u64);
+        }
+        let deps = module.dependencies();
+        let deps_of = |node: &str| {
+            parsed.get(node).map(|m| m.dependencies().into_iter().map(str::to_owned).collect()).unwrap_or_default()
+        };
+        if let Err(problem) = imports::check_graph(id, &deps, deps_of) {
+            let first = match &problem {
+                imports::GraphProblem::Cycle(path) => path.get(1).cloned().unwrap_or_default(),
+                imports::GraphProblem::TooMany(_) => deps.first().map(|d| (*d).to_owned()).unwrap_or_default(),
+            };
+            return Err(check.err(path.clone(), &at(&first), problem.describe(id)));
+        }
+        planned.push((section, index, imports));
+    }
+    for (section, index, imports) in planned {
+        let parts = if section == "principals" { &mut principals[index].parts } else { &mut artifacts[index].parts };
+        parts.imports = imports;
+    }
+    Ok(())
 }
 
 /// Each principal's disk allocation must cover the artifacts it owns.

@@ -250,6 +250,34 @@ impl Executable {
     }
 }
 
+/// The artifacts an executable's code imports (`import … from "artifact:<id>"`), each
+/// with the bytes of its code that this artifact's owner was charged when the import
+/// first appeared. Those bytes are part of this artifact's size: they go with it when
+/// it is sold, and are freed when it is deleted or its code stops importing them.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imports(pub(crate) BTreeMap<ArtifactId, u64>);
+
+impl Imports {
+    /// The imported artifacts, by id.
+    pub fn ids(&self) -> impl Iterator<Item = &ArtifactId> {
+        self.0.keys()
+    }
+
+    /// Bytes charged for the import of `id`, if imported.
+    pub fn charged(&self, id: &str) -> Option<u64> {
+        self.0.get(id).copied()
+    }
+
+    /// Bytes charged for all of them.
+    pub fn bytes(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// An MCP-style tool schema: what an executable artifact offers and how to call it.
 #[derive(Component, Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

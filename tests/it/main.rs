@@ -16,6 +16,7 @@ mod gui;
 mod hostile;
 mod invoke;
 mod ledger;
+mod libraries;
 mod llm;
 mod llm_agents;
 mod llm_scorer;
