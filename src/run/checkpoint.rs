@@ -64,9 +64,9 @@ use crate::{
     scene::Timeline,
     world::{
         components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Imports, Inbox,
-            Interface, LastAction, Limits, Loop, McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System,
-            Thinking, Tombstone,
+            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Imports, Inbox, Interface,
+            LastAction, Limits, Loop, McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking,
+            Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},

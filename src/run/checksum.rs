@@ -29,8 +29,7 @@ use crate::{
     world::{
         components::{
             AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Imports, Interface,
-            LastAction, Loop, McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking,
-            Tombstone,
+            LastAction, Loop, McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
