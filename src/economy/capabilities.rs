@@ -11,8 +11,10 @@
 //! at the start of a step, logged, and saved with the run like any other.
 //!
 //! A grant may carry a spending limit: what may be spent through it (scrip plus µ$ of
-//! LLM budget, for MCP gateways' prices). When it is spent the grant is gone
-//! (`CAPABILITY_EXHAUSTED`) and may be asked for again.
+//! LLM budget, for MCP gateways' prices; µ$ of LLM budget for `can_call_llm`). When it
+//! is spent the grant is gone (`CAPABILITY_EXHAUSTED`) and may be asked for again. A
+//! model's cost is known only once it answers, so the `llm` call that crosses the
+//! limit completes and the next is refused.
 
 use std::collections::BTreeMap;
 

@@ -230,8 +230,8 @@ impl Kernel<'_> {
     /// The `llm` syscall, for code whose artifact has `can_call_llm`.
     pub(crate) fn llm_syscall(&mut self, args: Value) -> Result<Value, KernelError> {
         // Held from creation, or granted on request.
-        let allowed = crate::economy::capabilities::room(self.world, self.caller_entity, CAN_CALL_LLM).is_some();
-        if !allowed {
+        let room = crate::economy::capabilities::room(self.world, self.caller_entity, CAN_CALL_LLM);
+        if room.is_none() {
             return Err(KernelError::new(
                 ErrorCode::AccessDenied,
                 format!("{} lacks the {CAN_CALL_LLM} capability; invoke kernel_llm_gateway instead", self.caller),
@@ -239,7 +239,13 @@ impl Kernel<'_> {
             .with("capability", CAN_CALL_LLM));
         }
         let args: ChatArgs = serde_json::from_value(args).map_err(|e| KernelError::invalid(format!("llm: {e}")))?;
-        self.think(args, false)
+        let answer = self.think(args, false)?;
+        // A granted capability with a limit counts what its calls cost. The call that
+        // crosses the limit completes (its cost was not known before); failed calls
+        // cost nothing and count nothing.
+        let cost = answer["cost_micro_usd"].as_u64().unwrap_or(0);
+        crate::economy::capabilities::spend(self.world, self.caller_entity, CAN_CALL_LLM, cost);
+        Ok(answer)
     }
 
     /// Calls a model for the caller, charging the frame's payer. With `deliver`, an

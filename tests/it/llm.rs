@@ -222,6 +222,51 @@ fn the_llm_syscall_needs_the_capability_and_its_invoker_pays() {
 }
 
 #[test]
+fn a_granted_llm_capability_is_spent_down_to_its_limit_by_what_the_calls_cost() {
+    let fake = FakeLlm::start();
+    fake.set_default(Reply::text("a thought", 100, 20));
+    // A tool without `can_call_llm` asks for it; the policy grants 200 µ$ of calls.
+    let code = r#"function run(args, ctx) {
+        if (ctx.method === "ask") {
+            return invoke("kernel_capabilities", "request", {capability: "can_call_llm", reason: "to summarise"});
+        }
+        try { return llm({messages: [{role: "user", content: "think for me"}]}); }
+        catch (e) { return {error: e.code, message: String(e.message)}; }
+    }"#;
+    let mut sim = sim(&scene_text(
+        &fake.base_url(),
+        None,
+        r#"(id: "alice", llm_budget_micro_usd: 10000), (id: "olga"),"#,
+        &format!(
+            r#"(id: "asker", owner: "olga", code: {code:?}, interface: (tools: [(name: "ask"), (name: "run")])),"#
+        ),
+        "",
+        r#"capabilities: (policy: {"can_call_llm": Approve(limit: 200)}),"#,
+    ));
+    let run = r#"{"action": "invoke", "id": "asker", "method": "run", "args": {}}"#;
+    let refused = act_ok(&mut sim, "alice", run);
+    assert_eq!(refused.result.as_ref().unwrap()["error"], "ACCESS_DENIED", "{refused:?}");
+    let asked = act_ok(&mut sim, "alice", r#"{"action": "invoke", "id": "asker", "method": "ask", "args": {}}"#);
+    assert_eq!(asked.result.as_ref().unwrap()["status"], "granted", "{asked:?}");
+
+    // 140 µ$ a call: the first leaves 60 µ$ of the grant, the second crosses the limit
+    // and completes, the third is refused and nothing more is sent.
+    for _ in 0..2 {
+        let done = act_ok(&mut sim, "alice", run);
+        assert_eq!(done.result.as_ref().unwrap()["content"], "a thought", "{done:?}");
+    }
+    let third = act_ok(&mut sim, "alice", run);
+    assert_eq!(third.result.as_ref().unwrap()["error"], "ACCESS_DENIED", "{third:?}");
+    assert_eq!(fake.request_count(), 2);
+    assert_eq!(budget(&sim, "alice"), 10_000 - 280);
+    let exhausted = events(&sim, "CAPABILITY_EXHAUSTED");
+    assert_eq!(exhausted.len(), 1);
+    assert_eq!(exhausted[0]["payload"]["principal"], "asker");
+    assert_eq!(exhausted[0]["payload"]["spent"], 280);
+    audit(sim.world()).unwrap();
+}
+
+#[test]
 fn the_root_of_the_invoke_chain_pays_for_a_tool_calling_the_gateway() {
     let fake = FakeLlm::start();
     fake.set_default(Reply::text("summary", 100, 20));
