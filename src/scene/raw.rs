@@ -442,6 +442,10 @@ entry_with_parts! {
         pub quota: BTreeMap<String, Option<u64>>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub capabilities: Vec<String>,
+        /// Capabilities granted on request, each with what may still be spent through
+        /// it (`None`: no limit).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub grants: BTreeMap<String, Option<u64>>,
         /// The model it thinks with when its requests name none (one of
         /// `config.llm`'s models; default: the world's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -471,6 +475,10 @@ entry_with_parts! {
         /// Privileges of its code, e.g. `can_call_llm` (the `llm` syscall).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub capabilities: Vec<String>,
+        /// Capabilities its code was granted on request, each with what may still be
+        /// spent through it (`None`: no limit).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub grants: BTreeMap<String, Option<u64>>,
         /// A debt note: its terms and state, kept by the kernel.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub debt: Option<DebtSpec>,

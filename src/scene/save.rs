@@ -22,8 +22,8 @@ use crate::bridge::{config::LlmConfig, mcp::McpConfig};
 use crate::economy::{debt::Debt, escrow::Escrow, governance::Commons, mint::Mint};
 use crate::world::{
     components::{
-        AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, Loop, ModelChoice, Pricing, Quota,
-        Standing, System, Tombstone,
+        AccessContract, Artifact, Capabilities, Executable, Frozen, Grants, Interface, Loop, ModelChoice, Pricing,
+        Quota, Standing, System, Tombstone,
     },
     config::{CapabilityPolicy, Config},
     ids::{ArtifactId, Ids},
@@ -36,7 +36,9 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
     // Sealed bids, escrow listings and tasks do not carry over to a new start: the
     // bids and the rewards of unsettled tasks go back to their bidders' and posters'
     // scrip, and listed artifacts back to their sellers. (Locks and subscriptions
-    // are left behind too: they are promises about a run, not holdings.)
+    // are left behind too: they are promises about a run, not holdings. Granted
+    // capabilities carry over with what is left of their limits; requests still
+    // waiting for a decision do not, and are asked again in the new world.)
     let mut refunds = world.resource::<Mint>().held_by();
     for (poster, reward) in world.resource::<crate::economy::tasks::TaskBoard>().held_by() {
         *refunds.entry(poster).or_default() += reward;
@@ -70,6 +72,7 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                     .get::<Capabilities>(entity)
                     .map(|c| c.iter().map(str::to_owned).collect())
                     .unwrap_or_default(),
+                grants: grants_of(world, entity),
                 model: world.get::<ModelChoice>(entity).map(|m| m.model().to_owned()),
                 agent: world.get::<Loop>(entity).is_some(),
                 interval_secs: world.get::<Loop>(entity).map(|l| l.interval().as_secs_f64()),
@@ -93,6 +96,7 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
                     .get::<Capabilities>(entity)
                     .map(|c| c.iter().map(str::to_owned).collect())
                     .unwrap_or_default(),
+                grants: grants_of(world, entity),
                 debt: world.get::<Debt>(entity).map(|d| debt_spec(d, now)),
                 ..ArtifactSpec::default()
             };
@@ -325,4 +329,10 @@ fn sandbox_spec(sandbox: &crate::sandbox::SandboxConfig) -> SandboxSpec {
         max_contract_depth: Some(sandbox.max_contract_depth),
         epoch_secs: Some(sandbox.epoch_ms as f64 / 1000.0),
     }
+}
+
+/// Granted capabilities, each with what is left to spend through it.
+fn grants_of(world: &World, entity: Entity) -> BTreeMap<String, Option<u64>> {
+    let Some(grants) = world.get::<Grants>(entity) else { return BTreeMap::new() };
+    grants.iter().map(|(capability, grant)| (capability.to_owned(), grant.limit.map(|_| grant.remaining()))).collect()
 }

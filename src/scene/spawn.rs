@@ -25,8 +25,8 @@ use crate::{
     kernel::{EventLog, Supply, activity::Activity},
     world::{
         components::{
-            AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Imports, Loop, ModelChoice,
-            Quota, Standing, Tombstone,
+            AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Grant, Grants, Imports, Loop,
+            ModelChoice, Quota, Standing, Tombstone,
         },
         config::FreezeRule,
         ids::ArtifactId,
@@ -39,6 +39,7 @@ use crate::{
 struct Extras {
     parts: ValidParts,
     capabilities: Option<Capabilities>,
+    grants: Option<Grants>,
     model: Option<String>,
     agent: Option<SimTime>,
     frozen: bool,
@@ -86,6 +87,7 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
         extras.push(Extras {
             parts: p.parts,
             capabilities: (!p.capabilities.is_empty()).then_some(Capabilities(p.capabilities)),
+            grants: grants_of(p.grants),
             model: p.model,
             agent: p.agent,
             frozen: p.frozen,
@@ -104,6 +106,7 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
         extras.push(Extras {
             parts: a.parts,
             capabilities: (!a.capabilities.is_empty()).then_some(Capabilities(a.capabilities)),
+            grants: grants_of(a.grants),
             model: None,
             agent: None,
             frozen: false,
@@ -115,6 +118,16 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
     });
     let entities: Vec<Entity> = world.spawn_batch(artifacts).collect();
     insert_extras(world, entities, extras, freeze);
+}
+
+/// Grants carried over from a saved world. They answered requests of that world,
+/// so they name none of this one's (request 0), and start with nothing spent.
+fn grants_of(grants: BTreeMap<String, Option<u64>>) -> Option<Grants> {
+    (!grants.is_empty()).then(|| {
+        Grants(
+            grants.into_iter().map(|(capability, limit)| (capability, Grant { request: 0, limit, spent: 0 })).collect(),
+        )
+    })
 }
 
 /// The `Artifact` component of an entry; takes the content, description and
@@ -144,6 +157,7 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, 
             && parts.contract.is_none()
             && parts.pricing.is_none()
             && extra.capabilities.is_none()
+            && extra.grants.is_none()
             && extra.agent.is_none()
             && !extra.frozen
             && extra.deleted.is_none()
@@ -171,6 +185,9 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, 
         }
         if let Some(capabilities) = extra.capabilities {
             entity.insert(capabilities);
+        }
+        if let Some(grants) = extra.grants {
+            entity.insert(grants);
         }
         if let Some(model) = extra.model {
             entity.insert(ModelChoice(model));

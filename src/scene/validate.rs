@@ -57,6 +57,7 @@ pub struct ValidPrincipal {
     pub stocks: BTreeMap<Arc<str>, u64>,
     pub quota: Limits,
     pub capabilities: BTreeSet<String>,
+    pub grants: BTreeMap<String, Option<u64>>,
     /// The model it thinks with by default.
     pub model: Option<String>,
     /// An agent's interval between steps; `None` for a principal without a loop.
@@ -72,6 +73,7 @@ pub struct ValidArtifact {
     pub owner: ArtifactId,
     pub deleted: bool,
     pub capabilities: BTreeSet<String>,
+    pub grants: BTreeMap<String, Option<u64>>,
     pub debt: Option<Debt>,
     pub parts: ValidParts,
 }
@@ -137,6 +139,39 @@ fn check_capabilities(
                 path("capabilities"),
                 &anchors(&quoted(capability)),
                 format!("{capability:?} is not a capability name (lowercase letters, digits, _)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Grants carried over from a saved world: capabilities this world lets be asked for,
+/// each with something left to spend.
+fn check_grants(
+    check: &Checker,
+    config: &Config,
+    grants: &BTreeMap<String, Option<u64>>,
+    path: &dyn Fn(&str) -> String,
+    anchors: &dyn Fn(&str) -> Vec<Anchor>,
+) -> Result<(), SceneError> {
+    let known = crate::economy::capabilities::requestable(config);
+    for (capability, limit) in grants {
+        if !known.contains(capability) {
+            return Err(check.err(
+                path("grants"),
+                &anchors(&quoted(capability)),
+                format!(
+                    "{capability:?} cannot be granted in this world (these can: {}; declare others in \
+                     config.capabilities.grantable)",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if *limit == Some(0) {
+            return Err(check.err(
+                path("grants"),
+                &anchors(&quoted(capability)),
+                format!("the grant of {capability:?} has nothing left to spend; leave it out"),
             ));
         }
     }
@@ -250,6 +285,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         }
         let quota = quota.limits;
         check_capabilities(&check, &p.capabilities, &path, &anchors)?;
+        check_grants(&check, &config, &p.grants, &path, &anchors)?;
         if let Some(model) = &p.model {
             config.llm.model(Some(model)).map_err(|why| check.err(path("model"), &anchors("model"), why))?;
         }
@@ -288,6 +324,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             stocks,
             quota,
             capabilities: p.capabilities.iter().cloned().collect(),
+            grants: p.grants.clone(),
             model: p.model.clone(),
             agent,
             frozen: p.frozen,
@@ -313,6 +350,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         if !a.capabilities.is_empty() && parts.code.is_none() {
             return Err(check.err(path("capabilities"), &anchors("capabilities"), "only code has capabilities"));
         }
+        check_grants(&check, &config, &a.grants, &path, &anchors)?;
         if a.deleted && (parts.bytes() > 0 || parts.interface.is_some()) {
             return Err(check.err(
                 format!("artifacts[{i}] ({}).deleted", a.id),
@@ -340,6 +378,7 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             owner: ArtifactId::trusted(&a.owner),
             deleted: a.deleted,
             capabilities,
+            grants: a.grants.clone(),
             debt,
             parts,
         });

@@ -10,6 +10,7 @@ use std::{
 use agent_ecology::{
     kernel::{ErrorCode, EventLog, state},
     run::Simulation,
+    scene::Scene,
 };
 use serde_json::{Value, json};
 
@@ -236,4 +237,46 @@ fn a_policy_decides_at_once_and_a_grant_is_spent_down_to_its_limit() {
     // And it may be asked for again.
     let again = request(&mut sim, "ann", "files", None);
     assert_eq!(again.result.as_ref().unwrap()["status"], "granted");
+}
+
+#[test]
+fn a_saved_world_keeps_its_grants_with_what_is_left_of_their_limits() {
+    let mut sim = requester_world(r#"capabilities: (policy: {"files": Approve(limit: 2)}, grantable: ["lab"]),"#);
+    request(&mut sim, "ann", "files", None);
+    let waiting = request(&mut sim, "bob", "lab", None);
+    assert_eq!(waiting.result.as_ref().unwrap()["status"], "pending");
+    sim.run_steps(1);
+    let notes = std::env::temp_dir().join("ecology-saved-grant-test.txt");
+    std::fs::write(&notes, "x").unwrap();
+    let read = format!(
+        r#"{{"action":"invoke","id":"mcp_files","method":"read_file","args":{{"path":{:?}}}}}"#,
+        notes.display().to_string()
+    );
+    act_ok(&mut sim, "ann", &read);
+
+    // One scrip of the two is left; bob's open request stays behind.
+    let text = sim.save_scene().to_ron_string().unwrap();
+    let saved: Value = serde_json::to_value(Scene::from_ron_str("saved.ron", &text).unwrap().file()).unwrap();
+    let ann = saved["principals"].as_array().unwrap().iter().find(|p| p["id"] == "ann").unwrap();
+    assert_eq!(ann["grants"], json!({"files": 1}), "{text}");
+    let mut reloaded = Simulation::new(&Scene::from_ron_str("saved.ron", &text).unwrap(), None).unwrap();
+    let listed = act_ok(&mut reloaded, "bob", r#"{"action":"invoke","id":"kernel_capabilities","method":"list"}"#);
+    assert_eq!(listed.result.unwrap()["requests"], json!([]));
+    reloaded.run_steps(1);
+    act_ok(&mut reloaded, "ann", &read);
+    let spent = act(&mut reloaded, "ann", &read);
+    assert_eq!(spent.error_code(), Some(ErrorCode::AccessDenied), "{spent:?}");
+    assert_eq!(events(&reloaded, "CAPABILITY_EXHAUSTED").len(), 1);
+}
+
+#[test]
+fn a_scene_granting_what_cannot_be_asked_for_is_refused_where_it_says_so() {
+    let root = std::env::temp_dir();
+    let text = scene(&root, "Lockstep", "", "(id: \"ann\",\n  grants: {\"root_access\": None}),");
+    let err = Scene::from_ron_str("granted.ron", &text).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("granted.ron:8:") && err.contains("\"root_access\" cannot be granted"), "{err}");
+    assert!(err.contains("can_call_llm, files"), "{err}");
+    let text = scene(&root, "Lockstep", "", "(id: \"ann\", grants: {\"files\": Some(0)}),");
+    let err = Scene::from_ron_str("granted.ron", &text).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("nothing left to spend"), "{err}");
 }
