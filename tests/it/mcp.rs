@@ -267,3 +267,57 @@ fn a_server_that_cannot_start_leaves_a_gateway_without_tools_and_the_world_goes_
     assert_eq!(memory(&sim)["tools"], serde_json::json!([]));
     assert!(sim.steps_done() == 5);
 }
+
+/// The memory server's executable (installed with the filesystem server).
+fn memory_server() -> PathBuf {
+    let files = filesystem_server();
+    let bin = files.with_file_name("mcp-server-memory");
+    assert!(bin.exists(), "{} is not there after npm ci", bin.display());
+    bin
+}
+
+#[test]
+fn principals_share_a_knowledge_graph_through_the_memory_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("graph.jsonl");
+    let text = format!(
+        r#"Scene(
+  config: (mcp: (servers: {{"memory": (command: {command:?}, env: {{"MEMORY_FILE_PATH": {graph:?}}}, scrip_per_call: 1)}})),
+  principals: [(id: "ann", scrip: 10), (id: "bob", scrip: 10)],
+)"#,
+        command = memory_server().display().to_string(),
+        graph = graph.display().to_string(),
+    );
+    let mut sim = sim(&text);
+    sim.run_steps(1);
+    let described = super::act_ok(&mut sim, "bob", r#"{"action":"invoke","id":"mcp_memory","method":"describe"}"#);
+    let tools = described.result.unwrap()["tools"].clone();
+    let names: Vec<&str> = tools.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"create_entities") && names.contains(&"search_nodes"), "{names:?}");
+
+    let create = serde_json::json!({"entities": [
+        {"name": "market", "entityType": "place", "observations": ["opens at dawn"]}
+    ]});
+    let created = super::act_ok(
+        &mut sim,
+        "ann",
+        &format!(r#"{{"action":"invoke","id":"mcp_memory","method":"create_entities","args":{create}}}"#),
+    );
+    assert!(created.result.unwrap()["text"].as_str().unwrap().contains("market"));
+
+    // What ann put in, bob finds.
+    let found = super::act_ok(
+        &mut sim,
+        "bob",
+        r#"{"action":"invoke","id":"mcp_memory","method":"search_nodes","args":{"query":"dawn"}}"#,
+    );
+    let found = found.result.unwrap();
+    let text = found["text"].as_str().unwrap();
+    let graph_found: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(graph_found["entities"][0]["name"], "market", "{found}");
+    assert_eq!(graph_found["entities"][0]["observations"][0], "opens at dawn");
+    assert!(std::fs::read_to_string(&graph).unwrap().contains("opens at dawn"), "the server kept it on disk");
+    assert_eq!((state::balance(sim.world(), "ann").unwrap(), state::balance(sim.world(), "bob").unwrap()), (9, 9));
+    assert_eq!(events(&sim, "MCP_CALL").len(), 2);
+    sim.end_thinking().unwrap();
+}
