@@ -31,7 +31,7 @@ fn hostile_world_with(code: &str, extra: &str, more_artifacts: &str) -> Simulati
         .collect();
     sim(&format!(
         r#"Scene(
-            config: (sandbox: (timeout_secs: 1.0, loop_limit: 1000000)),
+            config: (sandbox: (timeout_secs: 1.0, loop_limit: 200000)),
             principals: [
                 {traders}
                 (id: "alice"), (id: "mallory", disk_bytes: 1000000),
