@@ -14,6 +14,7 @@ use agent_ecology::{
         Checkpoint, Report, Simulation, audit, check_checkpoint_cadence, checkpoint_due, control::Control,
         write_atomically,
     },
+    scene::{SceneWarning, interventions_from_ron_str},
     world::{config::Config, time::SimTime},
 };
 use anyhow::{Context, Result};
@@ -86,6 +87,10 @@ pub(super) struct RunArgs {
     /// `ecology capabilities approve|deny --control DIR` leave there.
     #[arg(long, value_name = "DIR")]
     pub control: Option<PathBuf>,
+    /// Add the scene interventions in FILE to the scene's own: a control
+    /// directory's interventions.ron replays the decisions a person made.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub interventions: Option<PathBuf>,
     /// No progress bar and no summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -106,6 +111,7 @@ pub(super) struct RunOptions {
     seed: Option<u64>,
     clock: Option<ClockMode>,
     llm_model: Option<String>,
+    interventions: Option<PathBuf>,
     resume: Option<PathBuf>,
     /// What the arguments say of the run's outputs; with `resume`, what they change.
     outputs: Outputs,
@@ -214,6 +220,7 @@ impl RunOptions {
             seed: args.seed,
             clock,
             llm_model: args.llm_model,
+            interventions: args.interventions,
             resume: absolute(args.resume)?,
             outputs,
             quiet: args.quiet,
@@ -233,6 +240,22 @@ struct Prepared {
 fn start(options: RunOptions) -> Result<Prepared> {
     let scene = load_scene(options.scene.as_deref())?;
     let mut valid = validate_showing_warnings(&scene, options.quiet)?;
+    if let Some(path) = &options.interventions {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("cannot read {name}: {e}")))?;
+        let extra = interventions_from_ron_str(&name, &text).map_err(|e| BadInput(e.to_string()))?;
+        // The scene itself is valid (checked above, with positions in its text), so
+        // what is wrong now is in the added interventions.
+        let combined = scene.with_interventions(extra).validate().map_err(|e| BadInput(format!("{name}: {e}")))?;
+        if !options.quiet {
+            let mut err = std::io::stderr().lock();
+            let new = |w: &&SceneWarning| !valid.warnings.iter().any(|o| o.path == w.path && o.message == w.message);
+            for warning in combined.warnings.iter().filter(new) {
+                writeln!(err, "warning: {name}: {}: {}", warning.path, warning.message)?;
+            }
+        }
+        valid = combined;
+    }
     if let Some(seed) = options.seed {
         valid.config.seed = seed;
     }

@@ -24,7 +24,7 @@ use bevy_ecs::prelude::*;
 use ron::extensions::Extensions;
 
 pub use error::{SceneError, SceneWarning};
-pub use raw::SceneFile;
+pub use raw::{InterventionSpec, SceneFile};
 pub(crate) use spawn::spawn_scene;
 pub use timeline::{InterventionAct, ScheduledIntervention, Timeline};
 pub use validate::ValidScene;
@@ -56,6 +56,25 @@ fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES)
 }
 
+/// Reads a list of scene interventions: `[(at: 1.0, ...), ...]`, or the entries alone,
+/// one per line with a comma after each, as `ecology run --control DIR` keeps them in
+/// `DIR/interventions.ron`.
+pub fn interventions_from_ron_str(name: &str, text: &str) -> Result<Vec<InterventionSpec>, SceneError> {
+    let bare = !text.trim_start().starts_with('[');
+    let parse_error = |e: ron::error::SpannedError, shift: usize| SceneError::Parse {
+        file: name.to_owned(),
+        line: e.span.start.line.saturating_sub(shift).max(1),
+        col: e.span.start.col,
+        message: e.code.to_string(),
+    };
+    if bare {
+        // The bracket goes on a line of its own, so positions only move by a line.
+        ron_options().from_str(&format!("[\n{text}\n]")).map_err(|e| parse_error(e, 1))
+    } else {
+        ron_options().from_str(text).map_err(|e| parse_error(e, 0))
+    }
+}
+
 /// A parsed scene and where it came from (for error positions and relative paths).
 #[derive(Debug, Clone)]
 pub struct Scene {
@@ -84,6 +103,16 @@ impl Scene {
             message: e.code.to_string(),
         })?;
         Ok(Scene { file, name: name.to_owned(), dir: None, source: Some(Arc::from(text)) })
+    }
+
+    /// The scene with `extra` interventions after its own (read with
+    /// [`interventions_from_ron_str`], say from a control directory's
+    /// `interventions.ron`). Its text no longer describes all of it, so errors found
+    /// in it from now on name paths, not positions.
+    pub fn with_interventions(mut self, extra: Vec<InterventionSpec>) -> Scene {
+        self.file.interventions.extend(extra);
+        self.source = None;
+        self
     }
 
     /// The directory of the scene file, when it was read from one.

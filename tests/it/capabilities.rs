@@ -158,9 +158,46 @@ fn a_request_approved_from_the_command_line_is_usable_in_the_next_step_and_a_den
     assert!(!refused("ann").is_empty());
     assert!(refused("bob").iter().any(|&t| t > granted_at + 10.0), "bob is still refused long after");
 
-    // The decisions are kept as scene interventions, to replay the run with them.
-    let kept = std::fs::read_to_string(Path::new(control).join("interventions.ron")).unwrap();
+    // The decisions are kept as scene interventions, to replay the run with them:
+    // the same run in lockstep, with nobody deciding, grants and denies as the person
+    // did, at the same moments.
+    let kept_path = Path::new(control).join("interventions.ron");
+    let kept = std::fs::read_to_string(&kept_path).unwrap();
     assert_eq!(kept.matches("DecideCapability").count(), 2, "{kept}");
+    let again = dir.path().join("again.jsonl");
+    let out = ecology(&[
+        "run",
+        scene_path.to_str().unwrap(),
+        "--until",
+        "60",
+        "--clock",
+        "lockstep",
+        "--quiet",
+        "--interventions",
+        kept_path.to_str().unwrap(),
+        "--events",
+        again.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = lines_of(&again);
+    let decided = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["type"] == "CAPABILITY_GRANTED" || e["type"] == "CAPABILITY_DENIED")
+            .map(|e| (e["type"].clone(), e["payload"]["principal"].clone(), e["time"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decided(&again), decided(&events));
+    assert!(again.iter().any(|e| e["type"] == "MCP_CALL" && e["payload"]["principal"] == "ann"));
+
+    // A broken interventions file is named, with the line and column.
+    let broken = dir.path().join("broken.ron");
+    std::fs::write(&broken, "(at: 1.0, system: Some(GrantScrip(to: \"ann\", amount: 5))),\n(at: oops),\n").unwrap();
+    let out =
+        ecology(&["run", scene_path.to_str().unwrap(), "--steps", "1", "--interventions", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.ron:2:"), "{stderr}");
 }
 
 /// A principal making requests from outside any step.
