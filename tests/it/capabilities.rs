@@ -137,15 +137,14 @@ fn a_request_approved_from_the_command_line_is_usable_in_the_next_step_and_a_den
     assert_eq!(denied[0]["payload"]["note"], "not for curiosity");
     let granted_at = granted[0]["time"].as_f64().unwrap();
 
-    // ann's reads were refused until the grant, and went through from the next step.
+    // ann tries to read every step: she was refused up to the step before the grant,
+    // never from the step that applied it on, and her reads went through. (When a
+    // read's answer arrives depends on the server: a realtime run does not wait.)
     let calls: Vec<&Value> = events.iter().filter(|e| e["type"] == "MCP_CALL").collect();
     assert!(!calls.is_empty(), "ann read the notes");
     assert!(calls.iter().all(|c| c["payload"]["principal"] == "ann"), "only ann: {calls:?}");
     let first_read = calls.iter().map(|c| c["time"].as_f64().unwrap()).fold(f64::MAX, f64::min);
-    assert!(
-        first_read >= granted_at && first_read <= granted_at + 2.0,
-        "read at {first_read}, granted at {granted_at}"
-    );
+    assert!(first_read >= granted_at, "read at {first_read}, granted at {granted_at}");
     let refused = |who: &str| {
         events
             .iter()
@@ -155,7 +154,8 @@ fn a_request_approved_from_the_command_line_is_usable_in_the_next_step_and_a_den
             .collect::<Vec<_>>()
     };
     assert!(refused("ann").iter().all(|&t| t < granted_at), "ann was refused only before the grant");
-    assert!(!refused("ann").is_empty());
+    let last_refusal = refused("ann").into_iter().fold(f64::MIN, f64::max);
+    assert!(last_refusal >= granted_at - 1.0, "refused at {last_refusal}, the step before {granted_at}");
     assert!(refused("bob").iter().any(|&t| t > granted_at + 10.0), "bob is still refused long after");
 
     // The decisions are kept as scene interventions, to replay the run with them:

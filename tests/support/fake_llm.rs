@@ -87,6 +87,8 @@ pub struct Recorded {
     pub authorization: Option<String>,
     /// The body, parsed (a `Value::String` holding the text if it was not JSON).
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 struct State {
@@ -343,6 +345,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             state.requests.push(Recorded {
                 authorization: request.header("authorization").map(str::to_owned),
                 body: body.clone(),
+                at: std::time::Instant::now(),
             });
             let reply = state.script.pop_front().unwrap_or_else(|| state.default.clone());
             state.answered += 1;
