@@ -230,8 +230,8 @@ impl Kernel<'_> {
     /// The `llm` syscall, for code whose artifact has `can_call_llm`.
     pub(crate) fn llm_syscall(&mut self, args: Value) -> Result<Value, KernelError> {
         // Held from creation, or granted on request.
-        let room = crate::economy::capabilities::room(self.world, self.caller_entity, CAN_CALL_LLM);
-        if room.is_none() {
+        let allowed = crate::economy::capabilities::room(self.world, self.caller_entity, CAN_CALL_LLM).is_some();
+        if !allowed {
             return Err(KernelError::new(
                 ErrorCode::AccessDenied,
                 format!("{} lacks the {CAN_CALL_LLM} capability; invoke kernel_llm_gateway instead", self.caller),

@@ -154,6 +154,9 @@ fn check_grants(
     path: &dyn Fn(&str) -> String,
     anchors: &dyn Fn(&str) -> Vec<Anchor>,
 ) -> Result<(), SceneError> {
+    if grants.is_empty() {
+        return Ok(());
+    }
     let known = crate::economy::capabilities::requestable(config);
     for (capability, limit) in grants {
         if !known.contains(capability) {

@@ -225,6 +225,14 @@ fn events(sim: &Simulation, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// An invoke of `mcp_files.read_file` on a new file `name` in the temporary directory.
+fn read_file_action(name: &str) -> String {
+    let notes = std::env::temp_dir().join(name);
+    std::fs::write(&notes, "x").unwrap();
+    let args = json!({"path": notes.display().to_string()});
+    format!(r#"{{"action":"invoke","id":"mcp_files","method":"read_file","args":{args}}}"#)
+}
+
 #[test]
 fn requests_are_public_and_checked() {
     let mut sim = requester_world("");
@@ -259,12 +267,7 @@ fn a_policy_decides_at_once_and_a_grant_is_spent_down_to_its_limit() {
 
     // Each call costs 1 scrip, counted against the limit of 2: two calls, then none.
     sim.run_steps(1);
-    let notes = std::env::temp_dir().join("ecology-capability-test.txt");
-    std::fs::write(&notes, "x").unwrap();
-    let read = format!(
-        r#"{{"action":"invoke","id":"mcp_files","method":"read_file","args":{{"path":{:?}}}}}"#,
-        notes.display().to_string()
-    );
+    let read = read_file_action("ecology-capability-test.txt");
     act_ok(&mut sim, "ann", &read);
     act_ok(&mut sim, "ann", &read);
     let third = act(&mut sim, "ann", &read);
@@ -283,12 +286,7 @@ fn a_saved_world_keeps_its_grants_with_what_is_left_of_their_limits() {
     let waiting = request(&mut sim, "bob", "lab", None);
     assert_eq!(waiting.result.as_ref().unwrap()["status"], "pending");
     sim.run_steps(1);
-    let notes = std::env::temp_dir().join("ecology-saved-grant-test.txt");
-    std::fs::write(&notes, "x").unwrap();
-    let read = format!(
-        r#"{{"action":"invoke","id":"mcp_files","method":"read_file","args":{{"path":{:?}}}}}"#,
-        notes.display().to_string()
-    );
+    let read = read_file_action("ecology-saved-grant-test.txt");
     act_ok(&mut sim, "ann", &read);
 
     // One scrip of the two is left; bob's open request stays behind.
