@@ -127,7 +127,15 @@ impl Module {
                     );
                     out.push(' ');
                 }
-                EditText::Insert(text) => out.push_str(text),
+                EditText::Insert(text) => {
+                    out.push_str(text);
+                    // What it replaces may span lines (`export // …⏎ default 1`).
+                    out.extend(
+                        code[edit.start..edit.end]
+                            .chars()
+                            .filter(|c| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}')),
+                    );
+                }
             }
             at = edit.end;
         }
@@ -945,6 +953,8 @@ mod tests {
         assert!(!body.contains("export"), "{body}");
         let expression = parse("export default 1 + 2;").unwrap();
         assert_eq!(expression.body("export default 1 + 2;"), "const __ecology_default__ = 1 + 2;");
+        let split = "export //\ndefault 1";
+        assert_eq!(parse(split).unwrap().body(split), "const __ecology_default__ =\n 1", "lines stay where they were");
         let named = parse("export default class Shape {}").unwrap();
         assert_eq!(named.exports[0].local, "Shape");
     }
