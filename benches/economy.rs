@@ -125,7 +125,8 @@ fn check_resolution(sim: &mut Simulation, principals: usize, bids: usize, stream
     resolve(sim);
     let world = sim.world();
     let mint = world.resource::<mint::Mint>();
-    assert_eq!((mint.open_bids(), mint.held()), (0, 0));
+    let held = world.resource::<agent_ecology::kernel::Held>().of(agent_ecology::kernel::Holder::Mint);
+    assert_eq!((mint.open_bids(), held), (0, 0));
 
     let mut expected = before;
     let mut ubi_paid = 0;

@@ -286,6 +286,7 @@ impl Synthetic {
                 depth: s.below(3) as u32,
                 price: s.below(20) as u64,
                 paid_to: Some(owner),
+                paid_by: Some(actor.clone()),
                 cpu_us: 50 + s.below(5_000) as u64,
                 memory_bytes: 1_000_000 + s.below(4_000_000) as u64,
             },
@@ -295,6 +296,7 @@ impl Synthetic {
                 depth: 0,
                 code: ErrorCode::InsufficientFunds,
                 cpu_us: s.below(500) as u64,
+                reverted: 0,
             },
             68..78 => EventKind::ArtifactWritten {
                 id: tool,
@@ -316,13 +318,19 @@ impl Synthetic {
                           and my scrip is running low before the next auction."
                     .to_owned(),
             },
-            85..90 => EventKind::ArtifactRead { id: tool, price: s.below(5) as u64, paid_to: Some(owner) },
+            85..90 => EventKind::ArtifactRead {
+                id: tool,
+                price: s.below(5) as u64,
+                paid_to: Some(owner),
+                paid_by: Some(actor.clone()),
+            },
             90..94 => EventKind::Query { results: s.below(50) as u64 },
             94..97 => EventKind::MintBid { artifact: tool, raised: s.chance(20) },
             97..99 => EventKind::ActionFailed {
                 action: ActionKind::Transfer,
                 code: ErrorCode::InsufficientFunds,
                 message: "has 3 scrip, needs 12".to_owned(),
+                reverted: 0,
             },
             _ => EventKind::AgentThrottled {
                 principal: actor.clone(),
@@ -330,7 +338,7 @@ impl Synthetic {
                 retry_after: 12.0,
             },
         };
-        Event { seq, time, actor, kind }
+        Event { seq, time, actor, kind, reverted: false }
     }
 
     fn chart_point(&mut self, i: usize) -> ChartPoint {

@@ -7,7 +7,11 @@
 use std::hint::black_box;
 
 use agent_ecology::{
-    kernel::{Kernel, artifacts::WriteSpec},
+    kernel::{
+        Action, Kernel,
+        actions::{Amount, TransferSpec},
+        artifacts::WriteSpec,
+    },
     run::Simulation,
     scene::{
         Scene,
@@ -57,6 +61,23 @@ fn bench_transfers(c: &mut Criterion, name: &str, mut sim: Simulation, ids: &[St
 fn transfers(c: &mut Criterion) {
     let (sim, ids) = world(PRINCIPALS, 100_000);
     bench_transfers(c, "transfer_scrip (event log on)", sim, &ids);
+    // The same through the action pipeline agents use (frozen, rate, the transaction,
+    // the result).
+    let (mut sim, ids) = world(PRINCIPALS, 100_000);
+    let mut group = c.benchmark_group("kernel");
+    group.throughput(Throughput::Elements(1));
+    let mut n = 0usize;
+    group.bench_function("transfer action (act)", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let from = &ids[n % PRINCIPALS];
+            let to = ids[(n * 7 + 1) % PRINCIPALS].clone();
+            let mut kernel = Kernel::as_principal(sim.world_mut(), from).expect("principal");
+            let action = Action::Transfer(TransferSpec { to, amount: Some(Amount(1)), resource: None, artifact: None });
+            assert!(black_box(kernel.act(action)).success);
+        })
+    });
+    group.finish();
     // The same, also streaming every event as a JSON line (to a sink that discards).
     let (mut sim, ids) = world(PRINCIPALS, 100_000);
     sim.stream_events_to(Box::new(std::io::BufWriter::new(std::io::sink())));
@@ -98,6 +119,14 @@ fn writes(c: &mut Criterion) {
             let mut kernel = Kernel::as_principal(sim.world_mut(), "p000000").expect("principal");
             let spec = WriteSpec { id: names[n % BATCH].clone(), content: Some(content.clone()), ..Default::default() };
             black_box(kernel.write(spec)).expect("room on disk");
+        })
+    });
+    group.bench_function("write action, 100-byte artifact (replace, act)", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let mut kernel = Kernel::as_principal(sim.world_mut(), "p000000").expect("principal");
+            let spec = WriteSpec { id: names[n % BATCH].clone(), content: Some(content.clone()), ..Default::default() };
+            assert!(black_box(kernel.act(Action::Write(spec))).success);
         })
     });
     group.finish();

@@ -68,6 +68,7 @@ fn scene(principals: usize) -> Scene {
             principals: vec![],
             artifacts: vec![],
             interventions: vec![],
+            history: None,
         }
     };
     Scene::from_file("memory", file)

@@ -28,10 +28,10 @@ const PLANS = {
       at: 150,
       price: 8,
       description: "A one-line summary: the keywords (from text_tools) and the size (from word_stats).",
-      // Built on other tools, whose prices it pays out of its own pocket: so it is
-      // a principal with scrip of its own (spawned and funded by the builder),
-      // priced above the sum of its parts. This is how capital gets depth.
-      fund: 15,
+      // Built on other tools, whose prices its owner pays (owner_pays: the owner of
+      // the code that makes a call pays its price), so it is priced above the sum of
+      // its parts and callers pay one price. This is how capital gets depth.
+      policy: "owner_pays",
       code: `function run(args) {
   const keys = invoke("text_tools", "run", { op: "keywords", text: args.text, limit: 3 }, { max_price: 6 });
   const stats = invoke("word_stats", "run", { text: args.text }, { max_price: 4 });
@@ -103,28 +103,16 @@ function step(view) {
       ? { type: "object", properties: { text: { type: "string" }, word: { type: "string" } }, required: ["text"] }
       : TEXT_SCHEMA;
     const interface_ = { description: tool.description, tools: [{ name: "run", description: tool.description, inputSchema: schema }] };
-    if (tool.fund) {
-      if (view.scrip < tool.fund + 10) continue;
-      actions.push({ action: "spawn", id: tool.id, scrip: tool.fund, code: tool.code, interface: interface_ });
-      // A spawned principal answers only to itself and its owner until it is opened
-      // to the public.
-      actions.push({
-        action: "write",
-        id: tool.id,
-        description: tool.description,
-        contract: "freeware",
-        pricing: { invoke_price: tool.price },
-      });
-    } else {
-      actions.push({
-        action: "write",
-        id: tool.id,
-        description: tool.description,
-        code: tool.code,
-        interface: interface_,
-        pricing: { invoke_price: tool.price },
-      });
-    }
+    const pricing = { invoke_price: tool.price };
+    if (tool.policy) pricing.resource_policy = tool.policy;
+    actions.push({
+      action: "write",
+      id: tool.id,
+      description: tool.description,
+      code: tool.code,
+      interface: interface_,
+      pricing,
+    });
     memory.built.push(tool.id);
     memory.prices[tool.id] = tool.price;
     memory.seen[tool.id] = 0;
@@ -143,7 +131,10 @@ function step(view) {
     else if (fresh === 0 && price > 1) price -= 1;
     if (price !== memory.prices[id]) {
       memory.prices[id] = price;
-      actions.push({ action: "write", id, pricing: { invoke_price: price } });
+      const pricing = { invoke_price: price };
+      const tool = plan.find((t) => t.id === id);
+      if (tool && tool.policy) pricing.resource_policy = tool.policy;
+      actions.push({ action: "write", id, pricing });
     }
   }
 

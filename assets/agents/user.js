@@ -77,8 +77,9 @@ function step(view) {
   }
 
   // Work: one call to a tool we can afford, keeping a small reserve.
-  // Tools are plain executables, or principals with code (tools that hold scrip of
-  // their own to pay for the tools they call in turn). An agent's loop is no tool.
+  // Tools are plain executables, or principals with code. An agent's loop is no
+  // tool. A tool's price is all this caller pays when its owner pays for the tools
+  // it calls (owner_pays); otherwise their prices come on top, within max_price.
   const found = kernel.query({ kind: "executable", limit: 100 }).items
     .concat(kernel.query({ kind: "principal", limit: 100 }).items);
   const tools = found.filter((t) => {

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::{
     kernel::{
-        Action, EventKind, EventLog, KERNEL_ID, Kernel,
+        Action, EventKind, EventLog, KERNEL_ID, Kernel, KernelError,
         intents::{ActionOutcome, Intent},
     },
     world::{
@@ -137,23 +137,25 @@ fn settle_step(world: &mut World, id: &ArtifactId, entity: Entity, outcome: step
         Ok((actions, sleep)) => {
             let interval = world.get::<Loop>(entity).map_or(SimTime::from_millis(1000), |l| l.interval);
             let mut refused = Vec::new();
+            let count = actions.len();
             for (i, raw) in actions.into_iter().enumerate() {
                 if i >= MAX_INTENTS_PER_STEP {
-                    refused.push(json!({"success": false, "error": {"code": "INVALID_ARGS",
-                        "message": format!("a step may return at most {MAX_INTENTS_PER_STEP} intents; the rest were dropped")}}));
+                    let error = KernelError::invalid(format!(
+                        "a step may return at most {MAX_INTENTS_PER_STEP} intents; {} more were dropped",
+                        count - MAX_INTENTS_PER_STEP
+                    ));
+                    refused.push((raw, error));
                     break;
                 }
-                match Action::from_json(raw) {
+                match Action::from_json(raw.clone()) {
                     Ok(action) => {
                         world.write_message(Intent { actor: id.clone(), action });
                     }
-                    Err(error) => refused.push(json!({"success": false, "error": error})),
+                    Err(error) => refused.push((raw, error)),
                 }
             }
-            if let Some(mut inbox) = world.get_mut::<Inbox>(entity) {
-                for entry in refused {
-                    push_bounded(&mut inbox, entry);
-                }
+            for (raw, error) in refused {
+                refuse_intent(world, id, entity, &raw, error, now);
             }
             if let Some(mut agent) = world.get_mut::<Loop>(entity) {
                 agent.errors_in_row = 0;
@@ -167,6 +169,25 @@ fn settle_step(world: &mut World, id: &ArtifactId, entity: Entity, outcome: step
             }
         }
         Err(message) => fail_step(world, id, entity, message, now),
+    }
+}
+
+/// How much of a refused intent its event keeps.
+const REFUSED_INTENT_CHARS: usize = 300;
+
+/// An intent the kernel cannot take: logged as `INTENT_REFUSED` (so the refusal is
+/// in the event stream, the report and the window, not only in the agent's inbox) and
+/// answered in the inbox like a failed action.
+fn refuse_intent(world: &mut World, id: &ArtifactId, entity: Entity, raw: &Value, error: KernelError, now: SimTime) {
+    let intent = crate::bridge::client::excerpt(&raw.to_string(), REFUSED_INTENT_CHARS);
+    let event = EventKind::IntentRefused { intent, code: error.code, message: error.message.clone() };
+    world.resource_mut::<EventLog>().push(now, id.clone(), event);
+    let mut entry = json!({"success": false, "error": error});
+    if let Some(name) = raw.get("action").and_then(Value::as_str) {
+        entry["action"] = crate::bridge::client::excerpt(name, 64).into();
+    }
+    if let Some(mut inbox) = world.get_mut::<Inbox>(entity) {
+        push_bounded(&mut inbox, entry);
     }
 }
 

@@ -5,11 +5,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Wake, steps::StepJob};
+use crate::kernel::{Quota, Standing};
 use crate::{
     economy::{mint::Mint, subscriptions::Subscriptions},
     kernel::EventLog,
     world::{
-        components::{Artifact, EventFilter, Executable, Frozen, Inbox, Loop, ModelChoice, Quota, Standing, Thinking},
+        components::{Artifact, EventFilter, Executable, Frozen, Inbox, Loop, ModelChoice, Thinking},
         config::Config,
         ids::{ArtifactId, Ids},
         time::{SimClock, SimTime},

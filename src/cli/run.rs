@@ -483,6 +483,11 @@ fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
     let _ = writeln!(out, "  events: {} ({})", report.events.total, by_type.join(", "));
     let _ = writeln!(
         out,
+        "  refused or failed actions: {}; events undone by failures: {}",
+        report.events.refused, report.events.reverted
+    );
+    let _ = writeln!(
+        out,
         "  interventions: {} applied, {} failed, {} pending",
         report.interventions.applied, report.interventions.failed, report.interventions.pending
     );

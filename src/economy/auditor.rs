@@ -114,6 +114,9 @@ pub struct Story {
     first: Option<f64>,
     last: f64,
     events: u64,
+    /// Events a failure undid (left out of every count below), and refusals.
+    undone: u64,
+    refused: u64,
     creators: BTreeMap<ArtifactId, ArtifactId>,
     purses: BTreeMap<ArtifactId, Purse>,
     uses: BTreeMap<ArtifactId, Use>,
@@ -163,6 +166,14 @@ impl Story {
         self.first.get_or_insert(at);
         self.last = at;
         self.events += 1;
+        if event.reverted {
+            // Undone with the action it was part of: the ledger never saw it.
+            self.undone += 1;
+            return;
+        }
+        if matches!(event.kind, EventKind::ActionFailed { .. } | EventKind::IntentRefused { .. }) {
+            self.refused += 1;
+        }
         let actor = &event.actor;
         match &event.kind {
             EventKind::ArtifactWritten { id, created: true, .. } | EventKind::PrincipalSpawned { id } => {
@@ -241,6 +252,13 @@ impl Story {
         let mut out = String::new();
         let (from, to) = (self.first.unwrap_or(0.0), self.last);
         let _ = writeln!(out, "{title}: {from}–{to} s of simulated time, {} events.", self.events);
+        if self.undone + self.refused > 0 {
+            let _ = writeln!(
+                out,
+                "{} actions or intents were refused or failed; {} events were undone with them (left out below).",
+                self.refused, self.undone
+            );
+        }
         self.render_earnings(&mut out);
         self.render_capital(&mut out);
         self.render_mint(&mut out);

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::services;
 use crate::{
-    kernel::{EventKind, EventLog, KERNEL_ID, Kernel, KernelError, llm::CAN_CALL_LLM},
+    kernel::{EventKind, EventLog, KERNEL_ID, Kernel, KernelError, journal, llm::CAN_CALL_LLM},
     world::{
         components::{Capabilities, Grant, Grants},
         config::{CapabilityRule, Config},
@@ -243,6 +243,14 @@ impl Kernel<'_> {
             return Err(KernelError::invalid("say why you need it: a request needs a reason"));
         }
         let reason = crate::bridge::client::excerpt(reason, 500);
+        journal::save_with::<CapabilityRequests, _>(
+            self.world,
+            |requests| requests.next,
+            |requests, next| {
+                requests.requests.retain(|id, _| *id <= next);
+                requests.next = next;
+            },
+        );
         let id = {
             let mut requests = self.world.resource_mut::<CapabilityRequests>();
             if let Some(open) =
@@ -307,12 +315,21 @@ pub fn decide(world: &mut World, id: u64, decision: Decision, by: &str) -> Resul
         return Err(KernelError::invalid(format!("capability request {id} was already decided")).with("request", id));
     }
     let entity = crate::world::ids::lookup(world, request.principal.as_str());
+    let before = request.clone();
+    journal::save_with::<CapabilityRequests, _>(
+        world,
+        |_| before,
+        move |requests, before| {
+            requests.requests.insert(id, before);
+        },
+    );
     let (status, event) = if decision.approve {
         let Some(entity) = entity else {
             return Err(KernelError::not_found(request.principal.as_str()));
         };
         let limit = decision.limit.or(request.limit);
         let grant = Grant { request: id, limit, spent: 0 };
+        journal::save_component::<Grants>(world, entity);
         let mut principal = world.entity_mut(entity);
         match principal.get_mut::<Grants>() {
             Some(mut grants) => {

@@ -24,10 +24,11 @@ use super::{
     escrow::beneficiary,
     services::{self, DEBT_ID},
 };
+use crate::kernel::Standing;
 use crate::{
-    kernel::{ErrorCode, EventKind, Kernel, KernelError, artifacts::WriteSpec},
+    kernel::{ErrorCode, EventKind, Kernel, KernelError, artifacts::WriteSpec, journal},
     world::{
-        components::{Artifact, Standing},
+        components::Artifact,
         ids::{self, ArtifactId},
         time::{SimClock, SimTime},
     },
@@ -166,7 +167,32 @@ impl Kernel<'_> {
     }
 
     fn set_debt(&mut self, entity: Entity, debt: Debt) {
+        journal::save_component::<Debt>(self.world, entity);
         self.world.entity_mut(entity).insert(debt);
+    }
+
+    /// Puts a debt in the due-time index (or takes it out), journaling the change.
+    fn index_due(&mut self, due: SimTime, note: ArtifactId, present: bool) {
+        let key = (due, note);
+        let saved = key.clone();
+        let probe = key.clone();
+        journal::save_with::<Debts, _>(
+            self.world,
+            |debts| debts.due.contains(&probe),
+            move |debts, was| {
+                if was {
+                    debts.due.insert(saved);
+                } else {
+                    debts.due.remove(&saved);
+                }
+            },
+        );
+        let mut debts = self.world.resource_mut::<Debts>();
+        if present {
+            debts.due.insert(key);
+        } else {
+            debts.due.remove(&key);
+        }
     }
 
     /// The caller offers `debtor` a loan; returns the note's id.
@@ -199,6 +225,7 @@ impl Kernel<'_> {
                     let candidate = format!("debt_{}_{n}", self.caller);
                     n += 1;
                     if ids::lookup(self.world, &candidate).is_none() {
+                        journal::save_with::<Debts, _>(self.world, |d| d.next, |d, next| d.next = next);
                         self.world.resource_mut::<Debts>().next = n;
                         break candidate;
                     }
@@ -266,7 +293,7 @@ impl Kernel<'_> {
         debt.status = DebtStatus::Active;
         debt.due_at = Some(due_at);
         self.set_debt(entity, debt.clone());
-        self.world.resource_mut::<Debts>().due.insert((due_at, note));
+        self.index_due(due_at, note, true);
         Ok(debt.to_json(&holder))
     }
 
@@ -335,7 +362,7 @@ impl Kernel<'_> {
             return Err(KernelError::invalid(format!("{id} is {:?} and due {due}; nothing to collect", debt.status)));
         }
         let (_, debtor) = self.principal_with_id(debt.debtor.as_str())?;
-        let take = debt.outstanding().min(self.standing(debtor)?.scrip);
+        let take = debt.outstanding().min(self.standing(debtor)?.scrip());
         if take == 0 {
             return Err(KernelError::new(
                 ErrorCode::InsufficientFunds,
@@ -360,7 +387,7 @@ impl Kernel<'_> {
         if debt.outstanding() == 0 {
             debt.status = DebtStatus::Repaid;
             if let Some(due) = debt.due_at {
-                self.world.resource_mut::<Debts>().due.remove(&(due, note.clone()));
+                self.index_due(due, note.clone(), false);
             }
         }
     }

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::services::{self, ESCROW_ID};
+use crate::kernel::Standing;
 use crate::{
-    kernel::{ErrorCode, EventKind, Kernel, KernelError, state},
+    kernel::{ErrorCode, EventKind, Kernel, KernelError, journal, state},
     world::{
-        components::{Artifact, CreatedBy, Standing},
         ids::{self, ArtifactId},
         time::SimTime,
     },
@@ -139,35 +139,27 @@ impl Kernel<'_> {
         ids::lookup(self.world, ESCROW_ID).ok_or_else(|| KernelError::not_found(ESCROW_ID))
     }
 
-    /// Moves `artifact` and its bytes of disk from one principal to another.
-    fn hand_over(&mut self, artifact: Entity, from: Entity, to: Entity, to_id: &ArtifactId) -> Result<(), KernelError> {
-        let bytes = state::artifact_bytes(self.world, artifact);
-        let free = self.standing(to)?.disk_free();
-        if free < bytes {
-            return Err(KernelError::new(
-                ErrorCode::InsufficientResource,
-                format!("{to_id} has {free} bytes of disk free; the artifact needs {bytes}"),
-            )
-            .with("resource", "disk")
-            .with("needed", bytes)
-            .with("available", free));
-        }
-        self.standing_mut(from)?.disk_used -= bytes;
-        self.standing_mut(to)?.disk_used += bytes;
-        let now = self.now;
-        let mut moved = self.world.entity_mut(artifact);
-        if !moved.contains::<CreatedBy>() {
-            // The creator was the first owner; keep it now that it is leaving.
-            let creator = moved.get::<Artifact>().map(|a| a.owner.clone());
-            if let Some(creator) = creator {
-                moved.insert(CreatedBy(creator));
-            }
-        }
-        if let Some(mut artifact) = moved.get_mut::<Artifact>() {
-            artifact.owner = to_id.clone();
-            artifact.updated_at = now;
-        }
-        Ok(())
+    /// Puts (or with `None` takes down) the listing of `artifact`, journaling the one
+    /// it replaces.
+    fn set_listing(&mut self, artifact: &ArtifactId, listing: Option<Listing>) {
+        let key = artifact.clone();
+        journal::save_with::<Escrow, _>(
+            self.world,
+            |escrow| escrow.listings.get(artifact).cloned(),
+            move |escrow, before| match before {
+                Some(listing) => {
+                    escrow.listings.insert(key, listing);
+                }
+                None => {
+                    escrow.listings.remove(&key);
+                }
+            },
+        );
+        let mut escrow = self.world.resource_mut::<Escrow>();
+        match listing {
+            Some(listing) => escrow.listings.insert(artifact.clone(), listing),
+            None => escrow.listings.remove(artifact),
+        };
     }
 
     /// Lists `artifact` at `price`; ownership passes to escrow.
@@ -189,9 +181,9 @@ impl Kernel<'_> {
         self.require_standing_for("list an artifact")?;
         let escrow = self.escrow_entity()?;
         let escrow_id = ArtifactId::trusted(ESCROW_ID);
-        self.hand_over(entity, self.caller_entity, escrow, &escrow_id)?;
+        self.move_ownership(entity, self.caller_entity, escrow, &escrow_id)?;
         let listing = Listing { seller: self.caller.clone(), price, buyer: buyer.clone(), listed_at: self.now };
-        self.world.resource_mut::<Escrow>().listings.insert(artifact_id.clone(), listing);
+        self.set_listing(&artifact_id, Some(listing));
         self.emit(EventKind::EscrowListed { artifact: artifact_id.clone(), price, buyer: buyer.clone() });
         Ok(json!({ "artifact": artifact_id, "price": price, "buyer": buyer }))
     }
@@ -225,7 +217,7 @@ impl Kernel<'_> {
             self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
         let (_, seller) = self.principal_with_id(listing.seller.as_str())?;
         // Everything that could refuse is checked before anything moves.
-        let held = self.standing(self.caller_entity)?.scrip;
+        let held = self.standing(self.caller_entity)?.scrip();
         if held < price {
             return Err(KernelError::new(
                 ErrorCode::InsufficientFunds,
@@ -234,13 +226,13 @@ impl Kernel<'_> {
             .with("needed", price)
             .with("available", held));
         }
-        if self.standing(seller)?.scrip.checked_add(price).is_none() {
+        if self.standing(seller)?.scrip().checked_add(price).is_none() {
             return Err(KernelError::invalid(format!("paying {} would overflow", listing.seller)));
         }
         let escrow = self.escrow_entity()?;
         let buyer_id = self.caller.clone();
-        self.hand_over(entity, escrow, self.caller_entity, &buyer_id)?;
-        self.world.resource_mut::<Escrow>().listings.remove(artifact);
+        self.move_ownership(entity, escrow, self.caller_entity, &buyer_id)?;
+        self.set_listing(&artifact_id, None);
         let sold = EventKind::EscrowSold { artifact: artifact_id.clone(), seller: listing.seller.clone(), price };
         self.move_scrip(self.caller_entity, seller, price, Some(sold))?;
         Ok(json!({ "artifact": artifact_id, "seller": listing.seller, "price": price }))
@@ -265,8 +257,8 @@ impl Kernel<'_> {
             self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(artifact))?;
         let escrow = self.escrow_entity()?;
         let seller = self.caller.clone();
-        self.hand_over(entity, escrow, self.caller_entity, &seller)?;
-        self.world.resource_mut::<Escrow>().listings.remove(artifact);
+        self.move_ownership(entity, escrow, self.caller_entity, &seller)?;
+        self.set_listing(&artifact_id, None);
         self.emit(EventKind::EscrowCancelled { artifact: artifact_id.clone() });
         Ok(json!({ "artifact": artifact_id }))
     }

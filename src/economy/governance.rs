@@ -19,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::services::{self, GOVERNANCE_ID};
+use crate::kernel::Standing;
 use crate::{
-    kernel::{Action, ActionResult, ErrorCode, EventKind, Kernel, KernelError},
+    kernel::{Action, ActionResult, ErrorCode, EventKind, Kernel, KernelError, journal},
     world::{
-        components::{Artifact, Standing},
+        components::Artifact,
         ids::{self, ArtifactId},
         time::{SimClock, SimTime},
     },
@@ -222,6 +223,23 @@ impl Kernel<'_> {
         Ok(json!({ "id": own_id, "members": rule.members }))
     }
 
+    /// Journals proposal `id` as it is (or that there is none) and the proposal count,
+    /// before a change.
+    fn save_proposal(&mut self, id: &str) {
+        let key = id.to_owned();
+        journal::save_with::<Governance, _>(
+            self.world,
+            |g| (g.proposals.get(&key).cloned(), g.next, key.clone()),
+            |g, (before, next, key)| {
+                match before {
+                    Some(proposal) => g.proposals.insert(key, proposal),
+                    None => g.proposals.remove(&key),
+                };
+                g.next = next;
+            },
+        );
+    }
+
     /// A member proposes that the commons perform `action`.
     pub fn propose(
         &mut self,
@@ -239,9 +257,10 @@ impl Kernel<'_> {
         }
         let commons_id =
             self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(commons))?;
+        let id = format!("{commons_id}#{}", self.world.resource::<Governance>().next + 1);
+        self.save_proposal(&id);
         let mut governance = self.world.resource_mut::<Governance>();
         governance.next += 1;
-        let id = format!("{commons_id}#{}", governance.next);
         let closes_at = self.now.saturating_add(voting);
         let proposal = Proposal {
             id: id.clone(),
@@ -281,6 +300,7 @@ impl Kernel<'_> {
             ));
         }
         let caller = self.caller.clone();
+        self.save_proposal(proposal);
         if let Some(p) = self.world.resource_mut::<Governance>().proposals.get_mut(proposal) {
             p.votes.insert(caller, yes);
         }

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::kernel::Standing;
 use crate::{
     kernel::{
         EventKind, InvocationStats, Kernel, Supply,
@@ -30,7 +31,7 @@ use crate::{
         state,
     },
     world::{
-        components::{Executable, Frozen, Loop, Standing, System, Tombstone},
+        components::{Executable, Frozen, Loop, System, Tombstone},
         config::Config,
         ids::{ArtifactId, Ids},
         time::{SimClock, SimTime},
@@ -146,6 +147,20 @@ impl Kpis {
         csv
     }
 
+    /// A world carried over from a saved one: its indicators' current window began
+    /// with these counts (scrip moved, freezes, thaws).
+    pub(crate) fn starting(window_start: (u64, u64, u64)) -> Self {
+        let (scrip_moved, freezes, thaws) = window_start;
+        Self { series: Vec::new(), marks: VecDeque::from([Mark { at: SimTime::ZERO, scrip_moved, freezes, thaws }]) }
+    }
+
+    /// The counts (scrip moved, freezes, thaws) where the window ending at `now`
+    /// begins.
+    pub(crate) fn window_start(&self, now: SimTime, window: SimTime) -> (u64, u64, u64) {
+        let mark = self.baseline(now, window);
+        (mark.scrip_moved, mark.freezes, mark.thaws)
+    }
+
     /// The counters as they were one window before `now` (or at the start).
     fn baseline(&self, now: SimTime, window: SimTime) -> Mark {
         let from = now.millis().saturating_sub(window.millis());
@@ -235,7 +250,7 @@ pub fn compute(world: &World) -> KpiSample {
         coordination_density: (agents >= 2).then(|| activity.agent_pairs() as f64 / (agents * (agents - 1) / 2) as f64),
         frozen_share: ratio(frozen_agents, agents),
         scrip_supply: supply,
-        minted_total: world.resource::<Supply>().minted,
+        minted_total: world.resource::<Supply>().minted(),
         agents,
         frozen_agents,
         artifacts,

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::services::{self, LOCKS_ID};
 use crate::{
-    kernel::{ErrorCode, EventKind, EventLog, KERNEL_ID, Kernel, KernelError},
+    kernel::{ErrorCode, EventKind, EventLog, KERNEL_ID, Kernel, KernelError, journal},
     world::{
         ids::ArtifactId,
         time::{SimClock, SimTime},
@@ -133,6 +133,25 @@ pub(crate) fn expire_due_locks(world: &mut World) {
 }
 
 impl Kernel<'_> {
+    /// Journals the lock `name` as it is (or that nobody holds it), before a change.
+    fn save_lock(&mut self, name: &str) {
+        let key = name.to_owned();
+        journal::save_with::<Locks, _>(
+            self.world,
+            |locks| locks.held.get(&key).cloned().map(|lock| (key.clone(), lock)).ok_or(key.clone()),
+            |locks, before| match before {
+                Ok((key, lock)) => {
+                    locks.remove(&key);
+                    locks.expiries.insert((lock.expires_at, key.clone()));
+                    locks.held.insert(key, lock);
+                }
+                Err(key) => {
+                    locks.remove(&key);
+                }
+            },
+        );
+    }
+
     /// Takes the lock `name` for `secs`, or renews it for its holder; if someone else
     /// holds it, says who and until when.
     pub fn acquire_lock(&mut self, name: &str, secs: SimTime) -> Result<Value, KernelError> {
@@ -160,6 +179,7 @@ impl Kernel<'_> {
                 false
             }
         };
+        self.save_lock(name);
         expire_if_due(self.world, name, now);
         let expires_at = now.saturating_add(secs);
         let acquired_at = current.map_or(now, |lock| lock.acquired_at);
@@ -192,6 +212,7 @@ impl Kernel<'_> {
             .with("name", name)
             .with("holder", lock.holder.as_str()));
         }
+        self.save_lock(name);
         self.world.resource_mut::<Locks>().remove(name);
         self.emit(EventKind::LockReleased { name: name.to_owned() });
         Ok(json!({ "name": name, "released": true }))

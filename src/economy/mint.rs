@@ -30,10 +30,15 @@ use super::{
     scorer::{self, MintScorer},
     services::{self, MINT_ID},
 };
+use crate::kernel::Standing;
 use crate::{
-    kernel::{ErrorCode, EventKind, Kernel, KernelError, Supply, activity::Activity, positive},
+    kernel::{
+        ErrorCode, EventKind, Kernel, KernelError, Supply, journal,
+        ledger::{self, Holder},
+        positive,
+    },
     world::{
-        components::{Artifact, Frozen, Standing, System, Tombstone},
+        components::{Artifact, Frozen, System, Tombstone},
         config::{Config, MintConfig},
         ids::{self, ArtifactId},
         time::{SimClock, SimTime},
@@ -54,8 +59,6 @@ pub struct Mint {
     bids: BTreeMap<(ArtifactId, ArtifactId), Bid>,
     /// Orders bids for ties: a lower number was placed (or last raised) earlier.
     next_seq: u64,
-    /// Scrip held for open bids.
-    held: u64,
     /// Fingerprints of every artifact the mint has scored.
     scored: BTreeSet<u128>,
     resolutions: u64,
@@ -116,11 +119,6 @@ impl Mint {
         self.next_at.unwrap_or(config.first_at)
     }
 
-    /// Scrip held for open bids (part of the scrip supply).
-    pub fn held(&self) -> u64 {
-        self.held
-    }
-
     /// Sealed bids waiting for the next resolution.
     pub fn open_bids(&self) -> usize {
         self.bids.len()
@@ -135,8 +133,31 @@ impl Mint {
         self.recent.iter()
     }
 
-    /// Each open bid's bidder and amount, for saving a world as a new start (the
-    /// bids are returned to their bidders there).
+    /// Every open bid (bidder, artifact, amount), in the order placed.
+    pub(crate) fn bids_in_order(&self) -> impl Iterator<Item = (&ArtifactId, &ArtifactId, u64)> {
+        let mut bids: Vec<(&(ArtifactId, ArtifactId), &Bid)> = self.bids.iter().collect();
+        bids.sort_by_key(|(_, bid)| bid.seq);
+        bids.into_iter().map(|((artifact, bidder), bid)| (bidder, artifact, bid.amount))
+    }
+
+    /// Fingerprints of what it has scored, in hex.
+    pub(crate) fn scored_hex(&self) -> Vec<String> {
+        self.scored.iter().map(|f| format!("{f:032x}")).collect()
+    }
+
+    /// A mint carried over from a saved world: its bids (bidder, artifact, amount,
+    /// in the order placed, their scrip already held) and what it scored.
+    pub(crate) fn carried(bids: Vec<(ArtifactId, ArtifactId, u64)>, scored: BTreeSet<u128>, now: SimTime) -> Self {
+        let mut mint = Self { scored, ..Self::default() };
+        for (bidder, artifact, amount) in bids {
+            let seq = mint.next_seq;
+            mint.next_seq += 1;
+            mint.bids.insert((artifact, bidder), Bid { amount, seq, placed_at: now });
+        }
+        mint
+    }
+
+    /// Each open bid's bidder and amount.
     pub(crate) fn held_by(&self) -> BTreeMap<&ArtifactId, u64> {
         let mut out: BTreeMap<&ArtifactId, u64> = BTreeMap::new();
         for ((_, bidder), bid) in &self.bids {
@@ -202,13 +223,10 @@ impl Kernel<'_> {
                 .with("available", held.unwrap_or(0)));
             }
         }
-        self.standing_mut(self.caller_entity)?.scrip -= extra;
+        self.hold_scrip(self.caller_entity, Holder::Mint, extra)?;
         let now = self.now;
-        let mut mint = self.world.resource_mut::<Mint>();
-        let seq = mint.next_seq;
-        mint.next_seq += 1;
-        mint.held += extra;
-        mint.bids.insert(key, Bid { amount, seq, placed_at: now });
+        let seq = self.world.resource::<Mint>().next_seq;
+        self.set_bid(&key, Some(Bid { amount, seq, placed_at: now }));
         let config = self.world.resource::<Config>().mint;
         let resolves_at = self.world.resource::<Mint>().next_at(&config);
         self.emit(EventKind::MintBid { artifact: artifact_id.clone(), raised: previous.is_some() });
@@ -225,16 +243,40 @@ impl Kernel<'_> {
             return Err(KernelError::new(ErrorCode::NotFound, format!("{} has no bid on {artifact}", self.caller))
                 .with("id", artifact));
         };
-        let credited = self.standing(self.caller_entity)?.scrip.checked_add(bid.amount);
-        let Some(credited) = credited else {
+        if self.standing(self.caller_entity)?.scrip().checked_add(bid.amount).is_none() {
             return Err(KernelError::invalid("refunding the bid would overflow"));
-        };
-        let mut mint = self.world.resource_mut::<Mint>();
-        mint.bids.remove(&key);
-        mint.held -= bid.amount;
-        self.standing_mut(self.caller_entity)?.scrip = credited;
+        }
+        self.set_bid(&key, None);
+        self.release_scrip(Holder::Mint, self.caller_entity, bid.amount);
         self.emit(EventKind::MintBidCancelled { artifact: artifact_id.clone(), refunded: bid.amount });
         Ok(json!({ "artifact": artifact_id, "refunded": bid.amount }))
+    }
+
+    /// Puts (or with `None` withdraws) the bid of `key`, journaling the one it replaces
+    /// and the tie order. A new bid takes the next place in the tie order.
+    fn set_bid(&mut self, key: &(ArtifactId, ArtifactId), bid: Option<Bid>) {
+        let saved = key.clone();
+        journal::save_with::<Mint, _>(
+            self.world,
+            |mint| (mint.bids.get(key).copied(), mint.next_seq),
+            move |mint, (before, next_seq)| {
+                match before {
+                    Some(bid) => mint.bids.insert(saved, bid),
+                    None => mint.bids.remove(&saved),
+                };
+                mint.next_seq = next_seq;
+            },
+        );
+        let mut mint = self.world.resource_mut::<Mint>();
+        match bid {
+            Some(bid) => {
+                mint.next_seq = mint.next_seq.max(bid.seq + 1);
+                mint.bids.insert(key.clone(), bid);
+            }
+            None => {
+                mint.bids.remove(key);
+            }
+        }
     }
 
     /// What anyone may know of the mint: when it resolves, how many sealed bids wait
@@ -256,7 +298,7 @@ impl Kernel<'_> {
             "sealed_bids": mint.bids.len(),
             "your_bids": own,
             "resolutions": mint.resolutions,
-            "minted_total": self.world.resource::<Supply>().minted,
+            "minted_total": self.world.resource::<Supply>().minted(),
             "recent": mint.recent.iter().rev().take(5).collect::<Vec<_>>(),
         })
     }
@@ -320,7 +362,7 @@ pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
     let losers = valid.split_off(slots.min(valid.len()));
     refunds.extend(losers.iter().map(|(bid, _, entity, _, _)| (*entity, bid.amount)));
     for (entity, amount) in refunds {
-        credit(world, entity, amount);
+        ledger::release_scrip(world, Holder::Mint, entity, amount);
     }
 
     let mut winners = Vec::with_capacity(valid.len());
@@ -340,17 +382,16 @@ pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
         };
         match scored {
             Err(error) => {
-                credit(world, bidder_entity, bid.amount);
+                ledger::release_scrip(world, Holder::Mint, bidder_entity, bid.amount);
                 winner.scoring_error = Some(error);
             }
             Ok(score) => {
                 let fingerprint = scorer::fingerprint(world, artifact_entity);
                 let fresh = world.resource_mut::<Mint>().scored.insert(fingerprint);
                 let score = if fresh { score } else { 0 };
-                credit(world, bidder_entity, bid.amount - price);
+                ledger::release_scrip(world, Holder::Mint, bidder_entity, bid.amount - price);
                 let minted = score / config.mint_ratio;
-                credit(world, bidder_entity, minted);
-                world.resource_mut::<Supply>().minted += minted;
+                ledger::mint_scrip(world, bidder_entity, minted);
                 winner.price = price;
                 winner.score = Some(score);
                 winner.duplicate = !fresh;
@@ -360,8 +401,6 @@ pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
         }
         winners.push(winner);
     }
-    // Everything that was held has been paid out or is about to be shared as UBI.
-    world.resource_mut::<Mint>().held = 0;
     let mut ubi_events = Vec::with_capacity(payouts.len());
     for (index, winner_entity, winner_id) in payouts {
         let price = winners[index].price;
@@ -369,7 +408,7 @@ pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
         winners[index].ubi_per_head = shared.per_head;
         if shared.recipients == 0 {
             // Nobody else to share with: the price goes back.
-            credit(world, winner_entity, price);
+            ledger::release_scrip(world, Holder::Mint, winner_entity, price);
             winners[index].price = 0;
             continue;
         }
@@ -398,13 +437,6 @@ pub fn resolve(world: &mut World, config: &MintConfig, next: SimTime) {
     mint.recent.push_back(resolution);
     if mint.recent.len() > HISTORY {
         mint.recent.pop_front();
-    }
-}
-
-/// Pays scrip held by the mint back to a principal.
-fn credit(world: &mut World, entity: Entity, amount: u64) {
-    if let Some(mut standing) = world.get_mut::<Standing>(entity) {
-        standing.scrip = standing.scrip.saturating_add(amount);
     }
 }
 
@@ -438,25 +470,19 @@ fn share_out(world: &mut World, winner: Entity, amount: u64) -> Shared {
     let first = &order.sorted[..cutoff];
     if per_head > 0 {
         // The same principals as `everyone`.
-        let mut standings = world.query_filtered::<(Entity, &mut Standing), (With<ArtifactId>, Without<System>)>();
-        for (entity, mut standing) in standings.iter_mut(world) {
-            if entity != winner {
-                let one_more = order.rank_of(entity).is_some_and(|rank| rank < cutoff);
-                standing.scrip = standing.scrip.saturating_add(per_head + u64::from(one_more));
-            }
-        }
+        ledger::release_shares(world, Holder::Mint, winner, per_head, |entity| {
+            order.rank_of(entity).is_some_and(|rank| rank < cutoff)
+        });
     } else {
         for &(entity, _) in first {
             if entity != winner {
-                credit(world, entity, 1);
+                ledger::release_scrip(world, Holder::Mint, entity, 1);
             }
         }
     }
     let mut remainder_to = Vec::with_capacity(remainder);
     remainder_to.extend(first.iter().filter(|(entity, _)| *entity != winner).map(|(_, id)| id.clone()));
     world.resource_mut::<Mint>().ubi_order = order;
-    let mut activity = world.resource_mut::<Activity>();
-    activity.scrip_moved = activity.scrip_moved.saturating_add(amount);
     Shared { recipients: n, per_head, remainder_to }
 }
 
@@ -549,9 +575,10 @@ impl Kernel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::{Held, activity::Activity};
 
     fn principal(world: &mut World, id: &str, scrip: u64) -> Entity {
-        world.spawn((ArtifactId::parse(id).unwrap(), Standing { scrip, ..Default::default() })).id()
+        world.spawn((ArtifactId::parse(id).unwrap(), Standing::new(scrip, 0, 0))).id()
     }
 
     /// The rule of [`share_out`], computed plainly: (balance changes, `remainder_to`).
@@ -568,15 +595,15 @@ mod tests {
 
     fn check(world: &mut World, winner: Entity, amount: u64) {
         let (paid, remainder_to) = expected(world, winner, amount);
-        let before: Vec<u64> = paid.iter().map(|(e, _)| world.get::<Standing>(*e).unwrap().scrip).collect();
-        let winner_before = world.get::<Standing>(winner).map(|s| s.scrip);
+        let before: Vec<u64> = paid.iter().map(|(e, _)| world.get::<Standing>(*e).unwrap().scrip()).collect();
+        let winner_before = world.get::<Standing>(winner).map(|s| s.scrip());
         let shared = share_out(world, winner, amount);
         assert_eq!(shared.recipients, paid.len() as u64);
         assert_eq!(shared.remainder_to, remainder_to, "sharing {amount}");
         for ((entity, got), was) in paid.iter().zip(before) {
-            assert_eq!(world.get::<Standing>(*entity).unwrap().scrip, was + got, "sharing {amount}");
+            assert_eq!(world.get::<Standing>(*entity).unwrap().scrip(), was + got, "sharing {amount}");
         }
-        assert_eq!(world.get::<Standing>(winner).map(|s| s.scrip), winner_before);
+        assert_eq!(world.get::<Standing>(winner).map(|s| s.scrip()), winner_before);
         let order = &world.resource::<Mint>().ubi_order;
         assert!(order.sorted.is_sorted_by(|a, b| a.1 < b.1));
         for (rank, (entity, _)) in order.sorted.iter().enumerate() {
@@ -589,6 +616,7 @@ mod tests {
         let mut world = World::new();
         world.init_resource::<Mint>();
         world.init_resource::<Activity>();
+        world.insert_resource(Held::holding(Holder::Mint, 1_000_000));
         // Ids whose creation order is not their id order.
         let mut entities: Vec<Entity> =
             (0..40).map(|i| principal(&mut world, &format!("p{}", (i * 17) % 40), 10)).collect();
@@ -614,8 +642,9 @@ mod tests {
         let mut alone = World::new();
         alone.init_resource::<Mint>();
         alone.init_resource::<Activity>();
+        alone.insert_resource(Held::holding(Holder::Mint, 1_000_000));
         let only = principal(&mut alone, "solo", 5);
         assert_eq!(share_out(&mut alone, only, 10).recipients, 0);
-        assert_eq!(alone.get::<Standing>(only).unwrap().scrip, 5);
+        assert_eq!(alone.get::<Standing>(only).unwrap().scrip(), 5);
     }
 }

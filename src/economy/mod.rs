@@ -26,11 +26,12 @@ pub mod tasks;
 use bevy_app::{App, Update};
 use bevy_ecs::prelude::*;
 
+use crate::kernel::Standing;
 use crate::{
     kernel::{ErrorCode, Kernel, KernelError, contracts::Permission},
     world::{
         StepSystems,
-        components::{Artifact, Frozen, Loop, Standing, Thinking},
+        components::{Artifact, Frozen, Loop, Thinking},
         config::Config,
         ids::ArtifactId,
     },
@@ -76,7 +77,7 @@ fn freeze_dry_agents(world: &mut World) {
     let mut agents =
         world.query_filtered::<(&ArtifactId, &Standing), (With<Loop>, Without<Frozen>, Without<Thinking>)>();
     for (id, standing) in agents.iter(world) {
-        if let Some(why) = rule.runs_dry(standing) {
+        if let Some(why) = rule.runs_dry(standing.scrip(), standing.llm_budget_micro_usd()) {
             dry.push((id.clone(), why));
         }
     }

@@ -13,10 +13,11 @@ use bevy_ecs::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::kernel::Standing;
 use crate::{
     kernel::{KERNEL_ID, Kernel, KernelError},
     world::{
-        components::{Artifact, Capabilities, Interface, Service, Standing, System, Tool},
+        components::{Artifact, Capabilities, Interface, Service, System, Tool},
         ids::ArtifactId,
         time::SimTime,
     },
@@ -425,7 +426,7 @@ pub(crate) fn spawn(world: &mut World) {
         }
         if service == Service::Escrow {
             // Room for anything listed; what it holds always belongs to a seller.
-            entity.insert(Standing { disk_quota: u64::MAX / 4, ..Standing::default() });
+            entity.insert(Standing::new(0, 0, u64::MAX / 4));
         }
     }
     let handbook = crate::scene::embedded_asset("handbook.md").unwrap_or("");
@@ -441,10 +442,8 @@ pub(crate) fn spawn(world: &mut World) {
         },
         System,
     ));
-    let kernel_entity = crate::world::ids::lookup(world, KERNEL_ID);
-    if let Some(mut standing) = kernel_entity.and_then(|e| world.get_mut::<Standing>(e)) {
-        standing.disk_quota += bytes;
-        standing.disk_used += bytes;
+    if let Some(kernel) = crate::world::ids::lookup(world, KERNEL_ID) {
+        crate::kernel::ledger::allot_disk(world, kernel, bytes);
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::services::{self, SUBSCRIPTIONS_ID};
 use crate::{
-    kernel::{EventKind, Kernel, KernelError},
+    kernel::{EventKind, Kernel, KernelError, journal},
     world::{
         components::{EventFilter, Loop},
         time::SimTime,
@@ -136,6 +136,7 @@ impl Kernel<'_> {
         subscriptions.next += 1;
         let id = format!("sub-{}", subscriptions.next);
         subscriptions.list.push(Subscription { id: id.clone(), filter: filter.clone(), since: now });
+        journal::save_component::<Subscriptions>(self.world, self.caller_entity);
         self.world.entity_mut(self.caller_entity).insert(subscriptions);
         self.emit(EventKind::Subscribed { subscription: id.clone(), filter: filter.clone() });
         Ok(json!({ "id": id, "filter": filter }))
@@ -151,6 +152,7 @@ impl Kernel<'_> {
             )
             .with("id", id));
         };
+        journal::save_component::<Subscriptions>(self.world, self.caller_entity);
         if let Some(mut subscriptions) = self.world.get_mut::<Subscriptions>(self.caller_entity) {
             subscriptions.list.remove(position);
         }

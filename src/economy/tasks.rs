@@ -32,11 +32,10 @@ use serde_json::{Value, json};
 use super::services::{self, TASKS_ID};
 use crate::{
     kernel::{
-        ErrorCode, EventKind, Kernel, KernelError,
-        activity::{self, Activity},
+        ErrorCode, EventKind, Kernel, KernelError, journal,
+        ledger::{Holder, Standing},
     },
     world::{
-        components::Standing,
         ids::{self, ArtifactId},
         time::{SimClock, SimTime},
     },
@@ -53,8 +52,6 @@ pub struct TaskBoard {
     /// The number of the last task posted.
     last: u64,
     tasks: BTreeMap<u64, Task>,
-    /// Rewards of unsettled tasks (part of the scrip supply).
-    held: u64,
     /// Tasks with a deadline, by deadline, until they are settled or expire.
     deadlines: BTreeSet<(SimTime, u64)>,
 }
@@ -137,11 +134,6 @@ pub struct TaskCounts {
 }
 
 impl TaskBoard {
-    /// Scrip held for unsettled tasks (part of the scrip supply).
-    pub fn held(&self) -> u64 {
-        self.held
-    }
-
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.get(&number(id)?)
     }
@@ -152,7 +144,7 @@ impl TaskBoard {
     }
 
     pub fn counts(&self) -> TaskCounts {
-        let mut counts = TaskCounts { posted: self.tasks.len() as u64, held: self.held, ..TaskCounts::default() };
+        let mut counts = TaskCounts { posted: self.tasks.len() as u64, ..TaskCounts::default() };
         for task in self.tasks.values() {
             match task.status {
                 TaskStatus::Accepted => {
@@ -161,7 +153,10 @@ impl TaskBoard {
                 }
                 TaskStatus::Cancelled => counts.cancelled += 1,
                 TaskStatus::Expired => counts.expired += 1,
-                _ => counts.unsettled += 1,
+                _ => {
+                    counts.unsettled += 1;
+                    counts.held += task.reward;
+                }
             }
         }
         counts
@@ -346,20 +341,48 @@ impl Kernel<'_> {
     }
 
     fn put_task(&mut self, n: u64, task: Task) {
+        self.save_task(n);
         self.world.resource_mut::<TaskBoard>().tasks.insert(n, task);
+    }
+
+    /// Journals task `n` as it is (or that there is none), the board's count and the
+    /// task's place in the deadline index, before a change.
+    fn save_task(&mut self, n: u64) {
+        journal::save_with::<TaskBoard, _>(
+            self.world,
+            |board| {
+                let before = board.tasks.get(&n).cloned();
+                let indexed =
+                    before.as_ref().and_then(|t| t.deadline).is_some_and(|at| board.deadlines.contains(&(at, n)));
+                (before, indexed, board.last)
+            },
+            move |board, (before, indexed, last)| {
+                if let Some(at) = board.tasks.get(&n).and_then(|t| t.deadline) {
+                    board.deadlines.remove(&(at, n));
+                }
+                match before {
+                    Some(task) => {
+                        if let (Some(at), true) = (task.deadline, indexed) {
+                            board.deadlines.insert((at, n));
+                        }
+                        board.tasks.insert(n, task);
+                    }
+                    None => {
+                        board.tasks.remove(&n);
+                    }
+                }
+                board.last = last;
+            },
+        );
     }
 
     /// Gives a settled task's reward back to its poster, emits `event`, and then
     /// thaws the poster if that was what it lacked.
     fn refund(&mut self, task: &Task, event: EventKind) {
         let poster = ids::lookup(self.world, task.poster.as_str());
-        if let Some(mut standing) = poster.and_then(|e| self.world.get_mut::<Standing>(e)) {
-            standing.scrip = standing.scrip.saturating_add(task.reward);
-        }
-        self.world.resource_mut::<TaskBoard>().held -= task.reward;
         self.emit(event);
         if let Some(poster) = poster {
-            self.thaw_if_rescued(poster, &task.poster);
+            self.release_scrip(Holder::Tasks, poster, task.reward);
         }
     }
 
@@ -409,9 +432,8 @@ impl Kernel<'_> {
             ))
             .with("limit", MAX_OPEN_TASKS as u64));
         }
-        let held_total = board.held.checked_add(reward).ok_or_else(|| KernelError::invalid("reward too large"))?;
         let deadline = deadline.map(|d| self.now.saturating_add(d));
-        self.standing_mut(self.caller_entity)?.scrip = held - reward;
+        self.hold_scrip(self.caller_entity, Holder::Tasks, reward)?;
         let task = Task {
             poster: self.caller.clone(),
             description: description.to_owned(),
@@ -425,10 +447,10 @@ impl Kernel<'_> {
             rejections: Vec::new(),
             closed_at: None,
         };
+        let n = self.world.resource::<TaskBoard>().last + 1;
+        self.save_task(n);
         let mut board = self.world.resource_mut::<TaskBoard>();
-        board.last += 1;
-        let n = board.last;
-        board.held = held_total;
+        board.last = n;
         board.tasks.insert(n, task);
         if let Some(at) = deadline {
             board.deadlines.insert((at, n));
@@ -565,24 +587,15 @@ impl Kernel<'_> {
             return Err(wrong_status(id, &task, "claimed by someone"));
         };
         let claimant_entity = self.principal(claimant.as_str())?;
-        let credited = self.standing(claimant_entity)?.scrip.checked_add(task.reward);
-        let Some(credited) = credited else {
+        if self.standing(claimant_entity)?.scrip().checked_add(task.reward).is_none() {
             return Err(KernelError::invalid(format!("paying {claimant} would overflow")));
-        };
+        }
         task.status = TaskStatus::Accepted;
         task.closed_at = Some(self.now);
         self.put_task(n, task.clone());
-        self.world.resource_mut::<TaskBoard>().held -= task.reward;
-        self.standing_mut(claimant_entity)?.scrip = credited;
-        // Paid by the poster through the board: scrip moved between the two.
-        let agents =
-            (activity::is_agent(self.world, self.caller_entity), activity::is_agent(self.world, claimant_entity));
-        let poster_entity = self.caller_entity;
-        let mut activity = self.world.resource_mut::<Activity>();
-        activity.scrip_moved = activity.scrip_moved.saturating_add(task.reward);
-        activity.met(agents, poster_entity, claimant_entity);
         self.emit(EventKind::TaskAccepted { task: id.to_owned(), claimant: claimant.clone(), reward: task.reward });
-        self.thaw_if_rescued(claimant_entity, &claimant);
+        // Paid by the poster through the board: scrip moved between the two.
+        self.pay_from_held(Holder::Tasks, self.caller_entity, claimant_entity, task.reward);
         Ok(json!({ "task": id, "claimant": claimant, "paid": task.reward }))
     }
 
@@ -630,6 +643,7 @@ impl Kernel<'_> {
         task.closed_at = Some(self.now);
         self.put_task(n, task.clone());
         if let Some(at) = task.deadline {
+            // (The journal put the index entry back with the task, were this undone.)
             self.world.resource_mut::<TaskBoard>().deadlines.remove(&(at, n));
         }
         self.refund(&task, EventKind::TaskCancelled { task: id.to_owned(), refunded: task.reward });

@@ -295,10 +295,12 @@ impl EcologyApp {
         ui.horizontal(|ui| {
             if let Some(status) = &self.model.status {
                 ui.label(format!(
-                    "{} principals · {} artifacts · {} events · next mint at {:.0} s ({} bids) · LLM {} in flight, {} spent · {} interventions by hand",
+                    "{} principals · {} artifacts · {} events ({} refused, {} undone) · next mint at {:.0} s ({} bids) · LLM {} in flight, {} spent · {} interventions by hand",
                     status.principals,
                     status.artifacts,
                     status.events_total,
+                    status.refused,
+                    status.reverted,
                     status.mint_next_at_secs,
                     status.mint_open_bids,
                     status.llm_in_flight,

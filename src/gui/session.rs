@@ -29,6 +29,7 @@ use std::{
 
 use bevy_ecs::prelude::*;
 
+use crate::kernel::{Quota, Standing};
 use crate::{
     bridge::{BridgeOptions, config::ClockMode},
     economy::{
@@ -49,8 +50,8 @@ use crate::{
     },
     world::{
         components::{
-            AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, ModelChoice, Pricing, Quota,
-            Standing, System, Thinking, Tombstone,
+            AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, ModelChoice, Pricing, System,
+            Thinking, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -144,6 +145,9 @@ pub struct Status {
     pub steps_per_sec: f64,
     pub events_per_sec: f64,
     pub events_total: u64,
+    /// Refused or failed actions and intents, and events undone by failures.
+    pub refused: u64,
+    pub reverted: u64,
     pub principals: usize,
     pub artifacts: usize,
     pub mint_next_at_secs: f64,
@@ -914,6 +918,8 @@ impl Runner {
             steps_per_sec,
             events_per_sec,
             events_total: world.resource::<EventLog>().total(),
+            refused: world.resource::<EventLog>().refused(),
+            reverted: world.resource::<EventLog>().reverted(),
             principals,
             artifacts,
             mint_next_at_secs: mint.next_at(&config.mint).as_secs_f64(),
@@ -992,7 +998,7 @@ fn step_world(sim: &mut Simulation, history: &mut HashMap<ArtifactId, History>) 
             continue;
         }
         if let (Some(id), Some(standing)) = (world.get::<ArtifactId>(entity), world.get::<Standing>(entity)) {
-            history.entry(id.clone()).or_default().push((now, standing.scrip(), standing.llm_budget_micro_usd));
+            history.entry(id.clone()).or_default().push((now, standing.scrip(), standing.llm_budget_micro_usd()));
         }
     }
 }
@@ -1035,9 +1041,9 @@ pub fn principal_rows(world: &World) -> Vec<PrincipalRow> {
             id: id.clone(),
             agent: world.get::<Loop>(entity).is_some(),
             scrip: standing.scrip(),
-            llm_budget_micro_usd: standing.llm_budget_micro_usd,
+            llm_budget_micro_usd: standing.llm_budget_micro_usd(),
             disk_used: standing.disk_used(),
-            disk_quota: standing.disk_quota,
+            disk_quota: standing.disk_quota(),
             rates,
             frozen: world.get::<Frozen>(entity).is_some(),
             thinking: world.get::<Thinking>(entity).is_some(),

@@ -5,7 +5,9 @@
 //! (`{"action": "transfer", "to": "bob", "amount": 30}`), converted by
 //! [`Action::from_json`]. [`Kernel::act`] runs the pipeline of SPEC §4 (the actor is
 //! not frozen → permission → can pay → execute → charge → events) and always returns
-//! an [`ActionResult`]; failures change nothing and are logged as `ACTION_FAILED`.
+//! an [`ActionResult`]. Every action is a transaction ([`super::journal`]): one that
+//! fails changes nothing but the measured resources it is charged, its events are
+//! marked reverted, and it is logged as `ACTION_FAILED`.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +24,9 @@ use super::{
     positive,
     query::{self, QuerySpec},
 };
+use crate::kernel::Quota;
 use crate::world::{
-    components::{Frozen, LastAction, Loop, Quota, Service},
+    components::{Frozen, LastAction, Loop, Service},
     config::Config,
     ids::ArtifactId,
     time::SimTime,
@@ -321,6 +324,7 @@ impl Kernel<'_> {
         let kind = action.kind();
         let caller = self.caller_entity;
         let habit = self.habit_of(&action);
+        let savepoint = super::journal::begin(self.world);
         let outcome = if self.world.get::<Frozen>(caller).is_some() {
             Err(KernelError::new(ErrorCode::Frozen, format!("{} is frozen until someone rescues it", self.caller))
                 .with("principal", self.caller.as_str()))
@@ -330,6 +334,7 @@ impl Kernel<'_> {
             // The attempt counts, whatever becomes of it.
             self.perform(action)
         };
+        let reverted = if outcome.is_err() { super::journal::roll_back(self.world, savepoint) } else { 0 };
         let now = self.now;
         if let Some(mut last) = self.world.get_mut::<LastAction>(self.caller_entity) {
             last.record(now, kind);
@@ -353,7 +358,7 @@ impl Kernel<'_> {
             code_use.llm_tokens += charge.llm_tokens;
             code_use.llm_cost_micro_usd += charge.llm_cost_micro_usd;
         }
-        match outcome {
+        let result = match outcome {
             Ok(done) => ActionResult {
                 success: true,
                 result: Some(done.result),
@@ -368,12 +373,20 @@ impl Kernel<'_> {
                 charged_to: Some(code_payer.unwrap_or(done.charged_to)),
             },
             Err(error) => {
-                self.emit(EventKind::ActionFailed { action: kind, code: error.code, message: error.message.clone() });
+                let failed = EventKind::ActionFailed {
+                    action: kind,
+                    code: error.code,
+                    message: error.message.clone(),
+                    reverted,
+                };
+                self.emit(failed);
                 let mut failed = ActionResult::failed(error, Some(code_payer.unwrap_or_else(|| self.caller.clone())));
                 failed.resources_consumed = code_use;
                 failed
             }
-        }
+        };
+        super::journal::end(self.world, savepoint);
+        result
     }
 
     fn perform(&mut self, action: Action) -> Result<Done, KernelError> {

@@ -40,17 +40,30 @@ impl Activity {
         }
     }
 
-    /// Records that the code of `caller` invoked `callee`.
-    pub(crate) fn called(&mut self, caller: &ArtifactId, callee: &ArtifactId) {
+    /// Records that the code of `caller` invoked (or imports) `callee`; whether that
+    /// is new.
+    pub(crate) fn called(&mut self, caller: &ArtifactId, callee: &ArtifactId) -> bool {
         if caller == callee {
-            return;
+            return false;
         }
         if let Some(callees) = self.calls.get_mut(caller) {
-            if !callees.contains(callee) {
-                callees.insert(callee.clone());
+            if callees.contains(callee) {
+                return false;
             }
+            callees.insert(callee.clone());
         } else {
             self.calls.insert(caller.clone(), BTreeSet::from([callee.clone()]));
+        }
+        true
+    }
+
+    /// Forgets an edge [`Activity::called`] added (its import was rolled back).
+    pub(crate) fn forget_call(&mut self, caller: &ArtifactId, callee: &ArtifactId) {
+        if let Some(callees) = self.calls.get_mut(caller) {
+            callees.remove(callee);
+            if callees.is_empty() {
+                self.calls.remove(caller);
+            }
         }
     }
 
@@ -111,11 +124,23 @@ pub(crate) struct ActivityState<'a> {
 }
 
 impl Activity {
-    pub(crate) fn state(&self, world: &World) -> ActivityState<'_> {
+    /// The pairs of agents that dealt with each other, by id, sorted.
+    pub(crate) fn pairs(&self, world: &World) -> Vec<(ArtifactId, ArtifactId)> {
         let id = |e: Entity| world.get::<ArtifactId>(e).cloned();
-        let mut agent_pairs: Vec<(ArtifactId, ArtifactId)> =
-            self.agent_pairs.iter().filter_map(|&(a, b)| Some((id(a)?, id(b)?))).collect();
+        let mut agent_pairs: Vec<(ArtifactId, ArtifactId)> = self
+            .agent_pairs
+            .iter()
+            .filter_map(|&(a, b)| {
+                let (a, b) = (id(a)?, id(b)?);
+                Some(if a < b { (a, b) } else { (b, a) })
+            })
+            .collect();
         agent_pairs.sort();
+        agent_pairs
+    }
+
+    pub(crate) fn state(&self, world: &World) -> ActivityState<'_> {
+        let agent_pairs = self.pairs(world);
         ActivityState {
             scrip_moved: self.scrip_moved,
             freezes: self.freezes,
@@ -124,6 +149,26 @@ impl Activity {
             agent_pairs,
             calls: std::borrow::Cow::Borrowed(&self.calls),
         }
+    }
+
+    /// What a saved world carried over: its counts, which code calls which, and who
+    /// dealt with whom (found again in `world`).
+    pub(crate) fn carried(
+        counts: (u64, u64, u64, u64),
+        calls: BTreeMap<ArtifactId, BTreeSet<ArtifactId>>,
+        pairs: &[(ArtifactId, ArtifactId)],
+        world: &World,
+    ) -> Result<Self, String> {
+        let (scrip_moved, freezes, thaws, rescues) = counts;
+        let state = ActivityState {
+            scrip_moved,
+            freezes,
+            thaws,
+            rescues,
+            agent_pairs: pairs.to_vec(),
+            calls: std::borrow::Cow::Owned(calls),
+        };
+        Self::from_state(state, world)
     }
 
     /// The counters a checkpoint kept, with pairs found again in `world`.
@@ -178,6 +223,24 @@ pub enum Habit {
 
 impl Habit {
     pub const COUNT: usize = 15;
+    /// Every kind, in the order of [`Habits::counts`].
+    pub const ALL: [Habit; Habit::COUNT] = [
+        Habit::Read,
+        Habit::Write,
+        Habit::Edit,
+        Habit::Delete,
+        Habit::Invoke,
+        Habit::Transfer,
+        Habit::Spawn,
+        Habit::Query,
+        Habit::Noop,
+        Habit::Bid,
+        Habit::Trade,
+        Habit::Lend,
+        Habit::Govern,
+        Habit::Think,
+        Habit::Coordinate,
+    ];
 }
 
 /// How often a principal did each kind of thing. Added on its first action.
@@ -192,6 +255,20 @@ impl Habits {
 
     pub fn counts(&self) -> &[u32; Habit::COUNT] {
         &self.0
+    }
+
+    /// Each kind of thing with how often it was done.
+    pub fn by_habit(&self) -> impl Iterator<Item = (Habit, u32)> + '_ {
+        Habit::ALL.iter().copied().zip(self.0.iter().copied())
+    }
+
+    /// Counts carried over from a saved world.
+    pub(crate) fn carried(counts: &BTreeMap<Habit, u32>) -> Self {
+        let mut habits = Self::default();
+        for (&habit, &n) in counts {
+            habits.0[habit as usize] = n;
+        }
+        habits
     }
 }
 

@@ -12,14 +12,15 @@ use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ErrorCode, EventKind, Kernel, KernelError,
+    ErrorCode, EventKind, Kernel, KernelError, Standing,
     contracts::{self, Permission},
     imports::PlannedImports,
+    journal::{self, Undo},
     query, state,
 };
 use crate::world::{
     components::{
-        AccessContract, Artifact, Executable, Imports, Interface, Metadata, Pricing, Standing, Tombstone, stored_bytes,
+        AccessContract, Artifact, Executable, Imports, Interface, Loop, Metadata, Pricing, Tombstone, stored_bytes,
     },
     ids::{self, ArtifactId},
 };
@@ -128,7 +129,7 @@ impl Kernel<'_> {
         self.ensure_disk(self.caller_entity, bytes as i64)?;
         self.ensure_scrip_for_write(planned.price(), id.as_str())?;
         self.pay_for_imports(&planned)?;
-        self.charge_disk(self.caller_entity, bytes as i64)?;
+        self.use_disk(self.caller_entity, bytes as i64)?;
         let mut artifact = Artifact {
             owner: self.caller.clone(),
             created_at: self.now,
@@ -151,6 +152,7 @@ impl Kernel<'_> {
             entity.insert(pricing);
         }
         let entity = entity.id();
+        journal::record(self.world, Undo::Created(entity));
         self.record_imports(entity, &id, planned.imports);
         let charged_to = self.caller.clone();
         self.emit(EventKind::ArtifactWritten {
@@ -212,15 +214,16 @@ impl Kernel<'_> {
         if import_price > 0 {
             // Both are paid before anything changes; the fee only by a writer who is
             // not the owner.
-            let fee_due = if owner == self.caller { 0 } else { fee };
+            let fee_due = if self.pays_itself(&owner) { 0 } else { fee };
             self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
         }
         self.pay(fee, &owner, &id)?;
         if let Some(planned) = &planned {
             self.pay_for_imports(planned)?;
         }
-        self.charge_disk(owner_entity, disk_delta)?;
+        self.use_disk(owner_entity, disk_delta)?;
 
+        save_parts(self.world, entity);
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
         if let Some(mut artifact) = target.get_mut::<Artifact>() {
@@ -312,14 +315,15 @@ impl Kernel<'_> {
         if import_price > 0 {
             // Both are paid before anything changes; the fee only by a writer who is
             // not the owner.
-            let fee_due = if owner == self.caller { 0 } else { fee };
+            let fee_due = if self.pays_itself(&owner) { 0 } else { fee };
             self.ensure_scrip_for_write(fee_due + import_price, id.as_str())?;
         }
         self.pay(fee, &owner, &id)?;
         if let Some(planned) = &planned {
             self.pay_for_imports(planned)?;
         }
-        self.charge_disk(owner_entity, disk_delta)?;
+        self.use_disk(owner_entity, disk_delta)?;
+        save_parts(self.world, entity);
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
         match spec.field {
@@ -358,8 +362,9 @@ impl Kernel<'_> {
         let bytes = state::artifact_bytes(self.world, entity);
         let owner_entity = self.owner_entity(&owner)?;
         self.pay(fee, &owner, &artifact_id)?;
-        self.charge_disk(owner_entity, -(bytes as i64))?;
+        self.use_disk(owner_entity, -(bytes as i64))?;
         let tombstone = Tombstone { deleted_at: self.now, deleted_by: self.caller.clone() };
+        save_parts(self.world, entity);
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
         // The bytes are freed, so they go: a tombstone keeps who and when, not what.
@@ -382,23 +387,9 @@ impl Kernel<'_> {
         let (artifact_id, owner) = self.id_and_owner(entity)?;
         // Earnings of an artifact listed in escrow go to its seller.
         let owner = crate::economy::escrow::beneficiary(self.world, &artifact_id, &owner);
-        let price = match self.world.get::<Pricing>(entity) {
-            Some(pricing) if owner != self.caller => pricing.read_price + fee,
-            _ => fee,
-        };
-        if price > 0 {
-            let owner_entity = self.owner_entity(&owner)?;
-            let held = self.standing(self.caller_entity)?.scrip;
-            if held < price {
-                return Err(KernelError::new(
-                    ErrorCode::InsufficientFunds,
-                    format!("reading {id} costs {price} scrip; {} holds {held}", self.caller),
-                )
-                .with("needed", price)
-                .with("available", held));
-            }
-            self.move_scrip(self.caller_entity, owner_entity, price, None)?;
-        }
+        let read_price = self.world.get::<Pricing>(entity).map_or(0, |p| p.read_price);
+        let price = if self.pays_itself(&owner) { 0 } else { read_price + fee };
+        let paid_by = self.pay(price, &owner, &artifact_id)?;
         let mut value = query::metadata(self.world, entity);
         if let Some(fields) = value.as_object_mut() {
             let content = self.world.get::<Artifact>(entity).map_or("", |a| a.content()).to_owned();
@@ -407,8 +398,9 @@ impl Kernel<'_> {
                 fields.insert("code".into(), x.code().into());
             }
         }
-        let paid_to = (price > 0 && owner != self.caller).then_some(owner);
-        self.emit(EventKind::ArtifactRead { id: artifact_id, price, paid_to });
+        let price = if paid_by.is_some() { price } else { 0 };
+        let paid_to = paid_by.is_some().then_some(owner);
+        self.emit(EventKind::ArtifactRead { id: artifact_id, price, paid_to, paid_by });
         Ok((value, price))
     }
 
@@ -421,33 +413,60 @@ impl Kernel<'_> {
     fn owner_entity(&self, owner: &ArtifactId) -> Result<Entity, KernelError> {
         self.principal(owner.as_str())
     }
+}
 
-    /// Changes `principal`'s disk usage by `delta` bytes, refusing growth beyond its
-    /// free allocation.
-    fn charge_disk(&mut self, principal: Entity, delta: i64) -> Result<(), KernelError> {
-        self.ensure_disk(principal, delta)?;
-        let mut standing = self.standing_mut(principal)?;
-        standing.disk_used = standing.disk_used.saturating_add_signed(delta);
-        Ok(())
-    }
+/// An artifact's parts as they were, so a roll-back can put them back.
+struct Parts {
+    artifact: Option<Artifact>,
+    executable: Option<Executable>,
+    interface: Option<Interface>,
+    contract: Option<AccessContract>,
+    pricing: Option<Pricing>,
+    imports: Option<Imports>,
+    tombstone: Option<Tombstone>,
+    looping: Option<Loop>,
+}
 
-    /// Refuses growth of `delta` bytes beyond `principal`'s free allocation.
-    fn ensure_disk(&self, principal: Entity, delta: i64) -> Result<(), KernelError> {
-        let standing = self.standing(principal)?;
-        let grow = delta.max(0) as u64;
-        if grow > standing.disk_free() {
-            let who = self.world.get::<ArtifactId>(principal).map_or_else(String::new, ToString::to_string);
-            return Err(KernelError::new(
-                ErrorCode::InsufficientResource,
-                format!("{who} has {} bytes of disk free, needs {grow}", standing.disk_free()),
-            )
-            .with("principal", who)
-            .with("resource", "disk")
-            .with("needed", grow)
-            .with("available", standing.disk_free()));
-        }
-        Ok(())
+/// Journals the parts of `entity` before a write, edit or delete changes them: one
+/// record for all of them, since the change may touch any.
+fn save_parts(world: &mut World, entity: Entity) {
+    if !journal::recording(world) {
+        return;
     }
+    let parts = Parts {
+        artifact: world.get::<Artifact>(entity).cloned(),
+        executable: world.get::<Executable>(entity).cloned(),
+        interface: world.get::<Interface>(entity).cloned(),
+        contract: world.get::<AccessContract>(entity).cloned(),
+        pricing: world.get::<Pricing>(entity).copied(),
+        imports: world.get::<Imports>(entity).cloned(),
+        tombstone: world.get::<Tombstone>(entity).cloned(),
+        looping: world.get::<Loop>(entity).cloned(),
+    };
+    journal::record(
+        world,
+        Undo::Restore(Box::new(move |world: &mut World| {
+            fn put<T: Component>(target: &mut EntityWorldMut, part: Option<T>) {
+                match part {
+                    Some(part) => {
+                        target.insert(part);
+                    }
+                    None => {
+                        target.remove::<T>();
+                    }
+                }
+            }
+            let Ok(mut target) = world.get_entity_mut(entity) else { return };
+            put(&mut target, parts.artifact);
+            put(&mut target, parts.executable);
+            put(&mut target, parts.interface);
+            put(&mut target, parts.contract);
+            put(&mut target, parts.pricing);
+            put(&mut target, parts.imports);
+            put(&mut target, parts.tombstone);
+            put(&mut target, parts.looping);
+        })),
+    );
 }
 
 fn code_needs_interface(id: &str) -> KernelError {

@@ -19,13 +19,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, exec::CodeCall};
+use crate::kernel::{Quota, Standing};
 use crate::{
     sandbox::{
         Sandbox,
         protocol::{CallMode, Entry},
     },
     world::{
-        components::{AccessContract, Artifact, Executable, Quota, Standing, System, Tombstone},
+        components::{AccessContract, Artifact, Executable, System, Tombstone},
         ids::{self, ArtifactId},
         time::SimTime,
     },
@@ -109,7 +110,7 @@ pub(crate) fn spawn_builtins(world: &mut World) {
     // would; its allocation is exactly that, leaving it nothing to trade.
     let about = "The world itself: owner of the built-in contracts, actor of its mechanisms.";
     disk_used += about.len() as u64;
-    let standing = Standing { disk_quota: disk_used, disk_used, ..Standing::default() };
+    let standing = Standing::new(0, 0, disk_used).owning(disk_used);
     world.spawn((kernel.clone(), artifact(about), standing, Quota::default(), System));
 }
 

@@ -35,6 +35,11 @@ pub struct Event {
     pub actor: ArtifactId,
     #[serde(flatten)]
     pub kind: EventKind,
+    /// Undone: the action or invoke this event was part of failed, and what the event
+    /// says was done was rolled back with it (SPEC §5.6). Records of what was consumed
+    /// (model and MCP calls, failures) are never marked: they stay true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverted: bool,
 }
 
 fn as_secs<S: Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
@@ -79,6 +84,33 @@ macro_rules! event_kinds {
 
             fn type_index(&self) -> usize {
                 self.event_type() as usize
+            }
+
+            /// Whether the event records something a roll-back does not undo: what was
+            /// consumed (a model's or an MCP server's answer, with its cost), a failure
+            /// or refusal, a warning. Every other event inside a rolled-back action is
+            /// marked `reverted`.
+            pub fn is_record(&self) -> bool {
+                matches!(
+                    self,
+                    EventKind::Thinking { .. }
+                        | EventKind::ThinkingFailed { .. }
+                        | EventKind::McpCall { .. }
+                        | EventKind::McpCallFailed { .. }
+                        | EventKind::ActionFailed { .. }
+                        | EventKind::IntentRefused { .. }
+                        | EventKind::InvokeFailure { .. }
+                        | EventKind::InterventionFailed { .. }
+                        | EventKind::ContractFallback { .. }
+                        | EventKind::AgentFrozen { .. }
+                        | EventKind::AgentError { .. }
+                        | EventKind::AgentPaused { .. }
+                        | EventKind::AgentThrottled { .. }
+                        | EventKind::CapabilityExhausted { .. }
+                        | EventKind::Query { .. }
+                        | EventKind::Noop { .. }
+                        | EventKind::KpiSampled { .. }
+                )
             }
 
             /// Whether `id` is one of the principals or artifacts the event is about
@@ -156,15 +188,21 @@ event_kinds! {
     ArtifactEdited "ARTIFACT_EDITED" { id: ArtifactId, bytes: u64, disk_delta: i64, charged_to: ArtifactId },
     /// An artifact was tombstoned; its bytes were returned to `charged_to`.
     ArtifactDeleted "ARTIFACT_DELETED" { id: ArtifactId, disk_freed: u64, charged_to: ArtifactId },
-    /// The actor read an artifact, paying `price` scrip to `paid_to` (its owner, or
-    /// its seller while it is listed in escrow).
-    ArtifactRead "ARTIFACT_READ" { id: ArtifactId, price: u64, paid_to: Option<ArtifactId> },
+    /// The actor read an artifact; `paid_by` paid `price` scrip to `paid_to` (its
+    /// owner, or its seller while it is listed in escrow). The payer is the actor, or
+    /// for a read from code whoever pays for that code (SPEC §5.7).
+    ArtifactRead "ARTIFACT_READ" { id: ArtifactId, price: u64, paid_to: Option<ArtifactId>, paid_by: Option<ArtifactId> },
     /// A discovery query and how many artifacts it returned.
     Query "QUERY" { results: u64 },
     /// The actor did nothing, on purpose.
     Noop "NOOP" {},
-    /// An action failed; nothing changed.
-    ActionFailed "ACTION_FAILED" { action: ActionKind, code: ErrorCode, message: String },
+    /// An action failed: nothing it did stays but what it consumed; `reverted` events
+    /// of it before this one were undone (and are marked so).
+    ActionFailed "ACTION_FAILED" { action: ActionKind, code: ErrorCode, message: String, reverted: u64 },
+    /// An agent's step returned an intent the kernel cannot carry out — an unknown
+    /// action, malformed or missing fields, too many intents — so it was refused before
+    /// anything happened; `intent` is what the step returned, cut short.
+    IntentRefused "INTENT_REFUSED" { intent: String, code: ErrorCode, message: String },
     /// An outside hand (scene timeline, GUI, CLI) steered the world; the act follows.
     Intervention "INTERVENTION" { act: serde_json::Value },
     /// An intervention could not be carried out (its principal is missing, its act
@@ -181,18 +219,29 @@ event_kinds! {
     /// A frozen principal may act again.
     AgentUnfrozen "AGENT_UNFROZEN" { principal: ArtifactId, rescuer: Option<ArtifactId> },
     /// The actor invoked `method` of `artifact`, which ran and returned; `price` is
-    /// the scrip paid to `paid_to` (price plus any contract fee).
+    /// the scrip `paid_by` paid to `paid_to` (price plus any contract fee). The payer
+    /// is the actor at the top of a chain, and whoever pays for the calling code below
+    /// it (SPEC §5.7).
     InvokeSuccess "INVOKE_SUCCESS" {
         artifact: ArtifactId,
         method: String,
         depth: u32,
         price: u64,
         paid_to: Option<ArtifactId>,
+        paid_by: Option<ArtifactId>,
         cpu_us: u64,
         memory_bytes: u64,
     },
-    /// An invoke by the actor failed; `cpu_us` is what it was charged anyway.
-    InvokeFailure "INVOKE_FAILURE" { artifact: ArtifactId, method: String, depth: u32, code: ErrorCode, cpu_us: u64 },
+    /// An invoke by the actor failed; `cpu_us` is what it was charged anyway, and
+    /// `reverted` events of its chain were undone (and are marked so).
+    InvokeFailure "INVOKE_FAILURE" {
+        artifact: ArtifactId,
+        method: String,
+        depth: u32,
+        code: ErrorCode,
+        cpu_us: u64,
+        reverted: u64,
+    },
     /// `artifact` names a contract that no longer exists; `freeware` rules applied.
     ContractFallback "CONTRACT_FALLBACK" { artifact: ArtifactId, contract: ArtifactId },
     /// An agent's step failed; it will wait twice as long before the next.
@@ -378,6 +427,12 @@ pub struct EventLog {
     scratch: Vec<u8>,
     sink: Option<Box<dyn Write + Send + Sync>>,
     sink_error: Option<io::Error>,
+    /// Events of an open transaction, numbered but not yet in the log: they go in when
+    /// it ends, marked `reverted` where it rolled back (see [`super::journal`]).
+    held: Vec<Event>,
+    holds: u32,
+    /// Events appended marked `reverted`.
+    reverted: u64,
 }
 
 impl Default for EventLog {
@@ -397,6 +452,9 @@ impl EventLog {
             scratch: Vec::with_capacity(256),
             sink: None,
             sink_error: None,
+            held: Vec::new(),
+            holds: 0,
+            reverted: 0,
         }
     }
 
@@ -405,12 +463,23 @@ impl EventLog {
         self.sink = Some(sink);
     }
 
-    /// Appends an event and returns its sequence number.
+    /// Appends an event and returns its sequence number. Inside a transaction the
+    /// event is numbered now and goes into the log when the transaction ends.
     pub fn push(&mut self, time: SimTime, actor: ArtifactId, kind: EventKind) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_type[kind.type_index()] += 1;
-        let event = Event { seq, time, actor, kind };
+        let event = Event { seq, time, actor, kind, reverted: false };
+        if self.holds > 0 {
+            self.held.push(event);
+        } else {
+            self.append(event);
+        }
+        seq
+    }
+
+    fn append(&mut self, event: Event) {
+        self.by_type[event.kind.type_index()] += 1;
+        self.reverted += u64::from(event.reverted);
         self.fold_into_digest(&event);
         if let Some(sink) = &mut self.sink {
             let written =
@@ -423,7 +492,35 @@ impl EventLog {
             self.ring.pop_front();
         }
         self.ring.push_back(event);
-        seq
+    }
+
+    /// Holds events back until the matching [`EventLog::release`]; returns where the
+    /// events from now on start among those held.
+    pub(crate) fn hold(&mut self) -> usize {
+        self.holds += 1;
+        self.held.len()
+    }
+
+    /// Marks the held events from `mark` on as reverted, but for records (see
+    /// [`EventKind::is_record`]); returns how many it marked.
+    pub(crate) fn revert_since(&mut self, mark: usize) -> u64 {
+        let mut marked = 0;
+        for event in self.held.iter_mut().skip(mark).filter(|e| !e.reverted && !e.kind.is_record()) {
+            event.reverted = true;
+            marked += 1;
+        }
+        marked
+    }
+
+    /// Ends one [`EventLog::hold`]; the last puts the held events into the log.
+    pub(crate) fn release(&mut self) {
+        self.holds = self.holds.saturating_sub(1);
+        if self.holds == 0 && !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            for event in held {
+                self.append(event);
+            }
+        }
     }
 
     fn fold_into_digest(&mut self, event: &Event) {
@@ -431,7 +528,14 @@ impl EventLog {
         buf.clear();
         buf.extend_from_slice(&self.digest.to_le_bytes());
         let key = (event.seq, event.time, &event.actor, &event.kind);
-        let mut buf = match postcard::to_extend(&key, buf) {
+        // The mark goes in only when set, so a log without roll-backs keeps the digest
+        // it had before events could be marked.
+        let mut buf = match postcard::to_extend(&key, buf).map(|mut buf| {
+            if event.reverted {
+                buf.push(1);
+            }
+            buf
+        }) {
             Ok(buf) => buf,
             // Every event type is plain data; an encoding failure would be a bug in
             // this module, and hashing the JSON keeps the digest total regardless.
@@ -458,6 +562,12 @@ impl EventLog {
         self.ring.iter().skip(skip)
     }
 
+    /// Events of the open transaction, numbered but not yet in the log (code reading
+    /// events sees its own chain's as well).
+    pub(crate) fn held(&self) -> impl Iterator<Item = &Event> {
+        self.held.iter()
+    }
+
     /// Events appended over the whole run.
     pub fn total(&self) -> u64 {
         self.next_seq - 1
@@ -471,6 +581,17 @@ impl EventLog {
     /// Counts of every event type that occurred, by type name.
     pub fn by_type(&self) -> BTreeMap<&'static str, u64> {
         EventKind::TYPES.iter().zip(&self.by_type).filter(|(_, n)| **n > 0).map(|(name, n)| (*name, *n)).collect()
+    }
+
+    /// Events whose effects a failure undid, over the whole run.
+    pub fn reverted(&self) -> u64 {
+        self.reverted
+    }
+
+    /// Refusals and failed actions over the whole run: `ACTION_FAILED` and
+    /// `INTENT_REFUSED` events.
+    pub fn refused(&self) -> u64 {
+        self.by_type[EventType::ActionFailed as usize] + self.by_type[EventType::IntentRefused as usize]
     }
 
     /// Digest of every event appended so far.
@@ -506,6 +627,8 @@ pub(crate) struct LogState<'a> {
     next_seq: u64,
     by_type: BTreeMap<String, u64>,
     digest: u128,
+    #[serde(default)]
+    reverted: u64,
 }
 
 impl EventLog {
@@ -516,6 +639,7 @@ impl EventLog {
             next_seq: self.next_seq,
             by_type: self.by_type().into_iter().map(|(name, n)| (name.to_owned(), n)).collect(),
             digest: self.digest,
+            reverted: self.reverted,
         }
     }
 
@@ -529,6 +653,7 @@ impl EventLog {
         log.ring = state.ring.into_owned();
         log.next_seq = state.next_seq;
         log.digest = state.digest;
+        log.reverted = state.reverted;
         Ok(log)
     }
 }
@@ -580,6 +705,7 @@ mod tests {
             time: SimTime::from_millis(1500),
             actor: id("alice"),
             kind: EventKind::ScripTransfer { to: id("bob"), amount: 30 },
+            reverted: false,
         };
         let v = serde_json::to_value(&event).unwrap();
         assert_eq!(

@@ -12,17 +12,13 @@ use bevy_ecs::prelude::*;
 use serde_json::{Value, json};
 
 use super::{ErrorCode, EventLog, Frame, Kernel, KernelError, artifacts::WriteSpec, query, state};
+use crate::kernel::Standing;
 use crate::{
     sandbox::{
         Sandbox, SandboxConfig, WorkerFailure,
         protocol::{CallMode, CallRequest, Entry, FailureKind, FromWorker, HostCall, ModuleSource, ToWorker},
     },
-    world::{
-        components::{Executable, Standing},
-        config::Config,
-        ids::ArtifactId,
-        rng::SimRng,
-    },
+    world::{components::Executable, config::Config, ids::ArtifactId, rng::SimRng},
 };
 
 /// One call of artifact code, as the kernel asks for it.
@@ -335,7 +331,7 @@ impl Kernel<'_> {
                     .map(|a| a as i64)
                     .ok_or_else(|| KernelError::invalid("transfer: argument 2 (amount) must be an integer"))?;
                 let resource = args.get(2).and_then(Value::as_str).unwrap_or("scrip").to_owned();
-                actor.transfer_resource(&to, &resource, amount)?;
+                actor.atomically(|actor| actor.transfer_resource(&to, &resource, amount))?;
                 Ok(json!({ "to": to, "amount": amount, "resource": resource }))
             }
             HostCall::Write => {
@@ -355,7 +351,7 @@ impl Kernel<'_> {
                         other => other.to_string(),
                     });
                 }
-                let change = actor.write(spec)?;
+                let change = actor.atomically(|actor| actor.write(spec))?;
                 Ok(
                     json!({ "id": change.id, "bytes": change.bytes, "disk_delta": change.disk_delta, "created": change.created }),
                 )
@@ -363,7 +359,7 @@ impl Kernel<'_> {
             HostCall::Read => {
                 actor.require_standing()?;
                 let id = text(0, "artifact id")?;
-                actor.read(&id).map(|(value, _price)| value)
+                actor.atomically(|actor| actor.read(&id)).map(|(value, _price)| value)
             }
             HostCall::Balance => Ok(state::balance(actor.world, &text(0, "principal id")?)?.into()),
             HostCall::Resource => {
@@ -416,6 +412,7 @@ fn events_json(world: &World, filter: &Value) -> Result<Value, KernelError> {
     let log = world.resource::<EventLog>();
     let matching: Vec<&super::Event> = log
         .since(since)
+        .chain(log.held().filter(|e| e.seq > since))
         .filter(|e| kind.is_none_or(|k| e.kind.type_name() == k))
         .filter(|e| actor.is_none_or(|a| e.actor == a))
         .collect();

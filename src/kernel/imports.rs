@@ -58,7 +58,8 @@ pub(crate) struct PlannedImports {
 #[derive(Debug, Clone)]
 struct ImportRead {
     dep: ArtifactId,
-    paid_to: Option<(Entity, ArtifactId)>,
+    /// Who is paid (the dependency's owner, or its seller while it is listed).
+    owner: ArtifactId,
     price: u64,
 }
 
@@ -237,15 +238,18 @@ impl Kernel<'_> {
                 self.check_access(entity, Permission::Read, serde_json::json!({ "import_into": importer })).map_err(
                     |e| KernelError { message: format!("import \"{SCHEME}{dep}\" in {importer}: {}", e.message), ..e },
                 )?;
-            let owner = self.world.get::<Artifact>(entity).map(|a| a.owner.clone());
-            let owner = owner.map(|o| crate::economy::escrow::beneficiary(self.world, &dep_id, &o));
+            let owner = self
+                .world
+                .get::<Artifact>(entity)
+                .map(|a| a.owner.clone())
+                .ok_or_else(|| refused(dep, format!("{dep} has no owner")))?;
+            let owner = crate::economy::escrow::beneficiary(self.world, &dep_id, &owner);
             let read_price = self.world.get::<Pricing>(entity).map_or(0, |p| p.read_price);
-            let price = if owner.as_ref() == Some(&self.caller) { fee } else { fee + read_price };
-            let paid_to = match owner.filter(|o| *o != self.caller && price > 0) {
-                Some(owner) => Some((self.principal(owner.as_str())?, owner)),
-                None => None,
-            };
-            reads.push(ImportRead { dep: dep_id.clone(), paid_to, price });
+            let price = if self.pays_itself(&owner) { 0 } else { fee + read_price };
+            if price > 0 {
+                self.principal(owner.as_str())?;
+            }
+            reads.push(ImportRead { dep: dep_id.clone(), owner, price });
             planned.insert(dep_id, code_bytes);
         }
         let deps: Vec<&str> = planned.keys().map(ArtifactId::as_str).collect();
@@ -259,35 +263,22 @@ impl Kernel<'_> {
         Ok(PlannedImports { imports: Imports(planned), reads })
     }
 
-    /// Refuses early if the caller cannot pay `due` scrip for a write and its imports.
+    /// Refuses early if the payer cannot pay `due` scrip for a write and its imports.
     pub(crate) fn ensure_scrip_for_write(&self, due: u64, id: &str) -> Result<(), KernelError> {
-        if due == 0 {
-            return Ok(());
-        }
-        let held = self.standing(self.caller_entity)?.scrip;
-        if held < due {
-            return Err(KernelError::new(
-                ErrorCode::InsufficientFunds,
-                format!(
-                    "writing {id} costs {due} scrip (its contract's fee and its imports' read prices); {} holds {held}",
-                    self.caller
-                ),
-            )
-            .with("needed", due)
-            .with("available", held));
-        }
-        Ok(())
+        let target = ArtifactId::parse(id).map_err(|e| KernelError::invalid(e.to_string()))?;
+        self.ensure_can_pay(due, &target).map_err(|e| KernelError {
+            message: format!("writing {id} needs its contract's fee and its imports' read prices: {}", e.message),
+            ..e
+        })
     }
 
     /// Pays for the reads of the new imports, each an `ARTIFACT_READ` of the dependency.
     pub(crate) fn pay_for_imports(&mut self, planned: &PlannedImports) -> Result<(), KernelError> {
         for read in &planned.reads {
-            if let Some((owner_entity, _)) = read.paid_to {
-                self.move_scrip(self.caller_entity, owner_entity, read.price, None)?;
-            }
-            let paid_to = read.paid_to.as_ref().map(|(_, owner)| owner.clone());
-            let price = if paid_to.is_some() { read.price } else { 0 };
-            self.emit(EventKind::ArtifactRead { id: read.dep.clone(), price, paid_to });
+            let paid_by = self.pay(read.price, &read.owner, &read.dep)?;
+            let price = if paid_by.is_some() { read.price } else { 0 };
+            let paid_to = paid_by.is_some().then(|| read.owner.clone());
+            self.emit(EventKind::ArtifactRead { id: read.dep.clone(), price, paid_to, paid_by });
         }
         Ok(())
     }
@@ -295,8 +286,18 @@ impl Kernel<'_> {
     /// Puts `imports` on `entity` (artifact `id`), and its edges into the world's code graph.
     pub(crate) fn record_imports(&mut self, entity: Entity, id: &ArtifactId, imports: Imports) {
         let mut activity = self.world.resource_mut::<Activity>();
-        for dep in imports.ids() {
-            activity.called(id, dep);
+        let new: Vec<ArtifactId> = imports.ids().filter(|dep| activity.called(id, dep)).cloned().collect();
+        if !new.is_empty() {
+            let importer = id.clone();
+            super::journal::record(
+                self.world,
+                super::journal::Undo::Restore(Box::new(move |world: &mut World| {
+                    let mut activity = world.resource_mut::<Activity>();
+                    for dep in &new {
+                        activity.forget_call(&importer, dep);
+                    }
+                })),
+            );
         }
         let mut target = self.world.entity_mut(entity);
         if imports.is_empty() {

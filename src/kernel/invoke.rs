@@ -2,13 +2,23 @@
 //!
 //! In order: the depth limit; the target exists, is not deleted and has code; the
 //! method is in its interface and the arguments match the method's `inputSchema`;
-//! the target's contract allows the *immediate* caller; the caller can pay the price
-//! (and any fee the contract asks); the code runs; on success the price moves to the
-//! owner. Measured resources are charged whatever the outcome, to the frame's payer:
-//! the owner under `owner_pays`, otherwise whoever pays for the calling frame — the
-//! principal at the root of the chain.
+//! the target's contract allows the *immediate* caller; the payer can pay the price
+//! (and any fee the contract asks) within every `max_price` open above it; the code
+//! runs; on success the price moves to the owner.
 //!
-//! `describe` is answered by the kernel from the interface, without running code.
+//! Who pays (SPEC §5.7): the *frame's payer* — at the top of a chain the caller;
+//! below it, whoever pays for the code making the call: the root caller when that
+//! code's artifact is `caller_pays`, its owner when it is `owner_pays`. The same payer
+//! bears the measured resources of the code. So a tool that holds no scrip can call
+//! priced tools, and a caller's `max_price` bounds every price its call leads to.
+//!
+//! Every invoke is a transaction ([`super::journal`]): if it fails, everything its
+//! chain did in the world is undone — transfers, writes, spawns, bids, nested prices
+//! — while what the code consumed stays charged. A failed nested invoke that the
+//! calling code catches loses only its own effects.
+//!
+//! `describe` is answered by the kernel from the interface, without running code; it
+//! is logged like any invoke but is not a use (it counts in no statistics).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -18,12 +28,14 @@ use super::{
     activity::{self, Activity},
     contracts::Permission,
     exec::CodeCall,
+    journal,
     schemas::Schemas,
 };
+use crate::kernel::Standing;
 use crate::{
     sandbox::protocol::{CallMode, Entry},
     world::{
-        components::{Artifact, CreatedBy, Executable, Interface, Pricing, ResourcePolicy, Service, Standing},
+        components::{Artifact, CreatedBy, Executable, Interface, Pricing, ResourcePolicy, Service},
         ids::ArtifactId,
     },
 };
@@ -77,11 +89,25 @@ pub struct InvokeResult {
     pub paid: u64,
     /// Who was paid: the owner, or the seller of an artifact listed in escrow.
     pub paid_to: Option<ArtifactId>,
+    /// Who paid: the caller at the top of a chain, below it whoever pays for the
+    /// calling code.
+    pub paid_by: Option<ArtifactId>,
 }
 
 /// How an invoke went, for its event and the statistics: the result with the CPU and
 /// memory it used, or the error and whether code ran.
 type Outcome = Result<(InvokeResult, u64, u64), (KernelError, bool)>;
+
+/// How an invocation counts.
+#[derive(Debug, Clone, Copy)]
+enum Recorded {
+    /// A use: in the statistics and the world's activity; a failure undid
+    /// `reverted` events.
+    Used { reverted: u64 },
+    /// Only logged (a `describe` the kernel answered: reading an interface is not
+    /// using a tool).
+    Logged,
+}
 
 impl Kernel<'_> {
     /// The caller invokes `method` of artifact `target` with `args`.
@@ -103,38 +129,51 @@ impl Kernel<'_> {
         let config = self.sandbox_config();
         let entity = self.live(target)?;
         let target_id = self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(target))?;
-        if let Some(&service) = self.world.get::<Service>(entity) {
-            let outcome = self.invoke_service(entity, &target_id, service, method, args, expect, &config);
-            return self.record_invocation(&target_id, entity, method, outcome);
-        }
-        if self.world.get::<Executable>(entity).is_none() {
+        let service = self.world.get::<Service>(entity).copied();
+        if service.is_none() && self.world.get::<Executable>(entity).is_none() {
             return Err(KernelError::invalid(format!("{target} has no code to invoke")).with("id", target));
         }
-        if method == DESCRIBE && self.world.get::<Interface>(entity).is_none_or(|i| i.tool(DESCRIBE).is_none()) {
+        let has_describe = self.world.get::<Interface>(entity).is_some_and(|i| i.tool(DESCRIBE).is_some());
+        if method == DESCRIBE && (service.is_some() || !has_describe) {
             let interface = self.world.get::<Interface>(entity).cloned().unwrap_or_default();
             let value = serde_json::to_value(interface).unwrap_or(Value::Null);
-            return Ok(InvokeResult { value, paid: 0, paid_to: None });
+            let described = Ok((InvokeResult { value, paid: 0, paid_to: None, paid_by: None }, 0, 0));
+            return self.record_invocation(&target_id, entity, method, described, Recorded::Logged);
         }
-        // One chain for the contract check and the call itself, on the target's lane.
-        let lane = self.world.resource::<crate::sandbox::Sandbox>().lane_for(target_id.as_str(), &config);
-        let outcome = match self.in_chain(lane, &config, |kernel| {
-            Ok(kernel.invoke_checked(entity, &target_id, method, args, expect, &config))
-        }) {
-            Ok(outcome) => outcome,
-            Err(error) => Err((error, false)),
+        let savepoint = journal::begin(self.world);
+        let outcome = match service {
+            Some(service) => self.invoke_service(entity, &target_id, service, method, args, expect, &config),
+            None => {
+                // One chain for the contract check and the call itself, on the target's lane.
+                let lane = self.world.resource::<crate::sandbox::Sandbox>().lane_for(target_id.as_str(), &config);
+                match self.in_chain(lane, &config, |kernel| {
+                    Ok(kernel.invoke_checked(entity, &target_id, method, args, expect, &config))
+                }) {
+                    Ok(outcome) => outcome,
+                    Err(error) => Err((error, false)),
+                }
+            }
         };
-        self.record_invocation(&target_id, entity, method, outcome)
+        let reverted = if outcome.is_err() { journal::roll_back(self.world, savepoint) } else { 0 };
+        journal::end(self.world, savepoint);
+        self.record_invocation(&target_id, entity, method, outcome, Recorded::Used { reverted })
     }
 
-    /// Logs an invocation, counts it in the statistics and in the world's activity,
-    /// and hands back its result.
+    /// Logs an invocation, counts it in the statistics and in the world's activity
+    /// (a `describe` answered by the kernel is not a use: it is only logged), and
+    /// hands back its result. `reverted`: events a failure undid.
     fn record_invocation(
         &mut self,
         target_id: &ArtifactId,
         entity: bevy_ecs::entity::Entity,
         method: &str,
         outcome: Outcome,
+        recorded: Recorded,
     ) -> Result<InvokeResult, KernelError> {
+        let reverted = match recorded {
+            Recorded::Used { reverted } => reverted,
+            Recorded::Logged => 0,
+        };
         let (event, stats) = match &outcome {
             Ok((result, cpu_us, memory_bytes)) => (
                 EventKind::InvokeSuccess {
@@ -143,6 +182,7 @@ impl Kernel<'_> {
                     depth: self.frame.depth,
                     price: result.paid,
                     paid_to: result.paid_to.clone(),
+                    paid_by: result.paid_by.clone(),
                     cpu_us: *cpu_us,
                     memory_bytes: *memory_bytes,
                 },
@@ -157,14 +197,17 @@ impl Kernel<'_> {
                         depth: self.frame.depth,
                         code: error.code,
                         cpu_us,
+                        reverted,
                     },
                     if *ran { Invoked::Failed { cpu_us } } else { Invoked::Rejected },
                 )
             }
         };
-        self.world.resource_mut::<InvocationStats>().record(target_id, stats);
-        if outcome.is_ok() {
-            self.note_use_of(target_id, entity);
+        if let Recorded::Used { .. } = recorded {
+            self.world.resource_mut::<InvocationStats>().record(target_id, stats);
+            if outcome.is_ok() {
+                self.note_use_of(target_id, entity);
+            }
         }
         self.emit(event);
         outcome.map(|(result, _, _)| result).map_err(|(error, _)| error)
@@ -212,10 +255,6 @@ impl Kernel<'_> {
     ) -> Outcome {
         let rejected = |error: KernelError| (error, false);
         let interface = self.world.get::<Interface>(entity).cloned().unwrap_or_default();
-        if method == DESCRIBE {
-            let value = serde_json::to_value(interface).unwrap_or(Value::Null);
-            return Ok((InvokeResult { value, paid: 0, paid_to: None }, 0, 0));
-        }
         if expect.code_hash.is_some() {
             return Err(rejected(KernelError::invalid(format!("{target} is a world service; it has no code hash"))));
         }
@@ -243,7 +282,7 @@ impl Kernel<'_> {
             crate::economy::services::serve(self, service, method, &args)
         }
         .map_err(rejected)?;
-        Ok((InvokeResult { value, paid: 0, paid_to: None }, 0, 0))
+        Ok((InvokeResult { value, paid: 0, paid_to: None, paid_by: None }, 0, 0))
     }
 
     /// Everything after the target is known. The error side says whether code ran.
@@ -301,8 +340,7 @@ impl Kernel<'_> {
         // seller while it is listed in escrow.
         let owner = crate::economy::escrow::beneficiary(self.world, target, &owner);
         let pricing = self.world.get::<Pricing>(entity).copied().unwrap_or_default();
-        let price = if owner == self.caller { 0 } else { pricing.invoke_price };
-        let due = price + fee;
+        let due = if self.pays_itself(&owner) { 0 } else { pricing.invoke_price + fee };
         if let Some(max_price) = expect.max_price
             && due > max_price
         {
@@ -315,6 +353,12 @@ impl Kernel<'_> {
             ));
         }
         self.ensure_can_pay(due, target).map_err(rejected)?;
+        // The price is booked now against every limit above, so the call's own
+        // nested prices are counted after it; it moves when the call succeeds.
+        self.book_price(due, target).map_err(rejected)?;
+        if let Some(max_price) = expect.max_price {
+            journal::limit_prices(self.world, self.frame.payer, max_price, due);
+        }
 
         let payer = match pricing.resource_policy {
             ResourcePolicy::OwnerPays => self.principal(owner.as_str()).map_err(rejected)?,
@@ -343,36 +387,86 @@ impl Kernel<'_> {
             (KernelError::new(ErrorCode::ExecutionError, format!("{target} returned bad JSON: {e}")), true)
         })?;
         // The code may have changed balances while it ran: check again, then pay.
-        self.pay(due, &owner, target).map_err(|e| (e.with("cpu_us", ran.cpu_us), true))?;
-        let paid_to = (due > 0 && owner != self.caller).then_some(owner);
+        let paid_by = self.transfer_price(due, &owner, target).map_err(|e| (e.with("cpu_us", ran.cpu_us), true))?;
+        let paid_to = paid_by.is_some().then_some(owner);
         let paid = if paid_to.is_some() { due } else { 0 };
-        Ok((InvokeResult { value, paid, paid_to }, ran.cpu_us, ran.memory_bytes))
+        Ok((InvokeResult { value, paid, paid_to, paid_by }, ran.cpu_us, ran.memory_bytes))
     }
 
-    /// Refuses early if the caller cannot pay `due` scrip.
-    fn ensure_can_pay(&self, due: u64, target: &ArtifactId) -> Result<(), KernelError> {
+    /// Whether using an artifact of `owner` is free for this frame: its owner calling
+    /// it, or the payer owning it (nobody pays itself).
+    pub(crate) fn pays_itself(&self, owner: &ArtifactId) -> bool {
+        *owner == self.caller || self.world.get::<ArtifactId>(self.frame.payer) == Some(owner)
+    }
+
+    /// Refuses early if the frame's payer cannot pay `due` scrip.
+    pub(crate) fn ensure_can_pay(&self, due: u64, target: &ArtifactId) -> Result<(), KernelError> {
         if due == 0 {
             return Ok(());
         }
-        let held = self.world.get::<Standing>(self.caller_entity).map(Standing::scrip);
+        let payer = self.frame.payer;
+        let held = self.world.get::<Standing>(payer).map(Standing::scrip);
         match held {
             Some(held) if held >= due => Ok(()),
-            held => Err(KernelError::new(
-                ErrorCode::InsufficientFunds,
-                format!("invoking {target} costs {due} scrip; {} holds {}", self.caller, held.unwrap_or(0)),
-            )
-            .with("needed", due)
-            .with("available", held.unwrap_or(0))),
+            held => {
+                let who = self.world.get::<ArtifactId>(payer).unwrap_or(&self.caller);
+                Err(KernelError::new(
+                    ErrorCode::InsufficientFunds,
+                    format!("using {target} costs {due} scrip; {who}, who pays, holds {}", held.unwrap_or(0)),
+                )
+                .with("needed", due)
+                .with("available", held.unwrap_or(0))
+                .with("payer", who.as_str()))
+            }
         }
     }
 
-    /// Moves `due` scrip from the caller to `owner` (a price or a contract's fee).
-    pub(crate) fn pay(&mut self, due: u64, owner: &ArtifactId, target: &ArtifactId) -> Result<(), KernelError> {
-        if due == 0 || *owner == self.caller {
-            return Ok(());
+    /// Books `due` scrip of prices against the `max_price` limits open above this
+    /// frame, or refuses if one does not allow it.
+    fn book_price(&mut self, due: u64, target: &ArtifactId) -> Result<(), KernelError> {
+        journal::spend_on_prices(self.world, self.frame.payer, due).map_err(|(limit, total)| {
+            KernelError::invalid(format!(
+                "using {target} for {due} scrip would bring the prices of this call to {total}, more than the \
+                 max_price of {limit} it was made with"
+            ))
+            .with("price", due)
+            .with("max_price", limit)
+            .with("total", total)
+        })
+    }
+
+    /// Moves `due` scrip, already booked, from the frame's payer to `owner`; returns
+    /// who paid (`None` if nothing was due).
+    fn transfer_price(
+        &mut self,
+        due: u64,
+        owner: &ArtifactId,
+        target: &ArtifactId,
+    ) -> Result<Option<ArtifactId>, KernelError> {
+        if due == 0 || self.pays_itself(owner) {
+            return Ok(None);
         }
         self.ensure_can_pay(due, target)?;
         let owner_entity = self.principal(owner.as_str())?;
-        self.move_scrip(self.caller_entity, owner_entity, due, None)
+        let payer = self.frame.payer;
+        self.move_scrip(payer, owner_entity, due, None)?;
+        Ok(self.world.get::<ArtifactId>(payer).cloned())
+    }
+
+    /// Pays `due` scrip of a price (a read price, a contract's fee) for using
+    /// `target`, from the frame's payer to `owner`, within the open `max_price`
+    /// limits; returns who paid (`None` if nothing was due).
+    pub(crate) fn pay(
+        &mut self,
+        due: u64,
+        owner: &ArtifactId,
+        target: &ArtifactId,
+    ) -> Result<Option<ArtifactId>, KernelError> {
+        if due == 0 || self.pays_itself(owner) {
+            return Ok(None);
+        }
+        self.ensure_can_pay(due, target)?;
+        self.book_price(due, target)?;
+        self.transfer_price(due, owner, target)
     }
 }

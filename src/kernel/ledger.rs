@@ -1,26 +1,222 @@
-//! Moving scrip, resources and ownership; creating principals; the world's own acts.
+//! The ledger: every principal's holdings, and the only code that changes them.
+//!
+//! [`Standing`] (scrip, LLM budget, disk, scene-declared stocks), [`Quota`] (rate
+//! allocations), [`Held`] (scrip out of its owners' hands but still in existence: bids
+//! at the mint, rewards of unsettled tasks) and [`Supply`] (where scrip came from) have
+//! private fields, so the compiler refuses a write anywhere else. Holdings change only
+//! through the operations named here: move (scrip, stocks, rates, ownership), hold and
+//! release, mint and grant, use disk, reserve and settle LLM budget. That keeps the
+//! books — balances + held = initial + minted + granted — in one place, and lets every
+//! operation journal its own reversal while a transaction is open
+//! ([`super::journal`]).
 //!
 //! Each operation validates everything first (positive amount, known recipient,
 //! sufficient holdings, no overflow) and only then mutates, so a failed operation
-//! changes nothing. Scrip is conserved by every operation here except the explicit
-//! grants, which are booked in [`Supply`].
+//! changes nothing even outside a transaction. Scrip is conserved by every operation
+//! here except minting and grants, which are booked in [`Supply`].
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::{
-    ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError, Supply,
+    ErrorCode, EventKind, KERNEL_ID, Kernel, KernelError,
     activity::{self, Activity},
     contracts::BuiltinContract,
     events::FrozenAssets,
+    journal::{self, Undo},
     positive, state,
 };
 use crate::world::{
-    components::{AccessContract, Artifact, CreatedBy, Frozen, Quota, Standing},
+    components::{AccessContract, Artifact, CreatedBy, Frozen, LastAction, Limits},
     config::Config,
     ids::{ArtifactId, Ids},
+    time::SimTime,
 };
+
+/// A principal's holdings: scrip and stock resources, all integers.
+///
+/// `disk_quota` is the principal's disk allocation in bytes and `disk_used` the bytes
+/// of the live artifacts it owns; only the free part (`disk_quota - disk_used`) can be
+/// spent on growth or traded away, so `disk_used <= disk_quota` always holds.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[require(Quota, LastAction)]
+pub struct Standing {
+    scrip: u64,
+    llm_budget_micro_usd: u64,
+    disk_quota: u64,
+    disk_used: u64,
+    /// Stock resources a scene declares beyond the built-in ones; boxed because most
+    /// worlds declare none.
+    #[expect(clippy::box_collection, reason = "8 bytes per principal instead of 24")]
+    other: Option<Box<BTreeMap<Arc<str>, u64>>>,
+}
+
+impl Standing {
+    /// What a principal starts a world with.
+    pub(crate) fn new(scrip: u64, llm_budget_micro_usd: u64, disk_quota: u64) -> Self {
+        Self { scrip, llm_budget_micro_usd, disk_quota, disk_used: 0, other: None }
+    }
+
+    /// A starting standing that already owns `disk_used` bytes of artifacts (a world
+    /// being set up: the bytes are counted from what the scene gives it).
+    pub(crate) fn owning(mut self, disk_used: u64) -> Self {
+        self.disk_used = disk_used;
+        self
+    }
+
+    /// A starting standing with scene-declared stocks.
+    pub(crate) fn with_stocks(mut self, stocks: BTreeMap<Arc<str>, u64>) -> Self {
+        self.other = (!stocks.is_empty()).then(|| Box::new(stocks));
+        self
+    }
+
+    pub fn scrip(&self) -> u64 {
+        self.scrip
+    }
+    pub fn llm_budget_micro_usd(&self) -> u64 {
+        self.llm_budget_micro_usd
+    }
+    pub fn disk_quota(&self) -> u64 {
+        self.disk_quota
+    }
+    pub fn disk_used(&self) -> u64 {
+        self.disk_used
+    }
+    pub fn disk_free(&self) -> u64 {
+        self.disk_quota - self.disk_used
+    }
+    /// Holding of a scene-declared stock resource.
+    pub fn stock(&self, name: &str) -> u64 {
+        self.other.as_ref().and_then(|m| m.get(name).copied()).unwrap_or(0)
+    }
+    /// Every scene-declared stock held, by name.
+    pub fn stocks(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
+        self.other.iter().flat_map(|m| m.iter().map(|(k, v)| (k, *v)))
+    }
+    fn stock_mut(&mut self, name: &Arc<str>) -> &mut u64 {
+        self.other.get_or_insert_with(Default::default).entry(name.clone()).or_insert(0)
+    }
+}
+
+/// Per-window limits on renewable resources (`cpu`, `llm_tokens`, `llm_calls`, …),
+/// keyed by resource name, and the memory allocation. A resource without an entry is
+/// unlimited. An allocation is a holding like any other: it changes only here.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    limits: Limits,
+}
+
+impl Quota {
+    pub fn new(limits: Limits) -> Self {
+        Self { limits }
+    }
+    pub fn limit(&self, resource: &str) -> Option<u64> {
+        self.limits.get(resource).copied()
+    }
+    pub fn limits(&self) -> &BTreeMap<Arc<str>, u64> {
+        &self.limits
+    }
+    /// The shared map itself (so a restored world can share it again).
+    pub(crate) fn shared(&self) -> &Limits {
+        &self.limits
+    }
+    /// A starting quota with the limit of `resource` set (`None`: unlimited).
+    pub(crate) fn with_limit(mut self, resource: &Arc<str>, limit: Option<u64>) -> Self {
+        self.set(resource, limit);
+        self
+    }
+    fn set(&mut self, resource: &Arc<str>, limit: Option<u64>) {
+        if self.limit(resource) == limit {
+            return;
+        }
+        let limits = Arc::make_mut(&mut self.limits);
+        match limit {
+            Some(limit) => limits.insert(resource.clone(), limit),
+            None => limits.remove(resource),
+        };
+    }
+}
+
+/// Scrip that exists and where it came from; the ledger must always add up to it.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supply {
+    /// Scrip the scene gave principals at the start.
+    initial: u64,
+    /// Scrip created by the mint.
+    minted: u64,
+    /// Scrip created by interventions (grants).
+    granted: u64,
+}
+
+impl Supply {
+    /// A world whose principals start with `initial` scrip, `minted` and `granted` of
+    /// it created before the start (a world saved and loaded again).
+    pub(crate) fn starting(initial: u64, minted: u64, granted: u64) -> Self {
+        Self { initial, minted, granted }
+    }
+    pub fn initial(&self) -> u64 {
+        self.initial
+    }
+    pub fn minted(&self) -> u64 {
+        self.minted
+    }
+    pub fn granted(&self) -> u64 {
+        self.granted
+    }
+    /// What the sum of all balances and held scrip must be.
+    pub fn expected_total(&self) -> u64 {
+        self.initial + self.minted + self.granted
+    }
+}
+
+/// Who holds scrip on its owners' behalf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Holder {
+    /// The mint: sealed bids until the auction resolves.
+    Mint,
+    /// The task board: rewards of tasks not yet settled.
+    Tasks,
+}
+
+/// Scrip out of its owners' hands but still in existence (part of the supply). Who it
+/// belongs to is in the holder's records (the mint's bids, the board's tasks).
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    mint: u64,
+    tasks: u64,
+}
+
+impl Held {
+    pub fn of(&self, holder: Holder) -> u64 {
+        match holder {
+            Holder::Mint => self.mint,
+            Holder::Tasks => self.tasks,
+        }
+    }
+    pub fn total(&self) -> u64 {
+        self.mint + self.tasks
+    }
+    /// What a world starts with held for bids (carried over from a saved world).
+    pub(crate) fn starting(mint: u64) -> Self {
+        Self { mint, tasks: 0 }
+    }
+
+    /// A holder already holding `amount` (for tests of what it pays out).
+    #[cfg(test)]
+    pub(crate) fn holding(holder: Holder, amount: u64) -> Self {
+        let mut held = Self::default();
+        *held.slot(holder) = amount;
+        held
+    }
+    fn slot(&mut self, holder: Holder) -> &mut u64 {
+        match holder {
+            Holder::Mint => &mut self.mint,
+            Holder::Tasks => &mut self.tasks,
+        }
+    }
+}
 
 /// A resource named by a caller, resolved against the world's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +259,7 @@ impl ResourceRef {
     }
 
     /// How much of a stock `standing` can give away (for disk: the free part).
-    fn available(&self, standing: &Standing) -> u64 {
+    pub(crate) fn available(&self, standing: &Standing) -> u64 {
         match self {
             Self::Scrip => standing.scrip,
             Self::LlmBudget => standing.llm_budget_micro_usd,
@@ -102,6 +298,268 @@ fn insufficient(code: ErrorCode, who: &ArtifactId, resource: &str, needed: u64, 
 
 fn overflow(who: &ArtifactId, resource: &str) -> KernelError {
     KernelError::invalid(format!("crediting {resource} to {who} would overflow")).with("principal", who.as_str())
+}
+
+/// Where created scrip came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Created {
+    Minted,
+    Granted,
+}
+
+/// How to reverse one change of holdings (see [`super::journal`]). A reversal that
+/// would take back more than is there takes what is left (something measured, charged
+/// at once, spent the rest), so the books still balance.
+pub(crate) enum LedgerUndo {
+    /// Scrip moved between principals (and was counted as moved).
+    Scrip { from: Entity, to: Entity, amount: u64 },
+    /// A stock (LLM budget, disk allocation, a declared stock) moved.
+    Stock { from: Entity, to: Entity, stock: ResourceRef, amount: u64 },
+    /// A rate limit as it was.
+    Limit { entity: Entity, name: Arc<str>, before: Option<u64> },
+    /// Disk use changed by `delta` bytes.
+    DiskUse { entity: Entity, delta: i64 },
+    /// Scrip went from a principal to a holder.
+    Hold { entity: Entity, holder: Holder, amount: u64 },
+    /// Scrip went from a holder to a principal (`moved`: counted as moved between
+    /// principals, as a task's reward is).
+    Release { holder: Holder, entity: Entity, amount: u64, moved: bool },
+    /// Scrip or a stock was created for a principal.
+    Create { entity: Entity, stock: ResourceRef, amount: u64, source: Created },
+    /// An artifact's ownership moved, with its disk use.
+    Owner {
+        artifact: Entity,
+        from: Entity,
+        to: Entity,
+        bytes: u64,
+        owner: ArtifactId,
+        updated_at: SimTime,
+        created_by_added: bool,
+    },
+    /// A principal frozen by the rule was thawed.
+    Thaw { entity: Entity, frozen: Frozen, rescue: bool },
+    /// A disk allocation as it was.
+    DiskQuota { entity: Entity, before: u64 },
+}
+
+fn record(world: &mut World, undo: LedgerUndo) {
+    journal::record(world, Undo::Ledger(undo));
+}
+
+/// Applies the reversal of one change (the journal calls this, newest first).
+pub(crate) fn undo(world: &mut World, undo: LedgerUndo) {
+    match undo {
+        LedgerUndo::Scrip { from, to, amount } => {
+            let taken = take_back(world, to, &ResourceRef::Scrip, amount);
+            give_back(world, from, &ResourceRef::Scrip, taken);
+            let mut activity = world.resource_mut::<Activity>();
+            activity.scrip_moved = activity.scrip_moved.saturating_sub(amount);
+        }
+        LedgerUndo::Stock { from, to, stock, amount } => {
+            let taken = take_back(world, to, &stock, amount);
+            give_back(world, from, &stock, taken);
+        }
+        LedgerUndo::Limit { entity, name, before } => {
+            if let Some(mut quota) = world.get_mut::<Quota>(entity) {
+                quota.set(&name, before);
+            }
+        }
+        LedgerUndo::DiskUse { entity, delta } => {
+            if let Some(mut standing) = world.get_mut::<Standing>(entity) {
+                standing.disk_used = standing.disk_used.saturating_add_signed(-delta);
+            }
+        }
+        LedgerUndo::Hold { entity, holder, amount } => {
+            let back = {
+                let mut held = world.resource_mut::<Held>();
+                let slot = held.slot(holder);
+                let back = amount.min(*slot);
+                *slot -= back;
+                back
+            };
+            give_back(world, entity, &ResourceRef::Scrip, back);
+        }
+        LedgerUndo::Release { holder, entity, amount, moved } => {
+            let taken = take_back(world, entity, &ResourceRef::Scrip, amount);
+            *world.resource_mut::<Held>().slot(holder) += taken;
+            if moved {
+                let mut activity = world.resource_mut::<Activity>();
+                activity.scrip_moved = activity.scrip_moved.saturating_sub(amount);
+            }
+        }
+        LedgerUndo::Create { entity, stock, amount, source } => {
+            let taken = take_back(world, entity, &stock, amount);
+            if stock == ResourceRef::Scrip {
+                let mut supply = world.resource_mut::<Supply>();
+                match source {
+                    Created::Minted => supply.minted -= taken.min(supply.minted),
+                    Created::Granted => supply.granted -= taken.min(supply.granted),
+                }
+            }
+        }
+        LedgerUndo::Owner { artifact, from, to, bytes, owner, updated_at, created_by_added } => {
+            if let Some(mut standing) = world.get_mut::<Standing>(to) {
+                standing.disk_used = standing.disk_used.saturating_sub(bytes);
+            }
+            if let Some(mut standing) = world.get_mut::<Standing>(from) {
+                standing.disk_used += bytes;
+            }
+            let Ok(mut moved) = world.get_entity_mut(artifact) else { return };
+            if let Some(mut artifact) = moved.get_mut::<Artifact>() {
+                artifact.owner = owner;
+                artifact.updated_at = updated_at;
+            }
+            if created_by_added {
+                moved.remove::<CreatedBy>();
+            }
+        }
+        LedgerUndo::Thaw { entity, frozen, rescue } => {
+            if let Ok(mut principal) = world.get_entity_mut(entity) {
+                principal.insert(frozen);
+            }
+            let mut activity = world.resource_mut::<Activity>();
+            activity.thaws = activity.thaws.saturating_sub(1);
+            activity.rescues = activity.rescues.saturating_sub(u64::from(rescue));
+        }
+        LedgerUndo::DiskQuota { entity, before } => {
+            if let Some(mut standing) = world.get_mut::<Standing>(entity) {
+                standing.disk_quota = before.max(standing.disk_used);
+            }
+        }
+    }
+}
+
+/// Takes up to `amount` of `stock` from `entity` (no more than it can give); returns
+/// what it took.
+fn take_back(world: &mut World, entity: Entity, stock: &ResourceRef, amount: u64) -> u64 {
+    let Some(mut standing) = world.get_mut::<Standing>(entity) else { return 0 };
+    let taken = amount.min(stock.available(&standing));
+    if let Some(held) = stock.holding_mut(&mut standing) {
+        *held -= taken;
+    }
+    taken
+}
+
+fn give_back(world: &mut World, entity: Entity, stock: &ResourceRef, amount: u64) {
+    if let Some(mut standing) = world.get_mut::<Standing>(entity)
+        && let Some(held) = stock.holding_mut(&mut standing)
+    {
+        *held = held.saturating_add(amount);
+    }
+}
+
+/// The world's machinery (services, gateways, the handbook) is owned by the `kernel`
+/// principal, which is allotted exactly the bytes it stores.
+pub(crate) fn allot_disk(world: &mut World, entity: Entity, bytes: u64) {
+    if let Some(mut standing) = world.get_mut::<Standing>(entity) {
+        standing.disk_quota += bytes;
+        standing.disk_used += bytes;
+    }
+}
+
+/// Reserves `amount` of `payer`'s LLM budget for a call to a model, or says how much
+/// it holds if that is not enough. Measured use: never journaled.
+pub(crate) fn reserve_llm_budget(world: &mut World, payer: Entity, amount: u64) -> Result<(), u64> {
+    let Some(mut standing) = world.get_mut::<Standing>(payer) else { return Err(0) };
+    if standing.llm_budget_micro_usd < amount {
+        return Err(standing.llm_budget_micro_usd);
+    }
+    standing.llm_budget_micro_usd -= amount;
+    Ok(())
+}
+
+/// Settles a call to a model: the reservation back, then `cost` charged (never more
+/// than the payer holds: the reservation was an estimate). Returns what was charged.
+pub(crate) fn settle_llm_budget(world: &mut World, payer: Entity, reserved: u64, cost: u64) -> u64 {
+    let Some(mut standing) = world.get_mut::<Standing>(payer) else { return 0 };
+    standing.llm_budget_micro_usd = standing.llm_budget_micro_usd.saturating_add(reserved);
+    let charged = cost.min(standing.llm_budget_micro_usd);
+    standing.llm_budget_micro_usd -= charged;
+    charged
+}
+
+/// Charges up to `cost` of LLM budget for something consumed outside the world (an MCP
+/// call); returns what was charged.
+pub(crate) fn charge_llm_budget(world: &mut World, payer: Entity, cost: u64) -> u64 {
+    settle_llm_budget(world, payer, 0, cost)
+}
+
+/// Charges up to `amount` of `payer`'s scrip for something consumed outside the world
+/// (an MCP call), paid to the world's own principal `to`. Measured use: never
+/// journaled, so it stays paid when the action that asked fails. Returns what was
+/// charged (never more than the payer holds: it may have spent since it asked).
+pub(crate) fn charge_scrip(world: &mut World, payer: Entity, to: Entity, amount: u64) -> u64 {
+    let charged = world.get::<Standing>(payer).map_or(0, |s| amount.min(s.scrip));
+    if charged == 0 || payer == to {
+        return 0;
+    }
+    if let Some(mut standing) = world.get_mut::<Standing>(payer) {
+        standing.scrip -= charged;
+    }
+    give_back(world, to, &ResourceRef::Scrip, charged);
+    let mut activity = world.resource_mut::<Activity>();
+    activity.scrip_moved = activity.scrip_moved.saturating_add(charged);
+    charged
+}
+
+/// Scrip created by the mint for `entity`.
+pub(crate) fn mint_scrip(world: &mut World, entity: Entity, amount: u64) {
+    let Some(mut standing) = world.get_mut::<Standing>(entity) else { return };
+    let Some(credited) = standing.scrip.checked_add(amount) else { return };
+    standing.scrip = credited;
+    world.resource_mut::<Supply>().minted += amount;
+    record(world, LedgerUndo::Create { entity, stock: ResourceRef::Scrip, amount, source: Created::Minted });
+}
+
+/// Pays scrip a holder held back to a principal (a refund, or a winner's excess).
+pub(crate) fn release_scrip(world: &mut World, holder: Holder, entity: Entity, amount: u64) {
+    release(world, holder, entity, amount, false);
+}
+
+fn release(world: &mut World, holder: Holder, entity: Entity, amount: u64, moved: bool) -> u64 {
+    let amount = {
+        let mut held = world.resource_mut::<Held>();
+        let slot = held.slot(holder);
+        let amount = amount.min(*slot);
+        *slot -= amount;
+        amount
+    };
+    give_back(world, entity, &ResourceRef::Scrip, amount);
+    if moved {
+        let mut activity = world.resource_mut::<Activity>();
+        activity.scrip_moved = activity.scrip_moved.saturating_add(amount);
+    }
+    record(world, LedgerUndo::Release { holder, entity, amount, moved });
+    amount
+}
+
+/// Shares out `per_head` scrip held by `holder` to every principal but `except` and
+/// the world's own, one more to those `one_more` picks (UBI). Returns what it paid.
+pub(crate) fn release_shares(
+    world: &mut World,
+    holder: Holder,
+    except: Entity,
+    per_head: u64,
+    one_more: impl Fn(Entity) -> bool,
+) -> u64 {
+    let mut paid = 0u64;
+    let mut standings = world
+        .query_filtered::<(Entity, &mut Standing), (With<ArtifactId>, Without<crate::world::components::System>)>();
+    for (entity, mut standing) in standings.iter_mut(world) {
+        if entity != except {
+            let share = per_head + u64::from(one_more(entity));
+            standing.scrip = standing.scrip.saturating_add(share);
+            paid += share;
+        }
+    }
+    {
+        let mut held = world.resource_mut::<Held>();
+        let slot = held.slot(holder);
+        *slot = slot.saturating_sub(paid);
+    }
+    let mut activity = world.resource_mut::<Activity>();
+    activity.scrip_moved = activity.scrip_moved.saturating_add(paid);
+    paid
 }
 
 impl Kernel<'_> {
@@ -158,6 +616,7 @@ impl Kernel<'_> {
         };
         self.standing_mut(from)?.scrip = held - amount;
         self.standing_mut(to)?.scrip = credited;
+        record(self.world, LedgerUndo::Scrip { from, to, amount });
         let agents = (activity::is_agent(self.world, from), activity::is_agent(self.world, to));
         let mut activity = self.world.resource_mut::<Activity>();
         activity.scrip_moved = activity.scrip_moved.saturating_add(amount);
@@ -169,6 +628,10 @@ impl Kernel<'_> {
             self.thaw_if_rescued(to, &id);
         }
         Ok(())
+    }
+
+    fn standing_mut(&mut self, entity: Entity) -> Result<Mut<'_, Standing>, KernelError> {
+        self.world.get_mut::<Standing>(entity).ok_or_else(|| super::lost(entity))
     }
 
     /// Moves `amount` of any resource from the caller to `to`: `scrip`, a stock
@@ -207,6 +670,9 @@ impl Kernel<'_> {
                     if let Some(held) = stock.holding_mut(&mut to) {
                         *held = credited;
                     }
+                    let undo =
+                        LedgerUndo::Stock { from: self.caller_entity, to: to_entity, stock: stock.clone(), amount };
+                    record(self.world, undo);
                 }
             }
         }
@@ -242,13 +708,17 @@ impl Kernel<'_> {
             )));
         };
         let credited = to_limit.checked_add(amount).ok_or_else(|| overflow(to_id, name))?;
-        if let Some(mut quota) = self.world.get_mut::<Quota>(self.caller_entity) {
-            quota.set(name, Some(from_limit - amount));
-        }
-        if let Some(mut quota) = self.world.get_mut::<Quota>(to_entity) {
-            quota.set(name, Some(credited));
-        }
+        self.set_limit(self.caller_entity, name, Some(from_limit - amount));
+        self.set_limit(to_entity, name, Some(credited));
         Ok(())
+    }
+
+    /// Sets a rate limit, journaling the one it replaces.
+    fn set_limit(&mut self, entity: Entity, name: &Arc<str>, limit: Option<u64>) {
+        let Some(mut quota) = self.world.get_mut::<Quota>(entity) else { return };
+        let before = quota.limit(name);
+        quota.set(name, limit);
+        record(self.world, LedgerUndo::Limit { entity, name: name.clone(), before });
     }
 
     /// `transfer_resource(to, "llm_budget", amount)`, in micro-dollars.
@@ -273,11 +743,12 @@ impl Kernel<'_> {
         let contract = AccessContract(ArtifactId::trusted(BuiltinContract::SelfOwned.id()));
         let entity =
             self.world.spawn((new_id.clone(), artifact, Standing::default(), Quota::new(limits), contract)).id();
+        journal::record(self.world, Undo::Created(entity));
         self.emit(EventKind::PrincipalSpawned { id: new_id });
         Ok(entity)
     }
 
-    /// A fresh id: valid, and never used before in this world.
+    /// A fresh id: valid, and not in use in this world.
     pub(crate) fn new_id(&self, id: &str) -> Result<ArtifactId, KernelError> {
         let new_id = ArtifactId::parse(id).map_err(|e| KernelError::invalid(e.to_string()).with("id", id))?;
         if self.world.resource::<Ids>().contains(self.world, id) {
@@ -303,24 +774,117 @@ impl Kernel<'_> {
         let (to_id, to_entity) = self.principal_with_id(to)?;
         let bytes = state::artifact_bytes(self.world, artifact_entity);
         if to_entity != self.caller_entity {
-            let free = self.standing(to_entity)?.disk_free();
-            if free < bytes {
-                return Err(insufficient(ErrorCode::InsufficientResource, &to_id, "disk", bytes, free));
-            }
-            self.standing_mut(self.caller_entity)?.disk_used -= bytes;
-            self.standing_mut(to_entity)?.disk_used += bytes;
-            let mut moved = self.world.entity_mut(artifact_entity);
-            if !moved.contains::<CreatedBy>() {
-                // The creator was the first owner; now that it is leaving, keep it.
-                moved.insert(CreatedBy(self.caller.clone()));
-            }
-            if let Some(mut artifact) = moved.get_mut::<Artifact>() {
-                artifact.owner = to_id.clone();
-                artifact.updated_at = self.now;
-            }
+            self.move_ownership(artifact_entity, self.caller_entity, to_entity, &to_id)?;
         }
         self.emit(EventKind::OwnershipTransfer { artifact: artifact_id, to: to_id, disk_bytes: bytes });
         Ok(())
+    }
+
+    /// Moves `artifact`, and the disk it occupies, from its owner `from` to principal
+    /// `to`, which needs that much free disk. The creator is kept when ownership first
+    /// leaves it.
+    pub(crate) fn move_ownership(
+        &mut self,
+        artifact: Entity,
+        from: Entity,
+        to: Entity,
+        to_id: &ArtifactId,
+    ) -> Result<(), KernelError> {
+        let bytes = state::artifact_bytes(self.world, artifact);
+        let free = self.standing(to)?.disk_free();
+        if free < bytes {
+            return Err(insufficient(ErrorCode::InsufficientResource, to_id, "disk", bytes, free)
+                .with("hint", format!("{to_id} has {free} bytes of disk free; the artifact needs {bytes}")));
+        }
+        let Some(current) = self.world.get::<Artifact>(artifact) else {
+            return Err(super::lost(artifact));
+        };
+        let (owner, updated_at) = (current.owner.clone(), current.updated_at);
+        self.standing_mut(from)?.disk_used -= bytes;
+        self.standing_mut(to)?.disk_used += bytes;
+        let now = self.now;
+        let mut moved = self.world.entity_mut(artifact);
+        let created_by_added = !moved.contains::<CreatedBy>();
+        if created_by_added {
+            // The creator was the first owner; now that it is leaving, keep it.
+            moved.insert(CreatedBy(owner.clone()));
+        }
+        if let Some(mut artifact) = moved.get_mut::<Artifact>() {
+            artifact.owner = to_id.clone();
+            artifact.updated_at = now;
+        }
+        record(self.world, LedgerUndo::Owner { artifact, from, to, bytes, owner, updated_at, created_by_added });
+        Ok(())
+    }
+
+    /// Changes `owner`'s disk usage by `delta` bytes (an artifact it owns grew, shrank
+    /// or went), refusing growth beyond its free allocation.
+    pub(crate) fn use_disk(&mut self, owner: Entity, delta: i64) -> Result<(), KernelError> {
+        self.ensure_disk(owner, delta)?;
+        let mut standing = self.standing_mut(owner)?;
+        standing.disk_used = standing.disk_used.saturating_add_signed(delta);
+        if delta != 0 {
+            record(self.world, LedgerUndo::DiskUse { entity: owner, delta });
+        }
+        Ok(())
+    }
+
+    /// Refuses growth of `delta` bytes beyond `principal`'s free allocation.
+    pub(crate) fn ensure_disk(&self, principal: Entity, delta: i64) -> Result<(), KernelError> {
+        let standing = self.standing(principal)?;
+        let grow = delta.max(0) as u64;
+        if grow > standing.disk_free() {
+            let who = self.world.get::<ArtifactId>(principal).map_or_else(String::new, ToString::to_string);
+            return Err(KernelError::new(
+                ErrorCode::InsufficientResource,
+                format!("{who} has {} bytes of disk free, needs {grow}", standing.disk_free()),
+            )
+            .with("principal", who)
+            .with("resource", "disk")
+            .with("needed", grow)
+            .with("available", standing.disk_free()));
+        }
+        Ok(())
+    }
+
+    /// Moves `amount` scrip from `entity` into `holder`'s keeping (a bid, a task's
+    /// reward), or refuses with `INSUFFICIENT_FUNDS` and changes nothing.
+    pub(crate) fn hold_scrip(&mut self, entity: Entity, holder: Holder, amount: u64) -> Result<(), KernelError> {
+        let held = self.standing(entity)?.scrip;
+        if held < amount {
+            let who = self.world.get::<ArtifactId>(entity).cloned().unwrap_or_else(|| self.caller.clone());
+            return Err(insufficient(ErrorCode::InsufficientFunds, &who, "scrip", amount, held));
+        }
+        let total = self.world.resource::<Held>().of(holder).checked_add(amount);
+        let Some(total) = total else {
+            return Err(KernelError::invalid(format!("holding {amount} more scrip would overflow")));
+        };
+        self.standing_mut(entity)?.scrip = held - amount;
+        *self.world.resource_mut::<Held>().slot(holder) = total;
+        record(self.world, LedgerUndo::Hold { entity, holder, amount });
+        Ok(())
+    }
+
+    /// Gives scrip `holder` held back to `entity` (a cancelled bid, a refunded
+    /// reward), then thaws it if that was what it lacked.
+    pub(crate) fn release_scrip(&mut self, holder: Holder, entity: Entity, amount: u64) {
+        release(self.world, holder, entity, amount, false);
+        if let Some(id) = self.world.get::<ArtifactId>(entity).cloned() {
+            self.thaw_if_rescued(entity, &id);
+        }
+    }
+
+    /// Pays scrip `holder` held for `from` to `to` (a task's reward to its worker): a
+    /// movement between the two, counted as such.
+    pub(crate) fn pay_from_held(&mut self, holder: Holder, from: Entity, to: Entity, amount: u64) {
+        let paid = release(self.world, holder, to, amount, true);
+        let agents = (activity::is_agent(self.world, from), activity::is_agent(self.world, to));
+        self.world.resource_mut::<Activity>().met(agents, from, to);
+        if paid > 0
+            && let Some(id) = self.world.get::<ArtifactId>(to).cloned()
+        {
+            self.thaw_if_rescued(to, &id);
+        }
     }
 
     pub(crate) fn require_system(&self) -> Result<(), KernelError> {
@@ -339,6 +903,9 @@ impl Kernel<'_> {
         let credited = self.standing(to_entity)?.scrip.checked_add(amount).ok_or_else(|| overflow(&to_id, "scrip"))?;
         self.standing_mut(to_entity)?.scrip = credited;
         self.world.resource_mut::<Supply>().granted += amount;
+        let undo =
+            LedgerUndo::Create { entity: to_entity, stock: ResourceRef::Scrip, amount, source: Created::Granted };
+        record(self.world, undo);
         self.emit(EventKind::ScripGranted { to: to_id.clone(), amount });
         self.thaw_if_rescued(to_entity, &to_id);
         Ok(())
@@ -355,12 +922,11 @@ impl Kernel<'_> {
         let (to_id, to_entity) = self.principal_with_id(to)?;
         match &resource {
             ResourceRef::Limit(name) => {
-                let mut quota =
-                    self.world.get_mut::<Quota>(to_entity).ok_or_else(|| KernelError::not_a_principal(to))?;
+                let limit = self.world.get::<Quota>(to_entity).ok_or_else(|| KernelError::not_a_principal(to))?;
                 // Granting to an unlimited rate changes nothing: it stays unlimited.
-                if let Some(limit) = quota.limit(name) {
+                if let Some(limit) = limit.limit(name) {
                     let raised = limit.checked_add(amount).ok_or_else(|| overflow(&to_id, name))?;
-                    quota.set(name, Some(raised));
+                    self.set_limit(to_entity, name, Some(raised));
                 }
             }
             stock => {
@@ -368,6 +934,9 @@ impl Kernel<'_> {
                 if let Some(held) = stock.holding_mut(&mut standing) {
                     *held = held.checked_add(amount).ok_or_else(|| overflow(&to_id, stock.name()))?;
                 }
+                let undo =
+                    LedgerUndo::Create { entity: to_entity, stock: stock.clone(), amount, source: Created::Granted };
+                record(self.world, undo);
             }
         }
         let resource = resource.name().to_owned();
@@ -384,15 +953,17 @@ impl Kernel<'_> {
         let (id, entity) = self.principal_with_id(principal)?;
         match &resource {
             ResourceRef::Limit(name) => {
-                let mut quota =
-                    self.world.get_mut::<Quota>(entity).ok_or_else(|| KernelError::not_a_principal(principal))?;
-                quota.set(name, limit);
+                if self.world.get::<Quota>(entity).is_none() {
+                    return Err(KernelError::not_a_principal(principal));
+                }
+                self.set_limit(entity, name, limit);
             }
             ResourceRef::Disk => {
                 let Some(limit) = limit else {
                     return Err(KernelError::invalid("a disk allocation must be a number of bytes"));
                 };
-                let used = self.standing(entity)?.disk_used;
+                let standing = self.standing(entity)?;
+                let (used, before) = (standing.disk_used, standing.disk_quota);
                 if limit < used {
                     return Err(KernelError::invalid(format!(
                         "{id} already uses {used} bytes of disk; the allocation cannot be {limit}"
@@ -400,6 +971,7 @@ impl Kernel<'_> {
                     .with("disk_used", used));
                 }
                 self.standing_mut(entity)?.disk_quota = limit;
+                record(self.world, LedgerUndo::DiskQuota { entity, before });
             }
             other => {
                 return Err(KernelError::invalid(format!(
@@ -421,7 +993,9 @@ impl Kernel<'_> {
     }
 
     /// [`Kernel::freeze`] a principal that needs `llm_budget_micro_usd` of LLM budget
-    /// (beyond the freeze rule) before it is thawed.
+    /// (beyond the freeze rule) before it is thawed. A freeze is the world's answer to
+    /// a principal running dry, which is measured, not an effect of an action: a
+    /// roll-back does not thaw it.
     pub(crate) fn freeze_needing(
         &mut self,
         principal: &str,
@@ -461,15 +1035,18 @@ impl Kernel<'_> {
         let dry = self
             .world
             .get::<Standing>(entity)
-            .is_none_or(|s| rule.runs_dry(s).is_some() || s.llm_budget_micro_usd < needs);
-        if frozen_by_rule && !dry {
-            self.world.entity_mut(entity).remove::<Frozen>();
+            .is_none_or(|s| rule.runs_dry(s.scrip, s.llm_budget_micro_usd).is_some() || s.llm_budget_micro_usd < needs);
+        if frozen_by_rule
+            && !dry
+            && let Some(frozen) = self.world.entity_mut(entity).take::<Frozen>()
+        {
             // UBI or a grant from the world's machinery thaws too, but only another
             // principal's help counts as a rescue.
-            let by_principal = !self.is_system(self.caller_entity);
+            let rescue = !self.is_system(self.caller_entity);
+            record(self.world, LedgerUndo::Thaw { entity, frozen, rescue });
             let mut activity = self.world.resource_mut::<Activity>();
             activity.thaws += 1;
-            activity.rescues += u64::from(by_principal);
+            activity.rescues += u64::from(rescue);
             let rescuer = Some(self.caller.clone());
             self.emit(EventKind::AgentUnfrozen { principal: id.clone(), rescuer });
         }

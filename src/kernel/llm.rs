@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{ErrorCode, EventKind, EventLog, Kernel, KernelError, exec::Charges};
+use crate::kernel::Standing;
 use crate::{
     bridge::{
         LlmBridge,
@@ -38,7 +39,7 @@ use crate::{
         config::{ClockMode, LlmConfig},
     },
     world::{
-        components::{Inbox, Loop, ModelChoice, Standing, Thinking},
+        components::{Inbox, Loop, ModelChoice, Thinking},
         config::Config,
         ids::ArtifactId,
         time::SimClock,
@@ -287,11 +288,15 @@ impl Kernel<'_> {
             thoughts.next_request += 1;
             thoughts.next_request
         };
-        self.world
-            .resource_scope(|_, mut bridge: Mut<LlmBridge>| bridge.submit(&config, id, &model.endpoint, body))
-            .map_err(|e| KernelError::system(ErrorCode::ExecutionError, e))?;
-        if let Some(mut standing) = self.world.get_mut::<Standing>(payer) {
-            standing.llm_budget_micro_usd -= estimate;
+        if super::ledger::reserve_llm_budget(self.world, payer, estimate).is_err() {
+            return Err(KernelError::system(ErrorCode::ExecutionError, "the LLM budget changed while checking it"));
+        }
+        let submitted = self
+            .world
+            .resource_scope(|_, mut bridge: Mut<LlmBridge>| bridge.submit(&config, id, &model.endpoint, body));
+        if let Err(e) = submitted {
+            super::ledger::settle_llm_budget(self.world, payer, estimate, 0);
+            return Err(KernelError::system(ErrorCode::ExecutionError, e));
         }
         let agent = deliver.then_some(self.caller_entity);
         let pending = Pending {
@@ -409,22 +414,12 @@ fn answer_excerpt(answer: &Answer) -> String {
 fn settle(world: &mut World, id: u64, finished: Finished) -> Option<(Pending, Result<Value, KernelError>)> {
     let pending = world.resource_mut::<Thoughts>().pending.remove(&id)?;
     let now = world.resource::<SimClock>().now();
-    if let Some(mut standing) = world.get_mut::<Standing>(pending.payer) {
-        standing.llm_budget_micro_usd = standing.llm_budget_micro_usd.saturating_add(pending.reserved);
-    }
     let result = match finished.outcome {
         Ok(answer) => {
             let price = world.resource::<Config>().llm.models.get(&pending.model).cloned();
             let cost = price.map_or(0, |m| m.cost_micro_usd(answer.prompt_tokens, answer.completion_tokens));
             // Never more than it holds: the reservation was an estimate.
-            let charged = match world.get_mut::<Standing>(pending.payer) {
-                Some(mut standing) => {
-                    let charged = cost.min(standing.llm_budget_micro_usd);
-                    standing.llm_budget_micro_usd -= charged;
-                    charged
-                }
-                None => 0,
-            };
+            let charged = super::ledger::settle_llm_budget(world, pending.payer, pending.reserved, cost);
             let tokens = answer.prompt_tokens + answer.completion_tokens;
             if let Some(mut kernel) = Kernel::for_code(world, pending.payer, &pending.payer_id) {
                 kernel.record_usage(pending.payer, "llm_tokens", tokens);
@@ -462,6 +457,8 @@ fn settle(world: &mut World, id: u64, finished: Finished) -> Option<(Pending, Re
             Ok(answer_json(id, &pending.model, &answer, charged, latency_ms))
         }
         Err(failure) => {
+            // A failed call costs nothing.
+            super::ledger::settle_llm_budget(world, pending.payer, pending.reserved, 0);
             let mut thoughts = world.resource_mut::<Thoughts>();
             thoughts.total.failed += 1;
             thoughts.by_model.entry(pending.model.clone()).or_default().failed += 1;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ErrorCode, EventKind, EventLog, KERNEL_ID, Kernel, KernelError};
+use crate::kernel::Standing;
 use crate::{
     bridge::{
         client::{FailureKind, excerpt},
@@ -31,7 +32,7 @@ use crate::{
         mcp::{McpBridge, McpFinished, McpServerConfig},
     },
     world::{
-        components::{Artifact, Inbox, Interface, Loop, McpGateway, Service, Standing, System, Tool},
+        components::{Artifact, Inbox, Interface, Loop, McpGateway, Service, System, Tool},
         config::Config,
         ids::ArtifactId,
         time::{SimClock, SimTime},
@@ -201,10 +202,8 @@ pub(crate) fn spawn_gateways(world: &mut World) {
             .id();
         bytes += super::state::artifact_bytes(world, entity);
     }
-    let kernel_entity = crate::world::ids::lookup(world, KERNEL_ID);
-    if let Some(mut standing) = kernel_entity.and_then(|e| world.get_mut::<Standing>(e)) {
-        standing.disk_quota += bytes;
-        standing.disk_used += bytes;
+    if let Some(kernel) = crate::world::ids::lookup(world, KERNEL_ID) {
+        super::ledger::allot_disk(world, kernel, bytes);
     }
 }
 
@@ -263,10 +262,8 @@ pub(crate) fn list_gateway_tools(world: &mut World) {
                 let before = super::state::artifact_bytes(world, entity);
                 world.entity_mut(entity).insert(Interface { description, tools });
                 let grown = super::state::artifact_bytes(world, entity).saturating_sub(before);
-                let kernel = crate::world::ids::lookup(world, KERNEL_ID);
-                if let Some(mut standing) = kernel.and_then(|e| world.get_mut::<Standing>(e)) {
-                    standing.disk_quota += grown;
-                    standing.disk_used += grown;
+                if let Some(kernel) = crate::world::ids::lookup(world, KERNEL_ID) {
+                    super::ledger::allot_disk(world, kernel, grown);
                 }
                 EventKind::McpServerReady { gateway: gateway.clone(), server: name, tools: names }
             }
@@ -426,23 +423,11 @@ fn settle(world: &mut World, id: u64, finished: McpFinished) -> Option<(Pending,
     }) {
         Ok(result) => {
             // Never more than the payer still holds: it may have spent since it asked.
-            let (scrip, cost) = {
-                let standing = world.get::<Standing>(pending.payer);
-                let (held, budget) = standing.map_or((0, 0), |s| (s.scrip(), s.llm_budget_micro_usd()));
-                (server.scrip_per_call.min(held), server.micro_usd_per_call.min(budget))
+            let scrip = match crate::world::ids::lookup(world, KERNEL_ID) {
+                Some(kernel) => super::ledger::charge_scrip(world, pending.payer, kernel, server.scrip_per_call),
+                None => 0,
             };
-            let kernel = crate::world::ids::lookup(world, KERNEL_ID);
-            if scrip > 0
-                && let (Some(kernel), Some(mut payer)) =
-                    (kernel, Kernel::for_code(world, pending.payer, &pending.payer_id))
-            {
-                let _ = payer.move_scrip(pending.payer, kernel, scrip, None);
-            }
-            if cost > 0
-                && let Some(mut standing) = world.get_mut::<Standing>(pending.payer)
-            {
-                standing.llm_budget_micro_usd -= cost;
-            }
+            let cost = super::ledger::charge_llm_budget(world, pending.payer, server.micro_usd_per_call);
             if let Some(capability) = &server.capability {
                 crate::economy::capabilities::spend(world, pending.payer, capability, scrip + cost);
             }

@@ -17,6 +17,7 @@ pub(crate) mod exec;
 pub mod imports;
 pub mod intents;
 pub mod invoke;
+pub(crate) mod journal;
 pub mod ledger;
 pub mod llm;
 pub mod mcp;
@@ -32,34 +33,17 @@ use bevy_ecs::prelude::*;
 pub use actions::{Action, ActionKind, ActionResult, ResourcesConsumed};
 pub use error::{ErrorCategory, ErrorCode, KernelError};
 pub use events::{Event, EventKind, EventLog};
+pub use ledger::{Held, Holder, Quota, Standing, Supply};
 
 use crate::world::{
     StepSystems,
-    components::{Standing, System, Tombstone},
+    components::{System, Tombstone},
     ids::{self, ArtifactId},
     time::{SimClock, SimTime},
 };
 
 /// The id of the principal the world's own mechanisms act as.
 pub const KERNEL_ID: &str = "kernel";
-
-/// Scrip that exists and where it came from; the ledger must always add up to it.
-#[derive(Resource, Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Supply {
-    /// Scrip the scene gave principals at the start.
-    pub initial: u64,
-    /// Scrip created by the mint.
-    pub minted: u64,
-    /// Scrip created by interventions (grants).
-    pub granted: u64,
-}
-
-impl Supply {
-    /// What the sum of all balances must be.
-    pub fn expected_total(&self) -> u64 {
-        self.initial + self.minted + self.granted
-    }
-}
 
 /// How often each artifact was invoked and how that went: reputation from use
 /// (SPEC §10).
@@ -126,6 +110,16 @@ impl InvocationStats {
         self.by_artifact.get(id).copied().unwrap_or_default()
     }
 
+    /// Every artifact's counts, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&ArtifactId, &InvocationCount)> {
+        self.by_artifact.iter()
+    }
+
+    /// Counts carried over from a saved world.
+    pub(crate) fn carried(by_artifact: std::collections::BTreeMap<ArtifactId, InvocationCount>) -> Self {
+        Self { by_artifact }
+    }
+
     /// All invocations of `id`, whatever their outcome.
     pub fn invocations(&self, id: &str) -> u64 {
         let count = self.counts(id);
@@ -137,6 +131,8 @@ pub(crate) fn plugin(app: &mut App) {
     schemas::plugin(app);
     app.init_resource::<EventLog>()
         .init_resource::<Supply>()
+        .init_resource::<Held>()
+        .init_resource::<journal::Journal>()
         .init_resource::<InvocationStats>()
         .init_resource::<activity::Activity>()
         .init_resource::<exec::Charges>()
@@ -267,10 +263,6 @@ impl<'w> Kernel<'w> {
         self.world.get::<Standing>(entity).ok_or_else(|| lost(entity))
     }
 
-    pub(crate) fn standing_mut(&mut self, entity: Entity) -> Result<Mut<'_, Standing>, KernelError> {
-        self.world.get_mut::<Standing>(entity).ok_or_else(|| lost(entity))
-    }
-
     pub(crate) fn is_system(&self, entity: Entity) -> bool {
         self.world.get::<System>(entity).is_some()
     }
@@ -278,7 +270,7 @@ impl<'w> Kernel<'w> {
 
 /// An entity that was checked a moment ago has no standing: only possible if the
 /// world was changed behind the kernel's back.
-fn lost(entity: Entity) -> KernelError {
+pub(crate) fn lost(entity: Entity) -> KernelError {
     KernelError::new(ErrorCode::NotFound, format!("entity {entity} has no standing"))
 }
 

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{KernelError, contracts::BuiltinContract};
+use crate::kernel::{Quota, Standing};
 use crate::world::{
     components::{
-        AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, Pricing, Quota, Service, Standing,
-        Tombstone, created_by,
+        AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, Pricing, Service, Tombstone,
+        created_by,
     },
     ids::{ArtifactId, Ids},
 };

@@ -19,8 +19,8 @@ use super::{
     positive,
     rates::{Usage, Window, bucket_width},
 };
+use crate::kernel::{Quota, Standing};
 use crate::world::{
-    components::{Quota, Standing},
     config::Config,
     ids::{self, ArtifactId},
     time::{SimClock, SimTime},

@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use bevy_ecs::prelude::*;
 
 use super::{KernelError, ledger::ResourceRef};
+use crate::kernel::{Quota, Standing};
 use crate::world::{
-    components::{
-        Artifact, Executable, Imports, Interface, LastAction, Metadata, Quota, Standing, Tombstone, stored_bytes,
-    },
+    components::{Artifact, Executable, Imports, Interface, LastAction, Metadata, Tombstone, stored_bytes},
     config::Config,
     ids::{self, ArtifactId, Ids},
     time::SimTime,
@@ -31,7 +30,7 @@ fn standing<'w>(world: &'w World, id: &str) -> Result<&'w Standing, KernelError>
 
 /// Scrip held by principal `id`.
 pub fn balance(world: &World, id: &str) -> Result<u64, KernelError> {
-    Ok(standing(world, id)?.scrip)
+    Ok(standing(world, id)?.scrip())
 }
 
 /// How much of a stock resource principal `id` holds (`disk`: the free allocation).
@@ -40,8 +39,8 @@ pub fn get_resource(world: &World, id: &str, resource: &str) -> Result<u64, Kern
     let resource = ResourceRef::resolve(world.resource::<Config>(), resource)?;
     let standing = standing(world, id)?;
     Ok(match resource {
-        ResourceRef::Scrip => standing.scrip,
-        ResourceRef::LlmBudget => standing.llm_budget_micro_usd,
+        ResourceRef::Scrip => standing.scrip(),
+        ResourceRef::LlmBudget => standing.llm_budget_micro_usd(),
         ResourceRef::Disk => standing.disk_free(),
         ResourceRef::Stock(name) => standing.stock(&name),
         ResourceRef::Limit(name) => {
@@ -61,7 +60,7 @@ pub fn get_quota(world: &World, id: &str, resource: &str) -> Result<Option<u64>,
     let entity = principal(world, id)?;
     match ResourceRef::resolve(world.resource::<Config>(), resource)? {
         ResourceRef::Limit(name) => Ok(world.get::<Quota>(entity).and_then(|q| q.limit(&name))),
-        ResourceRef::Disk => Ok(world.get::<Standing>(entity).map(|s| s.disk_quota)),
+        ResourceRef::Disk => Ok(world.get::<Standing>(entity).map(|s| s.disk_quota())),
         other => Err(KernelError::invalid(format!("{} is a holding, not a quota", other.name()))),
     }
 }
@@ -88,9 +87,9 @@ pub fn artifact_bytes(world: &World, entity: Entity) -> u64 {
 /// and scene-declared stocks.
 pub fn resources_of(standing: &Standing) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::from([
-        ("llm_budget".to_owned(), standing.llm_budget_micro_usd),
+        ("llm_budget".to_owned(), standing.llm_budget_micro_usd()),
         ("disk".to_owned(), standing.disk_free()),
-        ("disk_used".to_owned(), standing.disk_used),
+        ("disk_used".to_owned(), standing.disk_used()),
     ]);
     out.extend(standing.stocks().map(|(k, v)| (k.to_string(), v)));
     out
@@ -124,20 +123,20 @@ pub fn asset_summary(world: &World, entity: Entity) -> AssetSummary {
     let standing = world.get::<Standing>(entity).cloned().unwrap_or_default();
     let owned_artifacts = world.get::<ArtifactId>(entity).map(|id| owned_artifacts(world, id)).unwrap_or_default();
     AssetSummary {
-        scrip: standing.scrip,
+        scrip: standing.scrip(),
         resources: resources_of(&standing),
         owned_artifacts,
         last_action_at: world.get::<LastAction>(entity).and_then(|l| l.at()),
     }
 }
 
-/// All scrip in existence: what principals hold, and what the mint holds for bids.
+/// All scrip in existence: what principals hold, and what is held for them.
 pub fn scrip_supply(world: &World) -> u64 {
     let ids = world.resource::<Ids>();
-    let held: u64 = ids.in_creation_order().iter().filter_map(|&e| world.get::<Standing>(e)).map(|s| s.scrip).sum();
+    let owned: u64 =
+        ids.in_creation_order().iter().filter_map(|&e| world.get::<Standing>(e)).map(Standing::scrip).sum();
     // Scrip bid at the mint is out of its bidders' hands until the auction resolves,
     // and a task's reward out of its poster's until the task is settled, but both
     // still exist.
-    held + world.get_resource::<crate::economy::mint::Mint>().map_or(0, |m| m.held())
-        + world.get_resource::<crate::economy::tasks::TaskBoard>().map_or(0, |b| b.held())
+    owned + world.get_resource::<super::ledger::Held>().map_or(0, super::ledger::Held::total)
 }

@@ -2,10 +2,11 @@
 //! survives being stopped and goes on to the same end.
 //!
 //! A checkpoint holds every entity with all its parts, in creation order, and every
-//! resource that is state — clock, random stream, settings, supply, the mint's sealed
-//! bids, listings, debts, proposals, tasks and locks, the health series and its marks, rate windows,
-//! inboxes, the intervention timeline, the event ring with its counts and digest,
-//! calls to models with their reservations, and the recording's request counts.
+//! resource that is state — clock, random stream, settings, supply and held scrip,
+//! the mint's sealed bids, listings, debts, proposals, tasks and locks, the health
+//! series and its marks, rate windows, inboxes, the intervention timeline, the event
+//! ring with its counts and digest, calls to models with their reservations, and the
+//! recording's request counts: the parts declared in [`crate::scene::state`].
 //! Resources that hold entities keep ids instead. What is not state is rebuilt: the
 //! id index and compiled schemas (by the observers that keep them), the mint's UBI
 //! order, the sandbox and the bridge's runtime.
@@ -25,60 +26,26 @@
 //! restored world must have the checksum the header says, so a file that somehow
 //! restores to a different world is refused too. Files are written atomically.
 
-use std::{borrow::Cow, path::Path};
+use std::path::Path;
 
 use bevy_app::App;
-use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Simulation;
 use crate::{
     EcologyPlugin,
-    bridge::{
-        BridgeState, LlmBridge,
-        config::ClockMode,
-        mcp::{McpBridge, McpBridgeState},
-    },
-    economy::{
-        capabilities::CapabilityRequests,
-        debt::{Debt, Debts},
-        escrow::Escrow,
-        governance::{Commons, Governance},
-        kpis::Kpis,
-        locks::Locks,
-        mint::Mint,
-        subscriptions::Subscriptions,
-        tasks::TaskBoard,
-    },
-    kernel::{
-        EventLog, InvocationStats, Supply,
-        activity::{Activity, ActivityState, Habits},
-        events::LogState,
-        llm::{Thoughts, ThoughtsState},
-        mcp::{McpCalls, McpCallsState},
-        rates::Usage,
-        sandbox_epoch,
-    },
+    bridge::{LlmBridge, config::ClockMode, mcp::McpBridge},
+    kernel::sandbox_epoch,
     sandbox::Sandbox,
-    scene::Timeline,
-    world::{
-        components::{
-            AccessContract, Artifact, Capabilities, CreatedBy, Executable, Frozen, Grants, Imports, Inbox, Interface,
-            LastAction, Limits, Loop, McpGateway, ModelChoice, Pricing, Quota, Service, Standing, System, Thinking,
-            Tombstone,
-        },
-        config::Config,
-        ids::{ArtifactId, Ids},
-        rng::SimRng,
-        time::SimClock,
-    },
+    scene::state::{ReadState, WrittenState},
+    world::{config::Config, time::SimClock},
 };
 
 /// What the first line says a file is.
 const FORMAT: &str = "agent-ecology checkpoint";
 /// The version of the layout; a file of another version is refused.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Why a checkpoint cannot be read or restored.
 #[derive(Debug, thiserror::Error)]
@@ -127,191 +94,7 @@ pub struct CheckpointInfo {
 pub struct Checkpoint {
     pub info: CheckpointInfo,
     path: String,
-    state: WorldState<'static>,
-}
-
-/// Limits shared between principals, found again on restore so that a world of many
-/// principals with the same quota holds it once, as the world that was saved did.
-#[derive(Default)]
-struct SharedLimits(std::collections::BTreeSet<Limits>);
-
-impl SharedLimits {
-    fn share(&mut self, quota: Quota) -> Quota {
-        if let Some(shared) = self.0.get(&quota.limits) {
-            return Quota::new(shared.clone());
-        }
-        self.0.insert(quota.limits.clone());
-        quota
-    }
-}
-
-macro_rules! entity_parts {
-    ($($field:ident: $ty:ty),* $(,)?) => {
-        /// One entity: its id and each part it has.
-        #[derive(Serialize, Deserialize)]
-        struct EntityRecord<'a> {
-            id: Cow<'a, ArtifactId>,
-            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-            system: bool,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            quota: Option<Cow<'a, Quota>>,
-            $(
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                $field: Option<Cow<'a, $ty>>,
-            )*
-        }
-
-        impl<'a> EntityRecord<'a> {
-            fn capture(world: &'a World, entity: Entity, id: &'a ArtifactId) -> Self {
-                Self {
-                    id: Cow::Borrowed(id),
-                    system: world.get::<System>(entity).is_some(),
-                    quota: world.get::<Quota>(entity).map(Cow::Borrowed),
-                    $( $field: world.get::<$ty>(entity).map(Cow::Borrowed), )*
-                }
-            }
-
-            /// Spawns the entity with its parts. The parts a part requires are put in
-            /// with their defaults by bevy and replaced by the recorded ones, which
-            /// come after them.
-            fn spawn(self, world: &mut World, limits: &mut SharedLimits) {
-                let mut entity = world.spawn(self.id.into_owned());
-                if self.system {
-                    entity.insert(System);
-                }
-                $( if let Some(part) = self.$field { entity.insert(part.into_owned()); } )*
-                if let Some(quota) = self.quota {
-                    entity.insert(limits.share(quota.into_owned()));
-                }
-            }
-        }
-    };
-}
-
-entity_parts! {
-    artifact: Artifact,
-    created_by: CreatedBy,
-    standing: Standing,
-    last_action: LastAction,
-    usage: Usage,
-    executable: Executable,
-    imports: Imports,
-    interface: Interface,
-    contract: AccessContract,
-    pricing: Pricing,
-    looping: Loop,
-    inbox: Inbox,
-    capabilities: Capabilities,
-    model: ModelChoice,
-    thinking: Thinking,
-    tombstone: Tombstone,
-    frozen: Frozen,
-    service: Service,
-    habits: Habits,
-    debt: Debt,
-    commons: Commons,
-    mcp_gateway: McpGateway,
-    grants: Grants,
-    subscriptions: Subscriptions,
-}
-
-/// Everything that is state, borrowed from the world when written and owned when read.
-#[derive(Serialize, Deserialize)]
-struct WorldState<'a> {
-    clock: Cow<'a, SimClock>,
-    rng: Cow<'a, SimRng>,
-    config: Cow<'a, Config>,
-    supply: Cow<'a, Supply>,
-    invocations: Cow<'a, InvocationStats>,
-    activity: ActivityState<'a>,
-    mint: Cow<'a, Mint>,
-    escrow: Cow<'a, Escrow>,
-    debts: Cow<'a, Debts>,
-    governance: Cow<'a, Governance>,
-    tasks: Cow<'a, TaskBoard>,
-    locks: Cow<'a, Locks>,
-    kpis: Cow<'a, Kpis>,
-    timeline: Cow<'a, Timeline>,
-    thoughts: ThoughtsState,
-    bridge: BridgeState,
-    capability_requests: Cow<'a, CapabilityRequests>,
-    mcp_calls: McpCallsState,
-    mcp_bridge: McpBridgeState,
-    events: LogState<'a>,
-    /// In creation order.
-    entities: Vec<EntityRecord<'a>>,
-}
-
-impl<'a> WorldState<'a> {
-    fn capture(world: &'a World) -> Self {
-        let entities = world
-            .resource::<Ids>()
-            .in_creation_order()
-            .iter()
-            .filter_map(|&e| world.get::<ArtifactId>(e).map(|id| EntityRecord::capture(world, e, id)))
-            .collect();
-        Self {
-            clock: Cow::Borrowed(world.resource()),
-            rng: Cow::Borrowed(world.resource()),
-            config: Cow::Borrowed(world.resource()),
-            supply: Cow::Borrowed(world.resource()),
-            invocations: Cow::Borrowed(world.resource()),
-            activity: world.resource::<Activity>().state(world),
-            mint: Cow::Borrowed(world.resource()),
-            escrow: Cow::Borrowed(world.resource()),
-            debts: Cow::Borrowed(world.resource()),
-            governance: Cow::Borrowed(world.resource()),
-            tasks: Cow::Borrowed(world.resource()),
-            locks: Cow::Borrowed(world.resource()),
-            kpis: Cow::Borrowed(world.resource()),
-            timeline: Cow::Borrowed(world.resource()),
-            thoughts: world.resource::<Thoughts>().state(world),
-            bridge: world.resource::<LlmBridge>().state(),
-            capability_requests: Cow::Borrowed(world.resource()),
-            mcp_calls: world.resource::<McpCalls>().state(world),
-            mcp_bridge: world.resource::<McpBridge>().state(),
-            events: world.resource::<EventLog>().state(),
-            entities,
-        }
-    }
-
-    /// Puts this state into `world`, a world with the ecology plugins and nothing else.
-    fn restore(self, world: &mut World) -> Result<(), String> {
-        // A new world starts with the world's machinery; the checkpoint holds it as it
-        // was, in its place in creation order.
-        let machinery: Vec<Entity> = world.query_filtered::<Entity, With<ArtifactId>>().iter(world).collect();
-        for entity in machinery {
-            world.despawn(entity);
-        }
-        world.insert_resource(self.clock.into_owned());
-        world.insert_resource(self.rng.into_owned());
-        world.insert_resource(self.config.into_owned());
-        world.insert_resource(self.supply.into_owned());
-        world.insert_resource(self.invocations.into_owned());
-        world.insert_resource(self.mint.into_owned());
-        world.insert_resource(self.escrow.into_owned());
-        world.insert_resource(self.debts.into_owned());
-        world.insert_resource(self.governance.into_owned());
-        world.insert_resource(self.tasks.into_owned());
-        world.insert_resource(self.locks.into_owned());
-        world.insert_resource(self.kpis.into_owned());
-        world.insert_resource(self.timeline.into_owned());
-        world.insert_resource(self.capability_requests.into_owned());
-        world.insert_resource(EventLog::from_state(self.events)?);
-        let mut limits = SharedLimits::default();
-        for record in self.entities {
-            record.spawn(world, &mut limits);
-        }
-        let activity = Activity::from_state(self.activity, world)?;
-        world.insert_resource(activity);
-        let thoughts = Thoughts::from_state(self.thoughts, world)?;
-        world.insert_resource(thoughts);
-        world.resource_mut::<LlmBridge>().restore(self.bridge);
-        let mcp_calls = McpCalls::from_state(self.mcp_calls, world)?;
-        world.insert_resource(mcp_calls);
-        world.resource_mut::<McpBridge>().restore(self.mcp_bridge);
-        Ok(())
-    }
+    state: ReadState,
 }
 
 impl Simulation {
@@ -331,7 +114,7 @@ impl Simulation {
         let exact = self.at_exact_point();
         let world = self.world();
         let body =
-            serde_json::to_vec(&WorldState::capture(world)).map_err(|e| CheckpointError::Write(e.to_string()))?;
+            serde_json::to_vec(&WrittenState::capture(world)).map_err(|e| CheckpointError::Write(e.to_string()))?;
         let clock = world.resource::<SimClock>();
         let info = CheckpointInfo {
             format: FORMAT.into(),
@@ -420,7 +203,7 @@ impl Checkpoint {
         if blake3::hash(body).to_hex().as_str() != info.body_blake3 {
             return Err(corrupt("its contents do not match the digest in its header (altered or damaged)".into()));
         }
-        let state: WorldState<'static> = serde_json::from_slice(body).map_err(|e| CheckpointError::Parse {
+        let state: ReadState = serde_json::from_slice(body).map_err(|e| CheckpointError::Parse {
             path: name.to_owned(),
             line: e.line() + 1,
             col: e.column(),

@@ -10,6 +10,7 @@ use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::checksum::world_checksum;
+use crate::kernel::{Quota, Standing};
 use crate::{
     economy::{
         escrow::Escrow,
@@ -25,7 +26,7 @@ use crate::{
     },
     scene::Timeline,
     world::{
-        components::{Artifact, Executable, Frozen, LastAction, Quota, Standing, System, Tombstone},
+        components::{Artifact, Executable, Frozen, LastAction, System, Tombstone},
         ids::{ArtifactId, Ids},
         time::SimClock,
     },
@@ -131,6 +132,13 @@ pub struct LlmReport {
 pub struct EventsReport {
     pub total: u64,
     pub by_type: BTreeMap<String, u64>,
+    /// Actions and intents the kernel refused or that failed (`ACTION_FAILED` and
+    /// `INTENT_REFUSED`): every one is an event, an LLM agent's mistakes included.
+    #[serde(default)]
+    pub refused: u64,
+    /// Events whose effects a failure undid (marked `reverted`).
+    #[serde(default)]
+    pub reverted: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +241,8 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         events: EventsReport {
             total: log.total(),
             by_type: log.by_type().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            refused: log.refused(),
+            reverted: log.reverted(),
         },
         interventions: InterventionsReport {
             applied: timeline.applied(),
@@ -240,8 +250,8 @@ pub fn build_report(world: &World, scene: &str) -> Report {
             pending: timeline.pending().count() as u64,
         },
         scrip_supply,
-        minted_total: supply.minted,
-        granted_total: supply.granted,
+        minted_total: supply.minted(),
+        granted_total: supply.granted(),
         economy,
         llm,
         mcp: world.resource::<crate::kernel::mcp::McpCalls>().by_server().clone(),

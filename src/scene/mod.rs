@@ -11,6 +11,7 @@ pub mod error;
 pub mod raw;
 mod save;
 mod spawn;
+pub(crate) mod state;
 pub mod timeline;
 pub mod validate;
 

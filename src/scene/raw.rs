@@ -44,6 +44,72 @@ pub struct SceneFile {
     pub artifacts: Vec<ArtifactSpec>,
     #[serde(default)]
     pub interventions: Vec<InterventionSpec>,
+    /// What a world saved as a scene carries over from its run (written by
+    /// `--save-scene`; a scene written by hand has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistorySpec>,
+}
+
+/// `history: (...)`: what a world saved as a scene carries over from its run — the
+/// counts and histories that agents read and the health indicators are made of,
+/// the mint's sealed bids and what it has scored, and where its scrip came from — so
+/// that the loaded world goes on like the one saved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySpec {
+    /// Scrip the mint created before the start (part of what principals hold).
+    #[serde(default)]
+    pub minted: u64,
+    /// Scrip interventions granted before the start.
+    #[serde(default)]
+    pub granted: u64,
+    /// Sealed bids at the mint, oldest first; their amounts are held from the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bids: Vec<BidSpec>,
+    /// Fingerprints (hex) of what the mint has scored: a duplicate scores 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scored: Vec<String>,
+    /// How each artifact's invocations went.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub invocations: BTreeMap<String, crate::kernel::InvocationCount>,
+    /// For each artifact, those its code invoked or imports (capital depth).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calls: BTreeMap<String, Vec<String>>,
+    /// Pairs of agents that dealt with each other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub met: Vec<(String, String)>,
+    /// How often each agent did each kind of thing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub habits: BTreeMap<String, BTreeMap<crate::kernel::activity::Habit, u32>>,
+    /// Running counts: scrip moved between principals, freezes, thaws, rescues.
+    #[serde(default)]
+    pub counts: CountsSpec,
+    /// The counts when the health indicators' current window began.
+    #[serde(default)]
+    pub window_start: CountsSpec,
+}
+
+/// Running counts of a world's activity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountsSpec {
+    #[serde(default)]
+    pub scrip_moved: u64,
+    #[serde(default)]
+    pub freezes: u64,
+    #[serde(default)]
+    pub thaws: u64,
+    #[serde(default)]
+    pub rescues: u64,
+}
+
+/// A sealed bid carried over: `bidder` bid `amount` on `artifact`, which it owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BidSpec {
+    pub bidder: String,
+    pub artifact: String,
+    pub amount: u64,
 }
 
 /// `config: (...)`. Every field is optional; SPEC §2 gives the defaults.

@@ -15,18 +15,24 @@ use bevy_ecs::prelude::*;
 
 use super::{
     timeline::Timeline,
-    validate::{ValidParts, ValidScene},
+    validate::{ValidHistory, ValidParts, ValidScene},
 };
+use crate::kernel::{Quota, Standing};
 use crate::{
     economy::{
         debt::{Debt, DebtStatus, Debts},
         governance::Commons,
+        kpis::Kpis,
+        mint::Mint,
     },
-    kernel::{EventLog, Supply, activity::Activity},
+    kernel::{
+        EventLog, Held, InvocationStats, Supply,
+        activity::{Activity, Habits},
+    },
     world::{
         components::{
             AccessContract, Artifact, ArtifactDetails, Capabilities, Executable, Frozen, Grant, Grants, Imports, Loop,
-            ModelChoice, Quota, Standing, Tombstone,
+            ModelChoice, Tombstone,
         },
         config::FreezeRule,
         ids::ArtifactId,
@@ -56,11 +62,17 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
     world.insert_resource(SimClock::new(config.dt));
     world.insert_resource(SimRng::from_seed(config.seed));
     world.insert_resource(EventLog::with_capacity(config.event_ring));
-    world.insert_resource(Supply { initial: scene.principals.iter().map(|p| p.scrip).sum(), ..Supply::default() });
+    // A saved world's scrip is partly minted or granted before this start, and its
+    // bids are held from the first moment.
+    let held = scene.history.as_ref().map_or(0, ValidHistory::held);
+    let total = scene.principals.iter().map(|p| p.scrip).sum::<u64>() + held;
+    let (minted, granted) = scene.history.as_ref().map_or((0, 0), |h| (h.minted, h.granted));
+    world.insert_resource(Supply::starting(total - minted - granted, minted, granted));
+    world.insert_resource(Held::starting(held));
     world.insert_resource(Timeline::new(scene.interventions));
-    let mint = crate::world::ids::lookup(world, crate::economy::services::MINT_ID);
-    if let Some(mut standing) = mint.and_then(|e| world.get_mut::<Standing>(e)) {
-        standing.llm_budget_micro_usd = config.llm.scorer_budget_micro_usd;
+    // The mint pays its scorer from a budget of its own.
+    if let Some(mint) = crate::world::ids::lookup(world, crate::economy::services::MINT_ID) {
+        world.entity_mut(mint).insert(Standing::new(0, config.llm.scorer_budget_micro_usd, 0));
     }
     world.insert_resource(config);
     crate::kernel::mcp::spawn_gateways(world);
@@ -75,14 +87,9 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
 
     let mut extras = Vec::with_capacity(scene.principals.len());
     let principals = scene.principals.into_iter().map(|mut p| {
-        let standing = Standing {
-            scrip: p.scrip,
-            llm_budget_micro_usd: p.llm_budget_micro_usd,
-            disk_quota: p.disk_bytes,
-            disk_used: disk_used.get(&p.id).copied().unwrap_or(0),
-            other: None,
-        }
-        .with_stocks(p.stocks);
+        let standing = Standing::new(p.scrip, p.llm_budget_micro_usd, p.disk_bytes)
+            .owning(disk_used.get(&p.id).copied().unwrap_or(0))
+            .with_stocks(p.stocks);
         let artifact = artifact(&p.owner, &mut p.parts);
         extras.push(Extras {
             parts: p.parts,
@@ -118,6 +125,32 @@ pub(crate) fn spawn_scene(world: &mut World, scene: ValidScene) {
     });
     let entities: Vec<Entity> = world.spawn_batch(artifacts).collect();
     insert_extras(world, entities, extras, freeze);
+    if let Some(history) = scene.history {
+        carry_history(world, history);
+    }
+}
+
+/// Puts what a saved world carried over into this one: the mint's bids and scores,
+/// invocation counts, the code graph, who met whom, habits, the activity counts and
+/// where the indicators' window began.
+fn carry_history(world: &mut World, history: ValidHistory) {
+    world.insert_resource(Mint::carried(history.bids, history.scored, SimTime::ZERO));
+    world.insert_resource(InvocationStats::carried(history.invocations));
+    world.insert_resource(Kpis::starting(history.window_start));
+    // The code graph of the saved world, and what this world's imports add.
+    let mut calls = history.calls;
+    for (caller, callees) in world.resource::<Activity>().calls() {
+        calls.entry(caller.clone()).or_default().extend(callees.iter().cloned());
+    }
+    // Validation found every agent of a pair in the scene, so this cannot fail.
+    if let Ok(activity) = Activity::carried(history.counts, calls, &history.met, world) {
+        world.insert_resource(activity);
+    }
+    for (id, counts) in &history.habits {
+        if let Some(entity) = crate::world::ids::lookup(world, id.as_str()) {
+            world.entity_mut(entity).insert(Habits::carried(counts));
+        }
+    }
 }
 
 /// Grants carried over from a saved world. They answered requests of that world,
@@ -199,7 +232,8 @@ fn insert_extras(world: &mut World, entities: Vec<Entity>, extras: Vec<Extras>, 
             // One that the freeze rule would freeze anyway (a saved world's agent that
             // ran dry) is thawed by a rescue, as it was before; otherwise only an
             // `Unfreeze` lifts it.
-            let by_rule = entity.get::<Standing>().is_some_and(|s| rule.runs_dry(s).is_some());
+            let by_rule =
+                entity.get::<Standing>().is_some_and(|s| rule.runs_dry(s.scrip(), s.llm_budget_micro_usd()).is_some());
             entity.insert(Frozen::new(SimTime::ZERO, "frozen in the scene".into(), by_rule));
         }
         if let Some(owner) = extra.deleted {

@@ -8,6 +8,7 @@
 
 mod llm;
 mod mcp;
+use crate::world::components::Limits;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
@@ -16,18 +17,22 @@ use std::{
 use super::{
     Scene, SceneError,
     error::{Anchor, SceneWarning, locate},
-    raw::{CommonsSpec, ConfigSpec, DebtSpec, InterventionSpec, MintSpec, PartsRef, SCENE_VERSION, SandboxSpec},
+    raw::{
+        CommonsSpec, ConfigSpec, DebtSpec, HistorySpec, InterventionSpec, MintSpec, PartsRef, SCENE_VERSION,
+        SandboxSpec,
+    },
     timeline::{InterventionAct, ScheduledIntervention},
 };
+use crate::kernel::Quota;
 use crate::{
     economy::{
         debt::{Debt, DebtStatus},
         governance::Commons,
     },
-    kernel::{Action, KERNEL_ID, contracts::BuiltinContract},
+    kernel::{Action, InvocationCount, KERNEL_ID, activity::Habit, contracts::BuiltinContract},
     sandbox::SandboxConfig,
     world::{
-        components::{Interface, Limits, Metadata, Pricing, Quota, Service, stored_bytes},
+        components::{Interface, Metadata, Pricing, Service, stored_bytes},
         config::{BUILTIN_ALLOCATIONS, BUILTIN_RATES, Config, FreezeRule, MintConfig, PrincipalDefaults},
         ids::ArtifactId,
         time::SimTime,
@@ -43,6 +48,8 @@ pub struct ValidScene {
     pub artifacts: Vec<ValidArtifact>,
     /// In time order.
     pub interventions: Vec<ScheduledIntervention>,
+    /// What a saved world carried over from its run.
+    pub history: Option<ValidHistory>,
     /// Probable mistakes that do not stop the scene from running.
     pub warnings: Vec<SceneWarning>,
 }
@@ -76,6 +83,31 @@ pub struct ValidArtifact {
     pub grants: BTreeMap<String, Option<u64>>,
     pub debt: Option<Debt>,
     pub parts: ValidParts,
+}
+
+/// A saved world's history (see [`HistorySpec`]), checked against the scene.
+#[derive(Debug, Clone, Default)]
+pub struct ValidHistory {
+    pub minted: u64,
+    pub granted: u64,
+    /// (bidder, artifact, amount), in the order placed.
+    pub bids: Vec<(ArtifactId, ArtifactId, u64)>,
+    pub scored: BTreeSet<u128>,
+    pub invocations: BTreeMap<ArtifactId, InvocationCount>,
+    pub calls: BTreeMap<ArtifactId, BTreeSet<ArtifactId>>,
+    pub met: Vec<(ArtifactId, ArtifactId)>,
+    pub habits: BTreeMap<ArtifactId, BTreeMap<Habit, u32>>,
+    /// Scrip moved, freezes, thaws, rescues.
+    pub counts: (u64, u64, u64, u64),
+    /// Scrip moved, freezes, thaws when the indicators' window began.
+    pub window_start: (u64, u64, u64),
+}
+
+impl ValidHistory {
+    /// Scrip held for the bids.
+    pub fn held(&self) -> u64 {
+        self.bids.iter().map(|(_, _, amount)| amount).sum()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -224,6 +256,8 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     let gateways: HashSet<String> =
         config.mcp.servers.keys().map(|name| crate::kernel::mcp::gateway_id(name)).collect();
     taken.extend(gateways.iter().cloned());
+    // The world's own artifacts: a saved world's history may name them.
+    let world_ids = taken.clone();
     let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
     let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
         let path = || format!("{section}[{index}].id");
@@ -284,9 +318,9 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
             if !config.is_quota(name) {
                 return Err(check.err(path("quota"), &anchors(&quoted(name)), unknown_rate(&config, name)));
             }
-            quota.set(&Arc::from(name.as_str()), *limit);
+            quota = quota.with_limit(&Arc::from(name.as_str()), *limit);
         }
-        let quota = quota.limits;
+        let quota = quota.shared().clone();
         check_capabilities(&check, &p.capabilities, &path, &anchors)?;
         check_grants(&check, &config, &p.grants, &path, &anchors)?;
         if let Some(model) = &p.model {
@@ -391,9 +425,121 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     resolve_imports(&check, &mut principals, &mut artifacts, &mut warnings)?;
     check_disk(&check, &principals, &artifacts)?;
     let interventions = validate_interventions(&check, &file.interventions, &principal_ids, &mut warnings)?;
+    let history = match &file.history {
+        Some(history) => Some(validate_history(&check, history, &principals, &artifacts, &world_ids)?),
+        None => None,
+    };
 
     let name = if file.name.is_empty() { scene.name().to_owned() } else { file.name.clone() };
-    Ok(ValidScene { name, config, principals, artifacts, interventions, warnings })
+    Ok(ValidScene { name, config, principals, artifacts, interventions, history, warnings })
+}
+
+/// Checks a saved world's history against the scene: every id it names is declared,
+/// every bid is its bidder's on an artifact the bidder owns, the fingerprints are
+/// fingerprints, and no more scrip was created than there is.
+fn validate_history(
+    check: &Checker,
+    history: &HistorySpec,
+    principals: &[ValidPrincipal],
+    artifacts: &[ValidArtifact],
+    world_ids: &HashSet<String>,
+) -> Result<ValidHistory, SceneError> {
+    let at = |field: &str| vec![Anchor::from("history:"), Anchor::Text(format!("{field}:"))];
+    let err = |field: &str, message: String| check.err(format!("history.{field}"), &at(field), message);
+    let owners: HashMap<&str, (&ArtifactId, bool)> = principals
+        .iter()
+        .map(|p| (p.id.as_str(), (&p.owner, false)))
+        .chain(artifacts.iter().map(|a| (a.id.as_str(), (&a.owner, a.deleted))))
+        .collect();
+    let known = |field: &str, id: &str| -> Result<ArtifactId, SceneError> {
+        if owners.contains_key(id) || world_ids.contains(id) {
+            Ok(ArtifactId::trusted(id))
+        } else {
+            Err(err(field, format!("{id:?} is not in this scene")))
+        }
+    };
+    let is_principal = |id: &str| principals.iter().any(|p| p.id == id);
+    let mut bids = Vec::with_capacity(history.bids.len());
+    let mut seen = HashSet::new();
+    for bid in &history.bids {
+        let bidder = known("bids", &bid.bidder)?;
+        let artifact = known("bids", &bid.artifact)?;
+        if !is_principal(&bid.bidder) {
+            return Err(err("bids", format!("{} is not a principal: only principals bid", bid.bidder)));
+        }
+        let (owner, deleted) = owners[bid.artifact.as_str()];
+        if *owner != bidder || deleted {
+            return Err(err(
+                "bids",
+                format!("{} does not own {} (a bid is on one's own artifact)", bid.bidder, bid.artifact),
+            ));
+        }
+        if bid.amount == 0 {
+            return Err(err(
+                "bids",
+                format!("the bid of {} on {} is 0; a bid is at least 1", bid.bidder, bid.artifact),
+            ));
+        }
+        if !seen.insert((bid.bidder.as_str(), bid.artifact.as_str())) {
+            return Err(err("bids", format!("{} bids on {} twice", bid.bidder, bid.artifact)));
+        }
+        bids.push((bidder, artifact, bid.amount));
+    }
+    let mut scored = BTreeSet::new();
+    for hex in &history.scored {
+        let fingerprint = u128::from_str_radix(hex, 16)
+            .ok()
+            .filter(|_| hex.len() == 32)
+            .ok_or_else(|| err("scored", format!("{hex:?} is not a fingerprint (32 hex digits)")))?;
+        scored.insert(fingerprint);
+    }
+    let mut invocations = BTreeMap::new();
+    for (id, count) in &history.invocations {
+        invocations.insert(known("invocations", id)?, *count);
+    }
+    let mut calls = BTreeMap::new();
+    for (caller, callees) in &history.calls {
+        let callees = callees.iter().map(|c| known("calls", c)).collect::<Result<BTreeSet<_>, _>>()?;
+        calls.insert(known("calls", caller)?, callees);
+    }
+    let mut met = Vec::with_capacity(history.met.len());
+    for (a, b) in &history.met {
+        let (a, b) = (known("met", a)?, known("met", b)?);
+        if !is_principal(a.as_str()) || !is_principal(b.as_str()) {
+            return Err(err("met", format!("{a} and {b} are not both principals")));
+        }
+        met.push((a, b));
+    }
+    let mut habits = BTreeMap::new();
+    for (id, counts) in &history.habits {
+        if !is_principal(id) {
+            return Err(err("habits", format!("{id:?} is not a principal of this scene")));
+        }
+        habits.insert(ArtifactId::trusted(id), counts.clone());
+    }
+    let valid = ValidHistory {
+        minted: history.minted,
+        granted: history.granted,
+        bids,
+        scored,
+        invocations,
+        calls,
+        met,
+        habits,
+        counts: (history.counts.scrip_moved, history.counts.freezes, history.counts.thaws, history.counts.rescues),
+        window_start: (history.window_start.scrip_moved, history.window_start.freezes, history.window_start.thaws),
+    };
+    let exists = principals.iter().map(|p| p.scrip).sum::<u64>() + valid.held();
+    if history.minted.saturating_add(history.granted) > exists {
+        return Err(err(
+            "minted",
+            format!(
+                "{} scrip minted and {} granted is more than the {exists} there is",
+                history.minted, history.granted
+            ),
+        ));
+    }
+    Ok(valid)
 }
 
 /// A debt note's terms: parties of this scene, a term, and a state that adds up.

@@ -2,8 +2,10 @@
 //!
 //! What an artifact *is* follows from the parts it has: [`Standing`] makes it a
 //! principal, [`Executable`] gives it code (and requires an [`Interface`]), [`Loop`]
-//! makes it an agent. Fields are `pub(crate)`: outside the crate the world is read-only,
-//! and inside it only the kernel writes ledger state, so every change leaves an event.
+//! makes it an agent. Fields are `pub(crate)`: outside the crate the world is read-only.
+//! Holdings — [`Standing`](crate::kernel::ledger::Standing) and
+//! [`Quota`](crate::kernel::ledger::Quota) — are declared by the ledger, which alone
+//! can change them.
 
 use std::{collections::BTreeMap, collections::BTreeSet, sync::Arc};
 
@@ -122,57 +124,6 @@ pub fn created_by(world: &World, entity: Entity) -> Option<&ArtifactId> {
     }
 }
 
-/// A principal's holdings: scrip and stock resources, all integers.
-///
-/// `disk_quota` is the principal's disk allocation in bytes and `disk_used` the bytes
-/// of the live artifacts it owns; only the free part (`disk_quota - disk_used`) can be
-/// spent on growth or traded away, so `disk_used <= disk_quota` always holds.
-#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[require(Quota, LastAction)]
-pub struct Standing {
-    pub(crate) scrip: u64,
-    pub(crate) llm_budget_micro_usd: u64,
-    pub(crate) disk_quota: u64,
-    pub(crate) disk_used: u64,
-    /// Stock resources a scene declares beyond the built-in ones; boxed because most
-    /// worlds declare none.
-    #[expect(clippy::box_collection, reason = "8 bytes per principal instead of 24")]
-    pub(crate) other: Option<Box<BTreeMap<Arc<str>, u64>>>,
-}
-
-impl Standing {
-    pub fn scrip(&self) -> u64 {
-        self.scrip
-    }
-    pub fn llm_budget_micro_usd(&self) -> u64 {
-        self.llm_budget_micro_usd
-    }
-    pub fn disk_quota(&self) -> u64 {
-        self.disk_quota
-    }
-    pub fn disk_used(&self) -> u64 {
-        self.disk_used
-    }
-    pub fn disk_free(&self) -> u64 {
-        self.disk_quota - self.disk_used
-    }
-    /// Holding of a scene-declared stock resource.
-    pub fn stock(&self, name: &str) -> u64 {
-        self.other.as_ref().and_then(|m| m.get(name).copied()).unwrap_or(0)
-    }
-    /// Every scene-declared stock held, by name.
-    pub fn stocks(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
-        self.other.iter().flat_map(|m| m.iter().map(|(k, v)| (k, *v)))
-    }
-    pub(crate) fn stock_mut(&mut self, name: &Arc<str>) -> &mut u64 {
-        self.other.get_or_insert_with(Default::default).entry(name.clone()).or_insert(0)
-    }
-    pub(crate) fn with_stocks(mut self, stocks: BTreeMap<Arc<str>, u64>) -> Self {
-        self.other = (!stocks.is_empty()).then(|| Box::new(stocks));
-        self
-    }
-}
-
 /// A principal's heartbeat: when it last acted, and how. Public, like the ledger, so
 /// others can tell an idle principal from a busy one.
 #[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,36 +149,6 @@ impl LastAction {
 /// scene's default limits, and a world of 100 000 principals should hold them once,
 /// not 100 000 times.
 pub type Limits = Arc<BTreeMap<Arc<str>, u64>>;
-
-/// Per-window limits on renewable resources (`cpu`, `llm_tokens`, `llm_calls`, …),
-/// keyed by resource name. A resource without an entry is unlimited.
-#[derive(Component, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quota {
-    pub(crate) limits: Limits,
-}
-
-impl Quota {
-    pub fn new(limits: Limits) -> Self {
-        Self { limits }
-    }
-    pub fn limit(&self, resource: &str) -> Option<u64> {
-        self.limits.get(resource).copied()
-    }
-    pub fn limits(&self) -> &BTreeMap<Arc<str>, u64> {
-        &self.limits
-    }
-    /// Sets (or with `None` removes, making it unlimited) the limit of `resource`.
-    pub(crate) fn set(&mut self, resource: &Arc<str>, limit: Option<u64>) {
-        if self.limit(resource) == limit {
-            return;
-        }
-        let limits = Arc::make_mut(&mut self.limits);
-        match limit {
-            Some(limit) => limits.insert(resource.clone(), limit),
-            None => limits.remove(resource),
-        };
-    }
-}
 
 /// JavaScript code, with the hash under which compiled forms are cached.
 #[derive(Component, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

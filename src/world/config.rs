@@ -134,17 +134,16 @@ impl Default for FreezeRule {
 }
 
 impl FreezeRule {
-    /// Why `standing` cannot pay for another step, if it cannot.
-    pub fn runs_dry(&self, standing: &super::components::Standing) -> Option<String> {
-        if standing.llm_budget_micro_usd() < self.min_llm_budget_micro_usd {
+    /// Why a principal holding this much cannot pay for another step, if it cannot.
+    pub fn runs_dry(&self, scrip: u64, llm_budget_micro_usd: u64) -> Option<String> {
+        if llm_budget_micro_usd < self.min_llm_budget_micro_usd {
             return Some(format!(
-                "llm_budget {} µ$ is below the {} µ$ a step needs",
-                standing.llm_budget_micro_usd(),
+                "llm_budget {llm_budget_micro_usd} µ$ is below the {} µ$ a step needs",
                 self.min_llm_budget_micro_usd
             ));
         }
-        if standing.scrip() < self.min_scrip {
-            return Some(format!("scrip {} is below the {} a step needs", standing.scrip(), self.min_scrip));
+        if scrip < self.min_scrip {
+            return Some(format!("scrip {scrip} is below the {} a step needs", self.min_scrip));
         }
         None
     }

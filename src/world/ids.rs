@@ -124,8 +124,9 @@ impl<'de> Deserialize<'de> for ArtifactId {
 /// Index from id to entity, plus the order in which artifacts were created.
 ///
 /// Creation order is what discovery paginates over: it is deterministic, append-only
-/// (artifacts are tombstoned, not removed) and costs one `Entity` per artifact, where a
-/// second, sorted index would cost a tree node.
+/// (artifacts are tombstoned, not removed; an artifact whose creation is rolled back
+/// was the newest) and costs one `Entity` per artifact, where a second, sorted index
+/// would cost a tree node.
 #[derive(Resource, Default)]
 pub struct Ids {
     /// Entities, hashed by their id.
@@ -214,10 +215,15 @@ fn unindex_id(discard: On<Discard<ArtifactId>>, query: Query<&ArtifactId>, mut i
 }
 
 fn unorder_id(remove: On<Remove<ArtifactId>>, mut ids: ResMut<Ids>) {
-    // Removal only happens when a world is torn down or reloaded, never in a run:
-    // deleted artifacts are tombstoned. A linear scan is fine for that.
+    // Deleted artifacts are tombstoned, never removed. An entity goes only when a
+    // world is torn down or reloaded, or when the action that created it is rolled
+    // back — and then it is the newest (roll-backs undo newest first).
     let entity = remove.entity;
-    ids.order.retain(|e| *e != entity);
+    if ids.order.last() == Some(&entity) {
+        ids.order.pop();
+    } else {
+        ids.order.retain(|e| *e != entity);
+    }
 }
 
 #[cfg(test)]

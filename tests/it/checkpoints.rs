@@ -2,7 +2,7 @@
 //! never stopped does; a damaged checkpoint is refused.
 
 use agent_ecology::{
-    run::{Checkpoint, CheckpointError, Simulation},
+    run::{Checkpoint, CheckpointError, Simulation, checkpoint::VERSION},
     scene::Scene,
 };
 
@@ -108,7 +108,8 @@ fn a_damaged_checkpoint_is_refused_saying_why() {
     let err = Checkpoint::from_bytes(&name, b"Scene(principals: [])\n").err().unwrap();
     assert!(matches!(err, CheckpointError::NotACheckpoint { .. }), "{err}");
 
-    let newer = String::from_utf8(good.clone()).unwrap().replacen("\"version\":1", "\"version\":99", 1);
+    let newer =
+        String::from_utf8(good.clone()).unwrap().replacen(&format!("\"version\":{VERSION}"), "\"version\":99", 1);
     let err = Checkpoint::from_bytes(&name, newer.as_bytes()).err().unwrap();
     assert!(matches!(err, CheckpointError::Version { found: 99, .. }), "{err}");
 

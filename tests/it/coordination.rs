@@ -58,7 +58,7 @@ fn audited(sim: &Simulation) {
 }
 
 fn held(sim: &Simulation) -> u64 {
-    sim.world().resource::<TaskBoard>().held()
+    sim.world().resource::<agent_ecology::kernel::Held>().of(agent_ecology::kernel::Holder::Tasks)
 }
 
 // ---------------------------------------------------------------------------------

@@ -949,10 +949,10 @@ fn action_of(sim: &Simulation, m: &Move, notes: &[String]) -> Option<(usize, Val
 fn conserved(sim: &Simulation, initial: u64, after: &Move) -> Result<(), TestCaseError> {
     let world = sim.world();
     let supply = world.resource::<Supply>();
-    prop_assert_eq!(supply.initial, initial);
-    prop_assert_eq!(supply.granted, 0);
+    prop_assert_eq!(supply.initial(), initial);
+    prop_assert_eq!(supply.granted(), 0);
     let total = state::scrip_supply(world);
-    prop_assert_eq!(total, initial + supply.minted, "after {:?}", after);
+    prop_assert_eq!(total, initial + supply.minted(), "after {:?}", after);
     for who in TRADERS {
         let held = state::balance(world, who).unwrap();
         prop_assert!(held <= total, "{} holds {} of {} after {:?}", who, held, total, after);

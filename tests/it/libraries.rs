@@ -6,13 +6,14 @@ use agent_ecology::{
     run::{Checkpoint, Simulation, audit},
     scene::{Scene, SceneError},
     world::{
-        components::{Executable, Imports, Loop, Standing},
+        components::{Executable, Imports, Loop},
         ids,
     },
 };
 use serde_json::{Value, json};
 
 use crate::{act, act_fails, act_ok, sim};
+use agent_ecology::kernel::Standing;
 
 /// Doubles; a library that is also a tool.
 const C: &str = "export function double(x) { return x * 2 }\nexport function run(a) { return double(a.x) }";

@@ -26,6 +26,7 @@ mod props;
 mod query;
 mod quotas;
 mod scenes;
+mod transactions;
 
 use agent_ecology::{
     kernel::{Action, ActionResult, ErrorCode, Kernel},

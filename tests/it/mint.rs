@@ -68,7 +68,7 @@ fn the_highest_bid_wins_and_pays_the_second() {
     // minted 60 / 10 = 6.
     assert_eq!(balances(&sim), [115, 176, 165]);
     let supply = sim.world().resource::<agent_ecology::kernel::Supply>().clone();
-    assert_eq!(supply.minted, 6);
+    assert_eq!(supply.minted(), 6);
     assert_eq!(state::scrip_supply(sim.world()), 450 + 6, "supply = initial + minted");
     audit(sim.world()).unwrap();
 

@@ -375,7 +375,8 @@ fn event_row_ui(ui: &mut egui::Ui, event: &Event, outbox: &mut Outbox) {
     let prefix = format!("{time}  {}  ", event.actor);
     let rest = line.strip_prefix(&prefix).unwrap_or(&line);
     let type_name = event.kind.type_name();
-    let color = if type_name.contains("FAIL") || type_name.contains("ERROR") || type_name.contains("DEFAULT") {
+    let failed = ["FAIL", "ERROR", "DEFAULT", "REFUSED"].iter().any(|word| type_name.contains(word));
+    let color = if failed {
         ui.visuals().error_fg_color
     } else if type_name.contains("FROZEN") || type_name.contains("PAUSED") || type_name.contains("THROTTLED") {
         ui.visuals().warn_fg_color
@@ -383,7 +384,14 @@ fn event_row_ui(ui: &mut egui::Ui, event: &Event, outbox: &mut Outbox) {
         ui.visuals().text_color()
     };
     let (kind, payload) = rest.split_at(rest.find("  ").unwrap_or(rest.len()));
-    ui.label(RichText::new(kind).monospace().color(color));
+    if event.reverted {
+        // Done, then undone with the action or invoke it was part of.
+        ui.label(RichText::new(kind).monospace().weak().strikethrough())
+            .on_hover_text("Undone: the action or invoke this was part of failed, and what it did was rolled back");
+        ui.label(RichText::new("undone").small().weak());
+    } else {
+        ui.label(RichText::new(kind).monospace().color(color));
+    }
     ui.add(egui::Label::new(RichText::new(payload.trim_start()).monospace()).truncate());
 }
 
@@ -403,7 +411,7 @@ mod tests {
             1 => EventKind::Query { results: seq },
             _ => EventKind::Noop {},
         };
-        Event { seq, time: SimTime::from_secs_f64(seq as f64 * 0.1).expect("time"), actor, kind }
+        Event { seq, time: SimTime::from_secs_f64(seq as f64 * 0.1).expect("time"), actor, kind, reverted: false }
     }
 
     fn push(model: &mut Model, seqs: std::ops::Range<u64>, keep: usize) {

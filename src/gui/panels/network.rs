@@ -1214,7 +1214,7 @@ mod tests {
     }
 
     fn event(seq: u64, secs: f64, actor: &str, kind: EventKind) -> Event {
-        Event { seq, time: SimTime::from_secs_f64(secs).expect("time"), actor: id(actor), kind }
+        Event { seq, time: SimTime::from_secs_f64(secs).expect("time"), actor: id(actor), kind, reverted: false }
     }
 
     fn scrip(to: &str, amount: u64) -> EventKind {
@@ -1282,6 +1282,7 @@ mod tests {
                     depth: 0,
                     code: crate::kernel::ErrorCode::InsufficientFunds,
                     cpu_us: 1,
+                    reverted: 0,
                 },
                 4 => EventKind::Query { results: 1 },
                 _ => scrip(&actor, 3),
@@ -1353,6 +1354,7 @@ mod tests {
                         depth: 0,
                         price: 1,
                         paid_to: None,
+                        paid_by: None,
                         cpu_us: 1,
                         memory_bytes: 1,
                     }
