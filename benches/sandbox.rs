@@ -80,6 +80,27 @@ fn invokes(c: &mut Criterion) {
         })
     });
 
+    // What a roll-back costs: code that pays and writes, then either returns or throws
+    // (everything it did undone, its CPU still charged).
+    const PAYS_AND_WRITES: &str = "function run(args) { transfer(\"bob\", 1); write(\"vault_note\", \"x\"); \
+                                   if (args.fail) throw new Error(\"no\"); return 1 }";
+    let mut sim = world(&format!(
+        r#"Scene(principals: [(id: "alice", quota: {{"cpu": 1000000000000}}), (id: "bob"),
+                             (id: "vault", scrip: 1000000000, code: {PAYS_AND_WRITES:?},
+                              interface: (tools: [(name: "run")]))])"#
+    ));
+    for (name, fail) in
+        [("invoke that pays and writes (kept)", false), ("invoke that pays, writes and throws (rolled back)", true)]
+    {
+        let args = json!({"fail": fail});
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut kernel = Kernel::as_principal(sim.world_mut(), "alice").expect("principal");
+                assert_eq!(black_box(kernel.invoke("vault", "run", args.clone())).is_ok(), !fail);
+            })
+        });
+    }
+
     // One host call from code back to the kernel, amortised over 100 per invoke.
     const CALLS: u64 = 100;
     let caller = format!(

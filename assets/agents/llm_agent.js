@@ -37,6 +37,8 @@ const GATEWAY = "kernel_llm_gateway";
 const ESCROW = "kernel_escrow";
 // Tool calls acted on per answer; more are refused (and the model told so).
 const MAX_ACTS = 4;
+// What a refused tool call's report is called (an action no kernel has).
+const REFUSED = "refused:";
 // Completion tokens asked for per thought.
 const MAX_TOKENS = 512;
 // Below this much LLM budget (µ$), or below what the last thought reserved, the
@@ -277,6 +279,8 @@ function readInbox(view, nbId) {
       if (!e.success) seen.results.push(e);
       continue;
     }
+    // Our own reports of tool calls we refused (see act): the notebook has the reason.
+    if (typeof e.action === "string" && e.action.startsWith(REFUSED)) continue;
     seen.results.push(e);
   }
   return seen;
@@ -551,6 +555,12 @@ function act(view, seen, nbId) {
       } catch (e) {
         const message = e instanceof Bad ? e.message : "could not be done: " + String(e);
         last.errors.push(label + " refused: " + trunc(message, 300));
+        // Handed to the kernel too, as an intent it refuses: so the model's mistake is
+        // an event (INTENT_REFUSED) for whoever studies the run, not only a note here.
+        const report = { action: REFUSED + trunc(name, 40), reason: trunc(message, 200) };
+        if (isObject(call) && isObject(call.args)) report.args = call.args;
+        else if (isObject(call)) report.arguments = short(call.arguments, 200);
+        intents.push(report);
       }
     });
   }

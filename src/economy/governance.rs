@@ -23,7 +23,6 @@ use crate::kernel::Standing;
 use crate::{
     kernel::{Action, ActionResult, ErrorCode, EventKind, Kernel, KernelError, journal},
     world::{
-        components::Artifact,
         ids::{self, ArtifactId},
         time::{SimClock, SimTime},
     },
@@ -202,13 +201,9 @@ impl Kernel<'_> {
                 ));
             }
         }
-        self.new_id(id)?;
-        let entity = self.spawn_principal(id)?;
         // A commons belongs to no one but itself.
+        let entity = self.spawn_self_owned_principal(id)?;
         let own_id = self.world.get::<ArtifactId>(entity).cloned().ok_or_else(|| KernelError::not_found(id))?;
-        if let Some(mut artifact) = self.world.get_mut::<Artifact>(entity) {
-            artifact.owner = own_id.clone();
-        }
         self.world.entity_mut(entity).insert(rule.clone());
         if scrip > 0 {
             self.move_scrip(self.caller_entity, entity, scrip, None)?;

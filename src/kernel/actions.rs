@@ -336,10 +336,10 @@ impl Kernel<'_> {
         };
         let reverted = if outcome.is_err() { super::journal::roll_back(self.world, savepoint) } else { 0 };
         let now = self.now;
-        if let Some(mut last) = self.world.get_mut::<LastAction>(self.caller_entity) {
+        let mut entity = self.world.entity_mut(self.caller_entity);
+        if let Some(mut last) = entity.get_mut::<LastAction>() {
             last.record(now, kind);
         }
-        let mut entity = self.world.entity_mut(self.caller_entity);
         match entity.get_mut::<Habits>() {
             Some(mut habits) => habits.count(habit),
             None => {
@@ -509,7 +509,11 @@ impl Kernel<'_> {
             }
             (None, Some(Amount(amount)), resource) => {
                 let resource = resource.as_deref().unwrap_or("scrip");
-                self.transfer_resource(&spec.to, resource, amount)?;
+                if resource == "scrip" {
+                    self.transfer_scrip(&spec.to, amount)?;
+                } else {
+                    self.transfer_resource(&spec.to, resource, amount)?;
+                }
                 Ok(json!({ "to": spec.to, "amount": amount, "resource": resource }))
             }
         }

@@ -20,9 +20,11 @@ use super::{
 };
 use crate::world::{
     components::{
-        AccessContract, Artifact, Executable, Imports, Interface, Loop, Metadata, Pricing, Tombstone, stored_bytes,
+        AccessContract, Artifact, ArtifactDetails, Executable, Imports, Interface, Loop, Metadata, Pricing, Tombstone,
+        stored_bytes,
     },
     ids::{self, ArtifactId},
+    time::SimTime,
 };
 
 /// Create an artifact, or replace parts of an existing one. Fields left out of a
@@ -207,7 +209,15 @@ impl Kernel<'_> {
         let import_bytes = planned.as_ref().map(|p| &p.imports).or(current_imports.as_ref()).map_or(0, Imports::bytes);
         let import_price = planned.as_ref().map_or(0, PlannedImports::price);
         let old_bytes = state::artifact_bytes(self.world, entity);
-        let bytes = self.bytes_after(entity, &spec) + import_bytes;
+        let content_only =
+            spec.code.is_none() && spec.interface.is_none() && spec.description.is_none() && spec.metadata.is_none();
+        let bytes = if content_only {
+            // The most common write (an agent's memory): only the content's length moves.
+            let old_content = self.world.get::<Artifact>(entity).map_or(0, |a| a.content.len() as u64);
+            old_bytes - old_content + spec.content.as_ref().map_or(old_content, |c| c.len() as u64)
+        } else {
+            self.bytes_after(entity, &spec) + import_bytes
+        };
         let disk_delta = bytes as i64 - old_bytes as i64;
         let owner_entity = self.owner_entity(&owner)?;
         self.ensure_disk(owner_entity, disk_delta)?;
@@ -223,12 +233,26 @@ impl Kernel<'_> {
         }
         self.use_disk(owner_entity, disk_delta)?;
 
-        save_parts(self.world, entity);
+        let touched = Touched {
+            code: spec.code.is_some(),
+            interface: spec.interface.is_some(),
+            contract: spec.contract.is_some(),
+            pricing: spec.pricing.is_some(),
+            tombstone: false,
+        };
+        let mut before = parts_before(self.world, entity, touched);
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
         if let Some(mut artifact) = target.get_mut::<Artifact>() {
+            let details = spec.description.is_some() || spec.metadata.is_some();
+            if let Some(before) = before.as_mut() {
+                before.keep_artifact(&artifact, details);
+            }
             if let Some(content) = spec.content {
-                artifact.content = content.into_boxed_str();
+                let old = std::mem::replace(&mut artifact.content, content.into_boxed_str());
+                if let Some(before) = before.as_mut() {
+                    before.content = Some(old);
+                }
             }
             artifact.set_details(spec.description, spec.metadata);
             artifact.updated_at = now;
@@ -259,6 +283,7 @@ impl Kernel<'_> {
             // New code deserves a new chance.
             crate::agents::resume(self.world, entity, &self.caller.clone());
         }
+        record_parts(self.world, entity, before);
         self.emit(EventKind::ArtifactWritten {
             id: id.clone(),
             created: false,
@@ -323,13 +348,20 @@ impl Kernel<'_> {
             self.pay_for_imports(planned)?;
         }
         self.use_disk(owner_entity, disk_delta)?;
-        save_parts(self.world, entity);
+        let mut before =
+            parts_before(self.world, entity, Touched { code: spec.field == EditField::Code, ..Touched::default() });
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
+        if let (Some(before), Some(artifact)) = (before.as_mut(), target.get::<Artifact>()) {
+            before.keep_artifact(artifact, false);
+        }
         match spec.field {
             EditField::Content => {
                 if let Some(mut artifact) = target.get_mut::<Artifact>() {
-                    artifact.content = edited.into_boxed_str();
+                    let old = std::mem::replace(&mut artifact.content, edited.into_boxed_str());
+                    if let Some(before) = before.as_mut() {
+                        before.content = Some(old);
+                    }
                 }
             }
             EditField::Code => {
@@ -346,6 +378,7 @@ impl Kernel<'_> {
         if let Some(mut artifact) = target.get_mut::<Artifact>() {
             artifact.updated_at = now;
         }
+        record_parts(self.world, entity, before);
         let bytes = state::artifact_bytes(self.world, entity);
         self.emit(EventKind::ArtifactEdited { id: id.clone(), bytes, disk_delta, charged_to: owner.clone() });
         Ok(DiskChange { id, bytes, disk_delta, charged_to: owner, created: false })
@@ -364,17 +397,25 @@ impl Kernel<'_> {
         self.pay(fee, &owner, &artifact_id)?;
         self.use_disk(owner_entity, -(bytes as i64))?;
         let tombstone = Tombstone { deleted_at: self.now, deleted_by: self.caller.clone() };
-        save_parts(self.world, entity);
+        let mut before =
+            parts_before(self.world, entity, Touched { code: true, tombstone: true, ..Touched::default() });
         let now = self.now;
         let mut target = self.world.entity_mut(entity);
         // The bytes are freed, so they go: a tombstone keeps who and when, not what.
         if let Some(mut artifact) = target.get_mut::<Artifact>() {
-            artifact.content = Box::from("");
+            if let Some(before) = before.as_mut() {
+                before.keep_artifact(&artifact, false);
+            }
+            let old = std::mem::replace(&mut artifact.content, Box::from(""));
+            if let Some(before) = before.as_mut() {
+                before.content = Some(old);
+            }
             artifact.updated_at = now;
         }
         // Its imports' bytes were part of it, and are freed with it.
         target.remove::<(Executable, Imports)>();
         target.insert(tombstone);
+        record_parts(self.world, entity, before);
         self.emit(EventKind::ArtifactDeleted { id: artifact_id.clone(), disk_freed: bytes, charged_to: owner.clone() });
         Ok(DiskChange { id: artifact_id, bytes: 0, disk_delta: -(bytes as i64), charged_to: owner, created: false })
     }
@@ -415,58 +456,125 @@ impl Kernel<'_> {
     }
 }
 
-/// An artifact's parts as they were, so a roll-back can put them back.
-struct Parts {
-    artifact: Option<Artifact>,
-    executable: Option<Executable>,
-    interface: Option<Interface>,
-    contract: Option<AccessContract>,
-    pricing: Option<Pricing>,
-    imports: Option<Imports>,
-    tombstone: Option<Tombstone>,
-    looping: Option<Loop>,
+/// Which parts of an artifact a change may touch, besides its `Artifact` (content,
+/// details, timestamps), which every change touches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Touched {
+    /// Its code, with the imports it records and the loop that new code resumes.
+    code: bool,
+    interface: bool,
+    contract: bool,
+    pricing: bool,
+    tombstone: bool,
 }
 
-/// Journals the parts of `entity` before a write, edit or delete changes them: one
-/// record for all of them, since the change may touch any.
-fn save_parts(world: &mut World, entity: Entity) {
-    if !journal::recording(world) {
-        return;
+/// The parts a change touches, as they were, so a roll-back can put them back. What
+/// the change replaces of the `Artifact` itself is moved here rather than copied;
+/// the other parts (`None`: not touched; `Some(None)`: absent) are boxed, since a
+/// plain write touches none of them.
+struct Parts {
+    content: Option<Box<str>>,
+    details: Option<Option<Box<ArtifactDetails>>>,
+    updated_at: Option<SimTime>,
+    others: Option<Box<OtherParts>>,
+}
+
+struct OtherParts {
+    executable: Option<Option<Executable>>,
+    imports: Option<Option<Imports>>,
+    looping: Option<Option<Loop>>,
+    interface: Option<Option<Interface>>,
+    contract: Option<Option<AccessContract>>,
+    pricing: Option<Option<Pricing>>,
+    tombstone: Option<Option<Tombstone>>,
+}
+
+impl Parts {
+    /// Keeps what a change of `artifact` does not move out itself: its time, and its
+    /// details when they are about to change.
+    fn keep_artifact(&mut self, artifact: &Artifact, details: bool) {
+        self.updated_at = Some(artifact.updated_at);
+        if details {
+            self.details = Some(artifact.details.clone());
+        }
     }
-    let parts = Parts {
-        artifact: world.get::<Artifact>(entity).cloned(),
-        executable: world.get::<Executable>(entity).cloned(),
-        interface: world.get::<Interface>(entity).cloned(),
-        contract: world.get::<AccessContract>(entity).cloned(),
-        pricing: world.get::<Pricing>(entity).copied(),
-        imports: world.get::<Imports>(entity).cloned(),
-        tombstone: world.get::<Tombstone>(entity).cloned(),
-        looping: world.get::<Loop>(entity).cloned(),
-    };
-    journal::record(
-        world,
-        Undo::Restore(Box::new(move |world: &mut World| {
-            fn put<T: Component>(target: &mut EntityWorldMut, part: Option<T>) {
-                match part {
-                    Some(part) => {
-                        target.insert(part);
-                    }
-                    None => {
-                        target.remove::<T>();
-                    }
-                }
+}
+
+/// What a write, edit or delete is about to change of `entity`; the change fills in
+/// what it moves out of the `Artifact`, and [`record_parts`] journals the lot as one
+/// record if a transaction is open (asked there, once: finding the journal costs more
+/// than this copy of what a plain write touches).
+fn parts_before(world: &World, entity: Entity, touched: Touched) -> Option<Parts> {
+    fn part<T: Component + Clone>(world: &World, entity: Entity, touched: bool) -> Option<Option<T>> {
+        touched.then(|| world.get::<T>(entity).cloned())
+    }
+    let any = touched.code || touched.interface || touched.contract || touched.pricing || touched.tombstone;
+    let others = any.then(|| {
+        Box::new(OtherParts {
+            executable: part(world, entity, touched.code),
+            imports: part(world, entity, touched.code),
+            looping: part(world, entity, touched.code),
+            interface: part(world, entity, touched.interface),
+            contract: part(world, entity, touched.contract),
+            pricing: part(world, entity, touched.pricing),
+            tombstone: part(world, entity, touched.tombstone),
+        })
+    });
+    Some(Parts { content: None, details: None, updated_at: None, others })
+}
+
+fn record_parts(world: &mut World, entity: Entity, parts: Option<Parts>) {
+    let Some(parts) = parts else { return };
+    journal::record_with(world, move || match parts {
+        // Only the content and the time changed (most writes): kept as it is.
+        Parts { content: Some(content), details: None, updated_at: Some(updated_at), others: None } => {
+            Undo::Content { entity, content, updated_at }
+        }
+        parts => Undo::Restore(Box::new(move |world: &mut World| restore_parts(world, entity, parts))),
+    });
+}
+
+/// Puts back an artifact's content and time (a roll-back of a plain write).
+pub(crate) fn restore_content(world: &mut World, entity: Entity, content: Box<str>, updated_at: SimTime) {
+    if let Some(mut artifact) = world.get_mut::<Artifact>(entity) {
+        artifact.content = content;
+        artifact.updated_at = updated_at;
+    }
+}
+
+fn restore_parts(world: &mut World, entity: Entity, parts: Parts) {
+    fn put<T: Component>(target: &mut EntityWorldMut, part: Option<Option<T>>) {
+        match part {
+            Some(Some(part)) => {
+                target.insert(part);
             }
-            let Ok(mut target) = world.get_entity_mut(entity) else { return };
-            put(&mut target, parts.artifact);
-            put(&mut target, parts.executable);
-            put(&mut target, parts.interface);
-            put(&mut target, parts.contract);
-            put(&mut target, parts.pricing);
-            put(&mut target, parts.imports);
-            put(&mut target, parts.tombstone);
-            put(&mut target, parts.looping);
-        })),
-    );
+            Some(None) => {
+                target.remove::<T>();
+            }
+            None => {}
+        }
+    }
+    let Ok(mut target) = world.get_entity_mut(entity) else { return };
+    if let Some(mut artifact) = target.get_mut::<Artifact>() {
+        if let Some(content) = parts.content {
+            artifact.content = content;
+        }
+        if let Some(details) = parts.details {
+            artifact.details = details;
+        }
+        if let Some(updated_at) = parts.updated_at {
+            artifact.updated_at = updated_at;
+        }
+    }
+    if let Some(others) = parts.others {
+        put(&mut target, others.executable);
+        put(&mut target, others.imports);
+        put(&mut target, others.looping);
+        put(&mut target, others.interface);
+        put(&mut target, others.contract);
+        put(&mut target, others.pricing);
+        put(&mut target, others.tombstone);
+    }
 }
 
 fn code_needs_interface(id: &str) -> KernelError {

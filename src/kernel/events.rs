@@ -113,6 +113,17 @@ macro_rules! event_kinds {
                 )
             }
 
+            /// Appends the compact encoding the log's digest hashes: the type's index and
+            /// the fields in order (not the tagged form the stream writes, which spells
+            /// the type out and costs twice as much to produce on every event).
+            fn encode(&self, buf: Vec<u8>) -> postcard::Result<Vec<u8>> {
+                match self {
+                    $( EventKind::$variant { $($field),* } => {
+                        postcard::to_extend(&(EventType::$variant as u8, $($field,)*), buf)
+                    } )*
+                }
+            }
+
             /// Whether `id` is one of the principals or artifacts the event is about
             /// (its actor aside): a recipient, a target, a winner …
             pub fn mentions(&self, id: &ArtifactId) -> bool {
@@ -433,6 +444,8 @@ pub struct EventLog {
     holds: u32,
     /// Events appended marked `reverted`.
     reverted: u64,
+    /// The open transaction's undo journal (see [`super::journal`] for why it is here).
+    journal: super::journal::Journal,
 }
 
 impl Default for EventLog {
@@ -455,6 +468,7 @@ impl EventLog {
             held: Vec::new(),
             holds: 0,
             reverted: 0,
+            journal: Default::default(),
         }
     }
 
@@ -494,6 +508,14 @@ impl EventLog {
         self.ring.push_back(event);
     }
 
+    pub(crate) fn journal(&self) -> &super::journal::Journal {
+        &self.journal
+    }
+
+    pub(crate) fn journal_mut(&mut self) -> &mut super::journal::Journal {
+        &mut self.journal
+    }
+
     /// Holds events back until the matching [`EventLog::release`]; returns where the
     /// events from now on start among those held.
     pub(crate) fn hold(&mut self) -> usize {
@@ -516,10 +538,12 @@ impl EventLog {
     pub(crate) fn release(&mut self) {
         self.holds = self.holds.saturating_sub(1);
         if self.holds == 0 && !self.held.is_empty() {
-            let held = std::mem::take(&mut self.held);
-            for event in held {
+            // Taken and given back empty, so the buffer keeps its capacity.
+            let mut held = std::mem::take(&mut self.held);
+            for event in held.drain(..) {
                 self.append(event);
             }
+            self.held = held;
         }
     }
 
@@ -527,15 +551,15 @@ impl EventLog {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(&self.digest.to_le_bytes());
-        let key = (event.seq, event.time, &event.actor, &event.kind);
-        // The mark goes in only when set, so a log without roll-backs keeps the digest
-        // it had before events could be marked.
-        let mut buf = match postcard::to_extend(&key, buf).map(|mut buf| {
+        let key = (event.seq, event.time, &event.actor);
+        let encoded = postcard::to_extend(&key, buf).and_then(|buf| event.kind.encode(buf)).map(|mut buf| {
+            // Only when set: most events are never marked.
             if event.reverted {
                 buf.push(1);
             }
             buf
-        }) {
+        });
+        let mut buf = match encoded {
             Ok(buf) => buf,
             // Every event type is plain data; an encoding failure would be a bug in
             // this module, and hashing the JSON keeps the digest total regardless.

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use bevy_ecs::prelude::*;
 
-use super::{Action, ActionKind, ActionResult, Kernel};
-use crate::world::{ids::ArtifactId, rng::SimRng};
+use super::{Action, ActionKind, ActionResult, EventKind, EventLog, Kernel};
+use crate::world::{ids::ArtifactId, rng::SimRng, time::SimClock};
 
 /// A request for the kernel to perform `action` as `actor`.
 #[derive(Message, Debug, Clone, PartialEq)]
@@ -48,7 +48,18 @@ pub(crate) fn execute_intents(world: &mut World) {
             let target = action.target().map(str::to_owned);
             let result = match Kernel::as_principal(world, actor.as_str()) {
                 Ok(mut kernel) => kernel.act(action),
-                Err(error) => ActionResult::failed(error, None),
+                Err(error) => {
+                    // No principal to act as (it is gone): refused, and said so.
+                    let now = world.resource::<SimClock>().now();
+                    let event = EventKind::ActionFailed {
+                        action: kind,
+                        code: error.code,
+                        message: error.message.clone(),
+                        reverted: 0,
+                    };
+                    world.resource_mut::<EventLog>().push(now, actor.clone(), event);
+                    ActionResult::failed(error, None)
+                }
             };
             world.write_message(ActionOutcome { actor: actor.clone(), action: kind, target, result });
         }

@@ -387,7 +387,7 @@ impl Kernel<'_> {
             (KernelError::new(ErrorCode::ExecutionError, format!("{target} returned bad JSON: {e}")), true)
         })?;
         // The code may have changed balances while it ran: check again, then pay.
-        let paid_by = self.transfer_price(due, &owner, target).map_err(|e| (e.with("cpu_us", ran.cpu_us), true))?;
+        let paid_by = self.transfer_price(due, &owner).map_err(|e| (e.with("cpu_us", ran.cpu_us), true))?;
         let paid_to = paid_by.is_some().then_some(owner);
         let paid = if paid_to.is_some() { due } else { 0 };
         Ok((InvokeResult { value, paid, paid_to, paid_by }, ran.cpu_us, ran.memory_bytes))
@@ -437,18 +437,13 @@ impl Kernel<'_> {
 
     /// Moves `due` scrip, already booked, from the frame's payer to `owner`; returns
     /// who paid (`None` if nothing was due).
-    fn transfer_price(
-        &mut self,
-        due: u64,
-        owner: &ArtifactId,
-        target: &ArtifactId,
-    ) -> Result<Option<ArtifactId>, KernelError> {
+    fn transfer_price(&mut self, due: u64, owner: &ArtifactId) -> Result<Option<ArtifactId>, KernelError> {
         if due == 0 || self.pays_itself(owner) {
             return Ok(None);
         }
-        self.ensure_can_pay(due, target)?;
         let owner_entity = self.principal(owner.as_str())?;
         let payer = self.frame.payer;
+        // (Refused with INSUFFICIENT_FUNDS if the code spent what was checked before.)
         self.move_scrip(payer, owner_entity, due, None)?;
         Ok(self.world.get::<ArtifactId>(payer).cloned())
     }
@@ -467,6 +462,6 @@ impl Kernel<'_> {
         }
         self.ensure_can_pay(due, target)?;
         self.book_price(due, target)?;
-        self.transfer_price(due, owner, target)
+        self.transfer_price(due, owner)
     }
 }

@@ -29,6 +29,10 @@
 //! The journal also keeps the price limits of open invokes (`max_price`, SPEC §5.7):
 //! what the payer has paid in each, so a nested price that would take the total past
 //! the limit is refused, and a refunded price no longer counts.
+//!
+//! The journal lives in the [`EventLog`], which holds the transaction's events: an
+//! action begins and ends both at once, and finding a resource in the world costs
+//! more than the rest of beginning and ending, so one lookup serves both.
 
 use bevy_ecs::prelude::*;
 
@@ -40,6 +44,9 @@ pub(crate) enum Undo {
     Ledger(LedgerUndo),
     /// An entity created inside the transaction: it goes, and its id is free again.
     Created(Entity),
+    /// An artifact's content as it was, and when it was last updated (the common
+    /// write: nothing else changed, so nothing else is kept).
+    Content { entity: Entity, content: Box<str>, updated_at: crate::world::time::SimTime },
     /// Anything else: a closure that puts back what was there (a component as it was,
     /// a service's record as it was).
     Restore(Box<dyn FnOnce(&mut World) + Send + Sync>),
@@ -59,8 +66,8 @@ struct PriceScope {
     from: usize,
 }
 
-/// The undo journal of the open transactions.
-#[derive(Resource, Default)]
+/// The undo journal of the open transactions (kept by the [`EventLog`]).
+#[derive(Default)]
 pub(crate) struct Journal {
     entries: Vec<Undo>,
     /// Savepoints open (0: no transaction, nothing is recorded).
@@ -79,8 +86,9 @@ pub(crate) struct Savepoint {
 
 /// Opens a savepoint (the first one opens the transaction).
 pub(crate) fn begin(world: &mut World) -> Savepoint {
-    let events = world.resource_mut::<EventLog>().hold();
-    let mut journal = world.resource_mut::<Journal>();
+    let mut log = world.resource_mut::<EventLog>();
+    let events = log.hold();
+    let journal = log.journal_mut();
     journal.open += 1;
     Savepoint { entries: journal.entries.len(), events, scopes: journal.scopes.len() }
 }
@@ -90,7 +98,8 @@ pub(crate) fn begin(world: &mut World) -> Savepoint {
 pub(crate) fn roll_back(world: &mut World, savepoint: Savepoint) -> u64 {
     loop {
         let entry = {
-            let mut journal = world.resource_mut::<Journal>();
+            let mut log = world.resource_mut::<EventLog>();
+            let journal = log.journal_mut();
             if journal.entries.len() <= savepoint.entries {
                 break;
             }
@@ -111,6 +120,9 @@ pub(crate) fn roll_back(world: &mut World, savepoint: Savepoint) -> u64 {
                     created.despawn();
                 }
             }
+            Some(Undo::Content { entity, content, updated_at }) => {
+                super::artifacts::restore_content(world, entity, content, updated_at);
+            }
             Some(Undo::Restore(restore)) => restore(world),
             Some(Undo::Price { .. }) | None => {}
         }
@@ -122,26 +134,39 @@ pub(crate) fn roll_back(world: &mut World, savepoint: Savepoint) -> u64 {
 /// the outermost ends, the transaction is over: the journal empties and the held
 /// events go into the log.
 pub(crate) fn end(world: &mut World, savepoint: Savepoint) {
-    let mut journal = world.resource_mut::<Journal>();
+    let mut log = world.resource_mut::<EventLog>();
+    let journal = log.journal_mut();
     journal.open = journal.open.saturating_sub(1);
     journal.scopes.truncate(savepoint.scopes);
     if journal.open == 0 {
         journal.entries.clear();
     }
-    world.resource_mut::<EventLog>().release();
+    log.release();
 }
 
 /// Whether changes are being recorded (a transaction is open).
 pub(crate) fn recording(world: &World) -> bool {
-    world.get_resource::<Journal>().is_some_and(|journal| journal.open > 0)
+    world.get_resource::<EventLog>().is_some_and(|log| log.journal().open > 0)
 }
 
 /// Records how to reverse a change just made, if a transaction is open.
 pub(crate) fn record(world: &mut World, undo: Undo) {
-    if let Some(mut journal) = world.get_resource_mut::<Journal>()
-        && journal.open > 0
-    {
-        journal.entries.push(undo);
+    if let Some(mut log) = world.get_resource_mut::<EventLog>() {
+        let journal = log.journal_mut();
+        if journal.open > 0 {
+            journal.entries.push(undo);
+        }
+    }
+}
+
+/// Records the reversal `make` gives, if a transaction is open (`make` is not called
+/// otherwise, so a record that costs something to build costs nothing outside one).
+pub(crate) fn record_with(world: &mut World, make: impl FnOnce() -> Undo) {
+    if let Some(mut log) = world.get_resource_mut::<EventLog>() {
+        let journal = log.journal_mut();
+        if journal.open > 0 {
+            journal.entries.push(make());
+        }
     }
 }
 
@@ -195,7 +220,8 @@ pub(crate) fn save_with<R, S: Send + Sync + 'static>(
 /// most `limit` scrip of prices, `already` of it promised (the price of the call
 /// that opens it, booked by [`spend_on_prices`] just before).
 pub(crate) fn limit_prices(world: &mut World, payer: Entity, limit: u64, already: u64) {
-    let mut journal = world.resource_mut::<Journal>();
+    let mut log = world.resource_mut::<EventLog>();
+    let journal = log.journal_mut();
     let from = journal.entries.len();
     journal.scopes.push(PriceScope { payer, limit, spent: already, from });
 }
@@ -203,7 +229,8 @@ pub(crate) fn limit_prices(world: &mut World, payer: Entity, limit: u64, already
 /// Books a price of `amount` that `payer` is to pay, or refuses it — returning the
 /// limit and what the prices would come to — if an open limit does not allow it.
 pub(crate) fn spend_on_prices(world: &mut World, payer: Entity, amount: u64) -> Result<(), (u64, u64)> {
-    let mut journal = world.resource_mut::<Journal>();
+    let mut log = world.resource_mut::<EventLog>();
+    let journal = log.journal_mut();
     if journal.open == 0 || amount == 0 {
         return Ok(());
     }

@@ -731,10 +731,20 @@ impl Kernel<'_> {
     /// it with transfers. Its contract is `self_owned`, so both its owner and the new
     /// principal itself may write it (an agent keeps its memory in its own content).
     pub fn spawn_principal(&mut self, id: &str) -> Result<Entity, KernelError> {
+        self.spawn_owned(id, None)
+    }
+
+    /// [`Kernel::spawn_principal`], but owned by itself (a commons belongs to no one).
+    pub(crate) fn spawn_self_owned_principal(&mut self, id: &str) -> Result<Entity, KernelError> {
+        let own = self.new_id(id)?;
+        self.spawn_owned(id, Some(own))
+    }
+
+    fn spawn_owned(&mut self, id: &str, owner: Option<ArtifactId>) -> Result<Entity, KernelError> {
         let new_id = self.new_id(id)?;
         let limits = Arc::new(self.world.resource::<Config>().defaults.quota.keys().map(|k| (k.clone(), 0)).collect());
         let artifact = Artifact {
-            owner: self.caller.clone(),
+            owner: owner.unwrap_or_else(|| self.caller.clone()),
             created_at: self.now,
             updated_at: self.now,
             content: Box::from(""),
@@ -820,12 +830,13 @@ impl Kernel<'_> {
     /// Changes `owner`'s disk usage by `delta` bytes (an artifact it owns grew, shrank
     /// or went), refusing growth beyond its free allocation.
     pub(crate) fn use_disk(&mut self, owner: Entity, delta: i64) -> Result<(), KernelError> {
+        if delta == 0 {
+            return Ok(());
+        }
         self.ensure_disk(owner, delta)?;
         let mut standing = self.standing_mut(owner)?;
         standing.disk_used = standing.disk_used.saturating_add_signed(delta);
-        if delta != 0 {
-            record(self.world, LedgerUndo::DiskUse { entity: owner, delta });
-        }
+        record(self.world, LedgerUndo::DiskUse { entity: owner, delta });
         Ok(())
     }
 
@@ -1029,9 +1040,13 @@ impl Kernel<'_> {
     /// Thaws an agent frozen for running dry once it no longer does: whoever made
     /// that so (the caller) is named as its rescuer.
     pub(crate) fn thaw_if_rescued(&mut self, entity: Entity, id: &ArtifactId) {
+        // Nearly every credit goes to a principal that is not frozen: ask that first.
+        let Some((frozen_by_rule, needs)) =
+            self.world.get::<Frozen>(entity).map(|f| (f.by_rule, f.needs_llm_budget_micro_usd))
+        else {
+            return;
+        };
         let rule = self.world.resource::<Config>().freeze;
-        let (frozen_by_rule, needs) =
-            self.world.get::<Frozen>(entity).map_or((false, 0), |f| (f.by_rule, f.needs_llm_budget_micro_usd));
         let dry = self
             .world
             .get::<Standing>(entity)

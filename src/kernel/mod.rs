@@ -132,7 +132,6 @@ pub(crate) fn plugin(app: &mut App) {
     app.init_resource::<EventLog>()
         .init_resource::<Supply>()
         .init_resource::<Held>()
-        .init_resource::<journal::Journal>()
         .init_resource::<InvocationStats>()
         .init_resource::<activity::Activity>()
         .init_resource::<exec::Charges>()

@@ -215,6 +215,15 @@ fn malformed_answers_are_refused_and_explained_in_the_next_prompt() {
     assert!(!sent[2].contains("not valid JSON"), "{}", sent[2]);
     assert_eq!(scrip(&sim, "bob"), 100, "nothing bad was done");
     assert_eq!(events(&sim, "ACTION_FAILED"), Vec::<Value>::new(), "nothing bad was even tried");
+    // Each mistake is an event for whoever studies the run: the tool call, refused.
+    let refused: Vec<String> =
+        events(&sim, "INTENT_REFUSED").iter().map(|e| e["payload"]["intent"].as_str().unwrap().to_owned()).collect();
+    assert!(refused.len() >= 4, "{refused:?}");
+    assert!(refused[1].contains("refused:fly") && refused[1].contains("unknown tool fly"), "{refused:?}");
+    assert!(refused[2].contains("amount must be a positive integer"), "{refused:?}");
+    assert!(events(&sim, "INTENT_REFUSED").iter().all(|e| e["actor"] == "alice"));
+    // The agent does not show the model its own report back as a second error.
+    assert!(!sent[2].contains("refused:fly"), "{}", sent[2]);
     assert_healthy(&sim);
 }
 
