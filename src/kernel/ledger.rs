@@ -370,14 +370,7 @@ pub(crate) fn undo(world: &mut World, undo: LedgerUndo) {
             }
         }
         LedgerUndo::Hold { entity, holder, amount } => {
-            let back = {
-                let mut held = world.resource_mut::<Held>();
-                let slot = held.slot(holder);
-                let back = amount.min(*slot);
-                *slot -= back;
-                back
-            };
-            give_back(world, entity, &ResourceRef::Scrip, back);
+            pay_out(world, holder, entity, amount);
         }
         LedgerUndo::Release { holder, entity, amount, moved } => {
             let taken = take_back(world, entity, &ResourceRef::Scrip, amount);
@@ -516,7 +509,8 @@ pub(crate) fn release_scrip(world: &mut World, holder: Holder, entity: Entity, a
     release(world, holder, entity, amount, false);
 }
 
-fn release(world: &mut World, holder: Holder, entity: Entity, amount: u64, moved: bool) -> u64 {
+/// Pays up to `amount` of what `holder` holds to `entity`; returns what it paid.
+fn pay_out(world: &mut World, holder: Holder, entity: Entity, amount: u64) -> u64 {
     let amount = {
         let mut held = world.resource_mut::<Held>();
         let slot = held.slot(holder);
@@ -525,6 +519,11 @@ fn release(world: &mut World, holder: Holder, entity: Entity, amount: u64, moved
         amount
     };
     give_back(world, entity, &ResourceRef::Scrip, amount);
+    amount
+}
+
+fn release(world: &mut World, holder: Holder, entity: Entity, amount: u64, moved: bool) -> u64 {
+    let amount = pay_out(world, holder, entity, amount);
     if moved {
         let mut activity = world.resource_mut::<Activity>();
         activity.scrip_moved = activity.scrip_moved.saturating_add(amount);

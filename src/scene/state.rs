@@ -168,65 +168,51 @@ impl ResourceState for Activity {
     }
 }
 
-impl ResourceState for Thoughts {
-    type Written<'a> = ThoughtsState;
-    type Read = ThoughtsState;
-    const AFTER_ENTITIES: bool = true;
-    fn write<'a>(&'a self, world: &'a World) -> ThoughtsState {
-        self.state(world)
-    }
-    fn read(read: ThoughtsState, world: &mut World) -> Result<(), String> {
-        let thoughts = Thoughts::from_state(read, world)?;
-        world.insert_resource(thoughts);
-        Ok(())
-    }
-    fn digest(&self, digest: &mut Digest) {
-        digest.feed(&self.digest_view());
-    }
+/// Resources a checkpoint keeps in a form of their own that names entities by id
+/// (restored after the entities), and whose checksum is a view without entities.
+macro_rules! kept_by_id {
+    ($($ty:ty => $state:ty),* $(,)?) => { $(
+        impl ResourceState for $ty {
+            type Written<'a> = $state;
+            type Read = $state;
+            const AFTER_ENTITIES: bool = true;
+            fn write<'a>(&'a self, world: &'a World) -> $state {
+                self.state(world)
+            }
+            fn read(read: $state, world: &mut World) -> Result<(), String> {
+                let resource = <$ty>::from_state(read, world)?;
+                world.insert_resource(resource);
+                Ok(())
+            }
+            fn digest(&self, digest: &mut Digest) {
+                digest.feed(&self.digest_view());
+            }
+        }
+    )* };
 }
 
-impl ResourceState for McpCalls {
-    type Written<'a> = McpCallsState;
-    type Read = McpCallsState;
-    const AFTER_ENTITIES: bool = true;
-    fn write<'a>(&'a self, world: &'a World) -> McpCallsState {
-        self.state(world)
-    }
-    fn read(read: McpCallsState, world: &mut World) -> Result<(), String> {
-        let calls = McpCalls::from_state(read, world)?;
-        world.insert_resource(calls);
-        Ok(())
-    }
-    fn digest(&self, digest: &mut Digest) {
-        digest.feed(&self.digest_view());
-    }
+kept_by_id!(Thoughts => ThoughtsState, McpCalls => McpCallsState);
+
+/// The bridges' recordings' request counts and answers in hand: the process's, not
+/// the world's, so no part of the checksum.
+macro_rules! kept_outside {
+    ($($ty:ty => $state:ty),* $(,)?) => { $(
+        impl ResourceState for $ty {
+            type Written<'a> = $state;
+            type Read = $state;
+            fn write<'a>(&'a self, _: &'a World) -> $state {
+                self.state()
+            }
+            fn read(read: $state, world: &mut World) -> Result<(), String> {
+                world.resource_mut::<$ty>().restore(read);
+                Ok(())
+            }
+            fn digest(&self, _: &mut Digest) {}
+        }
+    )* };
 }
 
-impl ResourceState for LlmBridge {
-    type Written<'a> = BridgeState;
-    type Read = BridgeState;
-    fn write<'a>(&'a self, _: &'a World) -> BridgeState {
-        self.state()
-    }
-    fn read(read: BridgeState, world: &mut World) -> Result<(), String> {
-        world.resource_mut::<LlmBridge>().restore(read);
-        Ok(())
-    }
-    fn digest(&self, _: &mut Digest) {}
-}
-
-impl ResourceState for McpBridge {
-    type Written<'a> = McpBridgeState;
-    type Read = McpBridgeState;
-    fn write<'a>(&'a self, _: &'a World) -> McpBridgeState {
-        self.state()
-    }
-    fn read(read: McpBridgeState, world: &mut World) -> Result<(), String> {
-        world.resource_mut::<McpBridge>().restore(read);
-        Ok(())
-    }
-    fn digest(&self, _: &mut Digest) {}
-}
+kept_outside!(LlmBridge => BridgeState, McpBridge => McpBridgeState);
 
 impl ResourceState for EventLog {
     type Written<'a> = LogState<'a>;
