@@ -57,6 +57,17 @@ impl Activity {
         true
     }
 
+    /// Forgets an artifact whose creation was rolled back: the code it called or was
+    /// called by, and whom it met.
+    pub(crate) fn forget(&mut self, entity: Entity, id: &ArtifactId) {
+        self.calls.remove(id);
+        self.calls.retain(|_, callees| {
+            callees.remove(id);
+            !callees.is_empty()
+        });
+        self.agent_pairs.retain(|&(a, b)| a != entity && b != entity);
+    }
+
     /// Forgets an edge [`Activity::called`] added (its import was rolled back).
     pub(crate) fn forget_call(&mut self, caller: &ArtifactId, callee: &ArtifactId) {
         if let Some(callees) = self.calls.get_mut(caller) {

@@ -115,6 +115,11 @@ pub(crate) fn roll_back(world: &mut World, savepoint: Savepoint) -> u64 {
         match entry {
             Some(Undo::Ledger(undo)) => super::ledger::undo(world, undo),
             Some(Undo::Created(entity)) => {
+                // What was counted of it goes too: its id may be given to another.
+                if let Some(id) = world.get::<crate::world::ids::ArtifactId>(entity).cloned() {
+                    world.resource_mut::<super::InvocationStats>().forget(&id);
+                    world.resource_mut::<super::activity::Activity>().forget(entity, &id);
+                }
                 // Despawning unindexes the id (observers) and drops its schemas.
                 if let Ok(created) = world.get_entity_mut(entity) {
                     created.despawn();

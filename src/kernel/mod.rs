@@ -115,6 +115,11 @@ impl InvocationStats {
         self.by_artifact.iter()
     }
 
+    /// Forgets an artifact whose creation was rolled back.
+    pub(crate) fn forget(&mut self, id: &ArtifactId) {
+        self.by_artifact.remove(id);
+    }
+
     /// Counts carried over from a saved world.
     pub(crate) fn carried(by_artifact: std::collections::BTreeMap<ArtifactId, InvocationCount>) -> Self {
         Self { by_artifact }

@@ -220,6 +220,29 @@ fn a_failed_chain_gives_nested_prices_back() {
 }
 
 #[test]
+fn an_id_freed_by_a_roll_back_starts_clean() {
+    // Code that writes a tool, uses it, and fails: the tool never existed.
+    let maker = r#"function run() {
+        write("fresh", null, {code: "function run() { return 2 }", interface: {tools: [{name: "run"}]}});
+        invoke("fresh", "run", {});
+        throw new Error("undone");
+    }"#;
+    let mut sim = sim(&format!(r#"Scene(principals: [(id: "alice"), {}])"#, coded_principal("maker", 50, maker)));
+    assert!(!invoke(&mut sim, "alice", "maker", json!({})).success);
+    assert!(!exists(&sim, "fresh"));
+    let stats = sim.world().resource::<InvocationStats>();
+    assert_eq!(stats.invocations("fresh"), 0, "what was counted of it went with it");
+    // Its id is free, and what takes it starts with nothing against it.
+    act_ok(
+        &mut sim,
+        "alice",
+        r#"{"action":"write","id":"fresh","code":"function run() { return 3 }","interface":{"tools":[{"name":"run"}]}}"#,
+    );
+    assert_eq!(sim.world().resource::<InvocationStats>().invocations("fresh"), 0);
+    audit(sim.world()).unwrap();
+}
+
+#[test]
 fn bids_tasks_listings_and_locks_of_a_failed_chain_are_undone() {
     let vault = r#"function run(args) {
         invoke("kernel_mint", "bid", {artifact: "vault_doc", amount: 10});
