@@ -326,6 +326,9 @@ const RUNNER: &str = r#"function run(args) {
         if (op.t === "pay") transfer(op.to, op.n);
         else if (op.t === "write") write(op.id, "x".repeat(op.n));
         else if (op.t === "bid") invoke("kernel_mint", "bid", {artifact: op.id, amount: op.n});
+        else if (op.t === "post") invoke("kernel_tasks", "post", {description: "a job", reward: op.n});
+        else if (op.t === "list") invoke("kernel_escrow", "deposit", {artifact: op.id, price: op.n});
+        else if (op.t === "lend") invoke("kernel_debt", "offer", {debtor: op.to, principal: op.n, interest: 1, term_secs: 30});
         else if (op.t === "throw") throw new Error("boom");
         else if (op.t === "call") {
             if (op.catch) { try { invoke(op.id, "run", {ops: op.ops}); } catch (e) {} }
@@ -343,6 +346,9 @@ fn op(depth: u32) -> BoxedStrategy<Value> {
         (0..3usize, 1..40u64).prop_map(|(to, n)| json!({"t": "pay", "to": PEOPLE[to], "n": n})),
         (0..4u32, 1..3000u64).prop_map(|(k, n)| json!({"t": "write", "id": format!("note{k}"), "n": n})),
         (0..3usize, 1..20u64).prop_map(|(k, n)| json!({"t": "bid", "id": format!("doc{k}"), "n": n})),
+        (1..30u64).prop_map(|n| json!({"t": "post", "n": n})),
+        (0..3usize, 0..20u64).prop_map(|(k, n)| json!({"t": "list", "id": format!("doc{k}"), "n": n})),
+        (0..3usize, 1..30u64).prop_map(|(to, n)| json!({"t": "lend", "to": PEOPLE[to], "n": n})),
         Just(json!({"t": "throw"})),
     ];
     if depth == 0 {
@@ -373,7 +379,15 @@ fn action() -> impl Strategy<Value = (usize, Value)> {
     });
     let transfer =
         (0..3usize, 1..150u64).prop_map(|(to, n)| json!({"action": "transfer", "to": PEOPLE[to], "amount": n}));
-    (0..3usize, prop_oneof![3 => invoke, 1 => spawn, 1 => transfer])
+    // Buying what the tools listed, accepting what they lent: at random prices and
+    // ids, so mostly refused — and changing nothing when refused.
+    let buy = (0..3usize, 0..20u64).prop_map(|(k, n)| {
+        json!({"action": "invoke", "id": "kernel_escrow", "method": "buy", "args": {"artifact": format!("doc{k}"), "price": n}})
+    });
+    let accept = (0..3usize, 0..4u32).prop_map(|(k, n)| {
+        json!({"action": "invoke", "id": "kernel_debt", "method": "accept", "args": {"id": format!("debt_t{k}_{n}")}})
+    });
+    (0..3usize, prop_oneof![4 => invoke, 1 => spawn, 1 => transfer, 1 => buy, 1 => accept])
 }
 
 fn property_world() -> Simulation {
@@ -401,10 +415,11 @@ fn property_world() -> Simulation {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Random actions — invokes whose code pays, writes, bids, calls other tools (caught
-    /// or not) and throws at random depths, spawns with random funding and disk,
-    /// transfers — keep the books: scrip conserved, disk accounted; and every action
-    /// that fails leaves every holding, artifact and record as it was.
+    /// Random actions — invokes whose code pays, writes, bids, posts tasks, lists in
+    /// escrow, offers loans, calls other tools (caught or not) and throws at random
+    /// depths; spawns with random funding and disk; transfers — keep the books: scrip
+    /// conserved, disk accounted; and every action that fails leaves every holding,
+    /// artifact and record as it was.
     #[test]
     fn failed_actions_change_nothing_and_the_books_always_balance(
         actions in prop::collection::vec(action(), 1..10)

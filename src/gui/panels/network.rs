@@ -113,11 +113,14 @@ impl EdgeKind {
         self as usize
     }
 
-    /// The edge an event makes: (to, kind, volume), if it makes one.
+    /// The edge an event makes: (to, kind, volume), if it makes one. A call made
+    /// inside a chain that failed still happened; what it moved was given back, so a
+    /// reverted movement makes no edge (the window agrees with the ledger).
     fn of(event: &Event) -> Option<(&ArtifactId, EdgeKind, u64)> {
         match &event.kind {
             EventKind::InvokeSuccess { artifact, .. } => Some((artifact, EdgeKind::Invoke, 1)),
             EventKind::InvokeFailure { artifact, .. } => Some((artifact, EdgeKind::InvokeFailed, 1)),
+            _ if event.reverted => None,
             EventKind::ScripTransfer { to, amount } => Some((to, EdgeKind::Scrip, *amount)),
             EventKind::ResourceTransfer { to, amount, .. } => Some((to, EdgeKind::Resource, *amount)),
             EventKind::OwnershipTransfer { to, .. } => Some((to, EdgeKind::Ownership, 1)),
@@ -1246,6 +1249,12 @@ mod tests {
         assert_eq!((ab.count, ab.volume, ab.kind), (2, 12, EdgeKind::Scrip));
         assert_eq!(graph.edges.len(), 2);
         assert_eq!(graph.from_secs, 500.0);
+        // A payment that was undone moved nothing.
+        let mut undone = event(5, 700.0, "c", scrip("d", 9));
+        undone.reverted = true;
+        let events: VecDeque<Event> = events.into_iter().chain([undone]).collect();
+        let graph = aggregate(&events, 300.0);
+        assert!(!graph.index.contains_key(&id("d")), "a reverted transfer is no edge");
     }
 
     /// What a graph shows, to compare two.
