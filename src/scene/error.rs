@@ -12,12 +12,9 @@ use std::io;
 /// Why a scene cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SceneError {
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: io::Error,
-    },
+    /// (The error is part of the message and not a `source`, so it is said once.)
+    #[error("{file}: {error}")]
+    Io { file: String, error: io::Error },
     #[error("{file}:{line}:{col}: {message}")]
     Parse { file: String, line: usize, col: usize, message: String },
     #[error("{file}{}: {path}: {message}", at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]

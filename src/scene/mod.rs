@@ -89,7 +89,16 @@ impl Scene {
     /// Reads and parses a scene file.
     pub fn load(path: &Path) -> Result<Scene, SceneError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SceneError::Io { file: name.clone(), source })?;
+        let text = read_text(path).map_err(|problem| match problem {
+            TextProblem::Io(error) => SceneError::Io { file: name.clone(), error },
+            TextProblem::NotUtf8 { line, col, byte } => SceneError::Parse {
+                file: name.clone(),
+                line,
+                col,
+                message: format!("not UTF-8 text: byte 0x{byte:02x} cannot start a character here"),
+            },
+            other => SceneError::Parse { file: name.clone(), line: 1, col: 1, message: other.to_string() },
+        })?;
         let mut scene = Self::from_ron_str(&name, &text)?;
         scene.dir = Some(path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
         Ok(scene)
@@ -167,24 +176,95 @@ impl Scene {
         Ok(text)
     }
 
-    /// Reads a file a scene refers to: next to the scene file or in any directory
-    /// above it, then relative to the working directory, then among the assets
-    /// compiled into the binary.
+    /// Reads a file a scene refers to (`content_file`, `code_file`): next to the scene
+    /// file or in a directory above it, then relative to the working directory, then
+    /// among the assets compiled into the binary. Only regular files within the scene's
+    /// directory tree or the working directory's tree are read, and at most
+    /// [`MAX_SCENE_FILE_BYTES`] of UTF-8 text: a scene cannot copy `/proc/self/environ`
+    /// into a world, nor read `/dev/zero` forever.
     pub(crate) fn read_file(&self, path: &str) -> Result<String, String> {
+        let roots: Vec<PathBuf> = self
+            .dir
+            .iter()
+            .cloned()
+            .chain(std::env::current_dir().ok())
+            .filter_map(|dir| dir.canonicalize().ok())
+            .collect();
         let mut tried = Vec::new();
+        let mut outside = None;
         let mut candidates: Vec<PathBuf> = self.dir.iter().flat_map(|d| d.ancestors()).map(|d| d.join(path)).collect();
         candidates.push(PathBuf::from(path));
         for candidate in candidates {
-            match std::fs::read_to_string(&candidate) {
-                Ok(text) => return Ok(text),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => tried.push(candidate.display().to_string()),
+            let real = match candidate.canonicalize() {
+                Ok(real) => real,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tried.push(candidate.display().to_string());
+                    continue;
+                }
                 Err(e) => return Err(format!("cannot read {}: {e}", candidate.display())),
+            };
+            if !roots.iter().any(|root| real.starts_with(root)) {
+                outside.get_or_insert(real);
+                continue;
             }
+            return read_text(&real).map_err(|problem| format!("cannot read {}: {problem}", real.display()));
         }
         if let Some(text) = embedded_asset(path) {
             return Ok(text.to_owned());
         }
+        if let Some(real) = outside {
+            return Err(format!(
+                "{} is outside the scene's directory and the working directory; a scene reads files only within them",
+                real.display()
+            ));
+        }
         tried.push("the assets compiled into this binary".to_owned());
         Err(format!("cannot find {path:?} (looked in: {})", tried.join(", ")))
     }
+}
+
+/// The largest file a scene is read from or may refer to, in bytes.
+pub const MAX_SCENE_FILE_BYTES: u64 = 16 << 20;
+
+/// Why a file's text could not be read.
+#[derive(Debug, thiserror::Error)]
+enum TextProblem {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("it is not a regular file")]
+    NotAFile,
+    #[error("it is larger than {MAX_SCENE_FILE_BYTES} bytes")]
+    TooLarge,
+    #[error("it is not UTF-8 text: byte 0x{byte:02x} at line {line}, column {col} cannot start a character there")]
+    NotUtf8 { line: usize, col: usize, byte: u8 },
+}
+
+/// The text of a regular file of at most [`MAX_SCENE_FILE_BYTES`], or why not; a
+/// byte that is not UTF-8 is reported with its line and column.
+fn read_text(path: &Path) -> Result<String, TextProblem> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    // Non-blocking, so that opening a pipe returns at once and is refused below
+    // instead of waiting for a writer; a regular file reads the same either way.
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(TextProblem::Io)?;
+    let meta = file.metadata().map_err(TextProblem::Io)?;
+    if !meta.is_file() {
+        return Err(TextProblem::NotAFile);
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_SCENE_FILE_BYTES) as usize);
+    // Bounded whatever the metadata said: the file may grow while it is read.
+    file.take(MAX_SCENE_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(TextProblem::Io)?;
+    if bytes.len() as u64 > MAX_SCENE_FILE_BYTES {
+        return Err(TextProblem::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        // The prefix is valid UTF-8, so its characters can be counted.
+        let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        TextProblem::NotUtf8 { line, col, byte: bytes[at] }
+    })
 }

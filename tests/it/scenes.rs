@@ -236,14 +236,13 @@ fn spawned_principals_may_act_later_in_the_timeline() {
 #[test]
 fn files_are_found_next_to_the_scene_and_in_the_binary() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("scenes")).unwrap();
-    std::fs::create_dir_all(dir.path().join("assets")).unwrap();
-    std::fs::write(dir.path().join("assets/mine.js"), "function run(){ return 1 }").unwrap();
+    std::fs::create_dir_all(dir.path().join("scenes/lib")).unwrap();
+    std::fs::write(dir.path().join("scenes/lib/mine.js"), "function run(){ return 1 }").unwrap();
     let path = dir.path().join("scenes/s.ron");
     std::fs::write(
         &path,
         r#"Scene(principals: [(id: "a")], artifacts: [
-            (id: "mine", owner: "a", code_file: "assets/mine.js", interface: (tools: [(name: "run")])),
+            (id: "mine", owner: "a", code_file: "lib/mine.js", interface: (tools: [(name: "run")])),
             (id: "builtin", owner: "a", code_file: "assets/tools/text_tools.js", interface: (tools: [(name: "run")])),
         ])"#,
     )
@@ -252,6 +251,61 @@ fn files_are_found_next_to_the_scene_and_in_the_binary() {
     let report = sim.report();
     assert_eq!(report.artifacts["mine"].code_bytes, 26);
     assert!(report.artifacts["builtin"].code_bytes > 100);
+}
+
+/// What `scene.ron` at `dir` says of its artifact `x`'s `field`: the error, if any.
+fn reading(dir: &std::path::Path, field: &str, value: &str) -> Result<(), SceneError> {
+    let path = dir.join("scene.ron");
+    let text = format!(
+        "Scene(\n  principals: [(id: \"a\")],\n  artifacts: [\n    (id: \"x\", owner: \"a\", {field}: {value:?}),\n  ],\n)"
+    );
+    std::fs::write(&path, text).unwrap();
+    Scene::load(&path)?.validate().map(|_| ())
+}
+
+#[test]
+fn a_scene_reads_only_regular_files_within_its_directory_or_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Outside both trees: refused at the field, whatever the file is.
+    for outside in ["/dev/zero", "/proc/self/environ", "/etc/hostname"] {
+        let err = reading(dir.path(), "content_file", outside).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.position(), Some((4, 27)), "{text}");
+        assert!(text.contains("outside the scene's directory and the working directory"), "{text}");
+    }
+    // A link inside the tree to a file outside it is outside.
+    std::os::unix::fs::symlink("/proc/self/environ", dir.path().join("env")).unwrap();
+    let err = reading(dir.path(), "content_file", "env").unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    // Inside: a directory, a pipe and an oversized file are not read.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    assert!(reading(dir.path(), "content_file", "sub").unwrap_err().to_string().contains("not a regular file"));
+    let fifo = std::ffi::CString::new(dir.path().join("pipe").to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    assert!(reading(dir.path(), "code_file", "pipe").unwrap_err().to_string().contains("not a regular file"));
+    let big = std::fs::File::create(dir.path().join("big.txt")).unwrap();
+    big.set_len(agent_ecology::scene::MAX_SCENE_FILE_BYTES + 1).unwrap();
+    assert!(reading(dir.path(), "content_file", "big.txt").unwrap_err().to_string().contains("larger than"));
+    // A file that is not text says where.
+    std::fs::write(dir.path().join("notes.txt"), b"first line\nsecond \xff line\n").unwrap();
+    let err = reading(dir.path(), "content_file", "notes.txt").unwrap_err().to_string();
+    assert!(err.contains("line 2, column 8"), "{err}");
+    // A regular file inside is read.
+    std::fs::write(dir.path().join("ok.txt"), "fine").unwrap();
+    reading(dir.path(), "content_file", "ok.txt").unwrap();
+}
+
+#[test]
+fn a_scene_that_is_not_utf8_is_refused_with_its_position_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.ron");
+    std::fs::write(&path, b"Scene(\n  principals: [\n    (id: \"\xe9\"),\n  ],\n)\n").unwrap();
+    let err = Scene::load(&path).unwrap_err();
+    assert_eq!(err.position(), Some((3, 11)), "{err}");
+    let text = format!("{:#}", anyhow::Error::from(err));
+    assert_eq!(text.matches("UTF-8").count(), 1, "said once: {text}");
+    assert!(text.starts_with(&format!("{}:3:11: not UTF-8 text", path.display())), "{text}");
 }
 
 #[test]
