@@ -222,6 +222,7 @@ impl Kernel<'_> {
                 Ok(FromWorker::Done(result)) => {
                     if let Some(chain) = self.world.resource_mut::<Sandbox>().active.as_mut() {
                         chain.open_calls = chain.open_calls.saturating_sub(1);
+                        chain.retire |= result.retire;
                     }
                     let cpu_us = config.cpu_us(result.instructions);
                     self.charge(call.frame.payer, cpu_us, result.peak_bytes);

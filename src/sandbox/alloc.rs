@@ -103,6 +103,11 @@ pub fn enable(limit_bytes: usize) {
     ENABLED.store(true, Relaxed);
 }
 
+/// Moves the heap limit, in bytes relative to when counting began.
+pub fn set_limit(limit_bytes: isize) {
+    LIMIT.store(limit_bytes, Relaxed);
+}
+
 /// Live heap bytes relative to when counting began.
 pub fn live() -> isize {
     LIVE.load(Relaxed)

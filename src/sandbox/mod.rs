@@ -110,6 +110,8 @@ pub fn find_worker_binary() -> Result<PathBuf, String> {
 pub struct SandboxStats {
     pub workers_started: u64,
     pub workers_lost: u64,
+    /// Workers replaced because calls had left more in them than calls may.
+    pub workers_retired: u64,
     pub calls: u64,
 }
 
@@ -123,6 +125,8 @@ pub(crate) struct Chain {
     pub failure: Option<WorkerFailure>,
     /// Calls started in this chain and not finished (JS frames on the worker).
     pub open_calls: u32,
+    /// The worker asked to be replaced when the chain ends.
+    pub retire: bool,
 }
 
 /// The sandbox's lanes and the chain in progress.
@@ -214,6 +218,7 @@ impl Sandbox {
             deadline: Instant::now() + Duration::from_millis(config.timeout_ms),
             failure: None,
             open_calls: 0,
+            retire: false,
         });
         Ok(true)
     }
@@ -222,6 +227,8 @@ impl Sandbox {
     pub(crate) fn end_chain(&mut self) {
         if let Some(chain) = self.active.take() {
             match chain.worker {
+                // Dropping a worker stops it; its lane starts a fresh one.
+                Some(_) if chain.retire => self.stats.workers_retired += 1,
                 Some(worker) => self.return_worker(chain.lane, worker),
                 None => self.stats.workers_lost += 1,
             }

@@ -180,6 +180,9 @@ pub struct CallResult {
     pub instructions: u64,
     /// Peak heap growth during the call, nested calls included, in bytes.
     pub peak_bytes: u64,
+    /// The worker holds more than calls may leave behind, even after collecting
+    /// garbage: the host replaces it before the next call (set on top-level calls).
+    pub retire: bool,
 }
 
 /// Worker → host.

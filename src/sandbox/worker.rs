@@ -6,9 +6,14 @@
 //! space and CPU by rlimits, and the host kills it when a call outlives its deadline —
 //! because boa cannot be stopped in-process by everything hostile code can do.
 //!
-//! One boa `Context` serves every call. Before the first call its intrinsics are
-//! frozen ("lockdown") and `eval`/`Function` refused, so no call can leave state
-//! behind in shared objects. Each artifact's code is compiled once, as a strict-mode
+//! One boa `Context` serves every call. Before the first call everything a call can
+//! reach is frozen ("lockdown": the global object, and the prototypes only values
+//! lead to, of iterators, generators and async functions), `eval`/`Function` are
+//! refused, the symbol registry and weak references are removed and promise jobs are
+//! dropped unrun, so no call can leave state behind in shared objects. What a call
+//! leaves in the heap is garbage; each top-level call gets the whole heap limit from
+//! where the last one ended, and a worker holding too much after collecting asks the
+//! host to replace it ([`Leftovers`]). Each artifact's code is compiled once, as a strict-mode
 //! function around the source that returns the requested entry function; calling it
 //! per invocation gives fresh top-level bindings every time. Artifact code therefore
 //! keeps no hidden state between calls: everything it remembers is in the world,
@@ -38,8 +43,9 @@ use boa_engine::{
     Context, JsError, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction, Source,
     context::{Clock, HostHooks, time::JsInstant},
     error::EngineError,
+    job::IdleJobExecutor,
     js_string,
-    object::ObjectInitializer,
+    object::{ObjectInitializer, builtins::JsArray},
     property::Attribute,
     realm::Realm,
 };
@@ -100,7 +106,10 @@ fn apply_rlimits(limits: &WorkerLimits) {
     // Address space: the heap limit, the JS thread's stack, the shared region, and
     // room for the binary, the allocator's arenas and the compiled code. The counting
     // allocator is the precise limit; this one catches whatever escapes it.
-    let address_space = (limits.heap_bytes + limits.stack_bytes + 2 * super::shm::RING_BYTES) as u64 + (1 << 30);
+    // The room is reserved address space rather than memory (the allocator maps large
+    // regions up front), so a small heap limit does not make it any smaller.
+    let room = limits.heap_bytes.max(512 << 20) + (1 << 30);
+    let address_space = (room + limits.stack_bytes + 2 * super::shm::RING_BYTES) as u64;
     set_rlimit(libc::RLIMIT_AS, address_space, address_space);
     set_rlimit(libc::RLIMIT_CPU, limits.cpu_secs, limits.cpu_secs + 10);
     // A worker that aborts must not leave a core file behind.
@@ -194,6 +203,7 @@ fn serve(limits: WorkerLimits) -> io::Result<()> {
     let mut context = new_context(&limits).map_err(|e| io::Error::other(e.to_string()))?;
     // Count from here: what the engine needs to exist is not any call's usage.
     alloc::enable(limits.heap_bytes);
+    let mut leftovers = Leftovers::new(&limits);
     send(&FromWorker::Ready)?;
     loop {
         let message = match receive() {
@@ -203,18 +213,56 @@ fn serve(limits: WorkerLimits) -> io::Result<()> {
         };
         match message {
             ToWorker::Call(request) => {
-                let result = run_call(&mut context, request);
+                let result = leftovers.run(&mut context, request);
                 send(&FromWorker::Done(result))?;
             }
             ToWorker::Batch(requests) => {
                 let last = requests.len().saturating_sub(1);
                 for (i, request) in requests.into_iter().enumerate() {
-                    let result = run_call(&mut context, request);
+                    let result = leftovers.run(&mut context, request);
                     send_waking(&FromWorker::Done(result), i == last)?;
                 }
             }
             ToWorker::Reply(_) => return Err(io::Error::other("a reply with no host call pending")),
         }
+    }
+}
+
+/// What top-level calls leave in the worker's heap, kept from mattering to the next.
+///
+/// Nothing a call makes is reachable once it ends (the intrinsics are frozen, promise
+/// jobs are dropped unrun, there is no symbol registry and no weak reference), so
+/// what stays is garbage, the compiled code the host asked the worker to keep, and
+/// whatever the engine caches. Each top-level call may grow the heap by the worker's
+/// whole heap limit, counted from where the last call left it, so what earlier calls
+/// left does not shrink it. Garbage is collected once it passes a step; a worker
+/// that still holds more than a quarter of its heap limit afterwards asks to be
+/// replaced.
+struct Leftovers {
+    heap_bytes: isize,
+    collect_at: isize,
+}
+
+/// Heap growth between collections of what top-level calls left.
+const COLLECT_STEP: isize = 16 << 20;
+
+impl Leftovers {
+    fn new(limits: &WorkerLimits) -> Self {
+        let heap_bytes = isize::try_from(limits.heap_bytes).unwrap_or(isize::MAX);
+        Self { heap_bytes, collect_at: alloc::live().saturating_add(COLLECT_STEP) }
+    }
+
+    /// Runs a top-level call, with a heap limit of its own, and looks at what it left.
+    fn run(&mut self, context: &mut Context, request: CallRequest) -> CallResult {
+        alloc::set_limit(alloc::live().max(0).saturating_add(self.heap_bytes));
+        let mut result = run_call(context, request);
+        if alloc::live() > self.collect_at {
+            boa_gc::force_collect();
+            let live = alloc::live();
+            self.collect_at = live.saturating_add(COLLECT_STEP);
+            result.retire = live > self.heap_bytes / 4;
+        }
+        result
     }
 }
 
@@ -248,13 +296,20 @@ impl Clock for SimulatedClock {
     }
 }
 
-/// Freezes everything reachable from the global object, so that no call can change
-/// what the next one sees. Removes what would make results depend on the garbage
-/// collector.
+/// Freezes everything a call can reach, so that no call can change what the next one
+/// sees: what is reachable from the global object, from every kind of value the
+/// language makes (the prototypes of iterators, generators and async functions are
+/// reachable only through such values), and from the intrinsics the host passes in
+/// (those the engine keeps and no value hands out). Removes what would outlive a
+/// call out of sight of the freeze — the symbol registry is one table for the whole
+/// process — and what would make results depend on the garbage collector.
+/// `tests/it/reachable.js` checks the result by calling every built-in.
 const LOCKDOWN: &str = r#"
-(function () {
+(function (intrinsics) {
   delete globalThis.WeakRef;
   delete globalThis.FinalizationRegistry;
+  delete Symbol.for;
+  delete Symbol.keyFor;
   const seen = new Set();
   const freeze = (value) => {
     if (value === null || (typeof value !== "object" && typeof value !== "function") || seen.has(value)) return;
@@ -267,8 +322,27 @@ const LOCKDOWN: &str = r#"
     }
     freeze(Object.getPrototypeOf(value));
   };
+  const values = [
+    () => (function () { "use strict"; return arguments; })(),
+    () => function* () {},
+    () => (function* () {})(),
+    () => async function () {},
+    () => async function* () {},
+    () => (async function* () {})(),
+    () => [][Symbol.iterator](),
+    () => new Map()[Symbol.iterator](),
+    () => new Set()[Symbol.iterator](),
+    () => ""[Symbol.iterator](),
+    () => /a/g[Symbol.matchAll](""),
+    () => [].values().map((x) => x),
+    () => Iterator.from({ next() { return { done: true }; } }),
+  ];
   freeze(globalThis);
-})();
+  for (const make of values) {
+    try { freeze(make()); } catch (e) { /* a kind this engine does not have */ }
+  }
+  freeze(intrinsics);
+})
 "#;
 
 /// A context as workers run code in: host functions installed, intrinsics frozen.
@@ -276,6 +350,9 @@ const LOCKDOWN: &str = r#"
 pub fn new_context(limits: &WorkerLimits) -> JsResult<Context> {
     let mut context = Context::builder()
         .host_hooks(Rc::new(Hooks))
+        // Promise jobs are dropped as they are queued: nothing runs after a call has
+        // returned, and nothing a call queued is kept for the next.
+        .job_executor(Rc::new(IdleJobExecutor))
         .clock(Rc::new(SimulatedClock))
         // One long budget for the life of the worker; calls are charged the
         // difference, and never come near the end of it.
@@ -283,7 +360,26 @@ pub fn new_context(limits: &WorkerLimits) -> JsResult<Context> {
         .build()?;
     context.runtime_limits_mut().set_recursion_limit(limits.recursion);
     install_host_functions(&mut context)?;
-    context.eval(Source::from_bytes(LOCKDOWN))?;
+    let lockdown = context.eval(Source::from_bytes(LOCKDOWN))?;
+    let objects = context.intrinsics().objects();
+    let iterators = objects.iterator_prototypes();
+    let intrinsics = [
+        iterators.async_iterator(),
+        iterators.async_from_sync_iterator(),
+        iterators.array(),
+        iterators.set(),
+        iterators.string(),
+        iterators.regexp_string(),
+        iterators.map(),
+        iterators.iterator_helper(),
+        iterators.wrap_for_valid_iterator(),
+        objects.generator(),
+        objects.async_generator(),
+        objects.throw_type_error().into(),
+    ];
+    let intrinsics = JsArray::from_iter(intrinsics.into_iter().map(JsValue::from), &mut context);
+    let lockdown = lockdown.as_callable().ok_or_else(|| JsNativeError::typ().with_message("lockdown"))?;
+    lockdown.call(&JsValue::undefined(), &[intrinsics.into()], &mut context)?;
     Ok(context)
 }
 
@@ -399,7 +495,7 @@ fn failure(kind: FailureKind, message: impl Into<String>) -> Failure {
 /// Runs one call, nested or not, and accounts for it.
 fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
     let failed =
-        |failure: Failure| CallResult { id: request.id, outcome: Err(failure), instructions: 0, peak_bytes: 0 };
+        |failure: Failure| CallResult { id: request.id, outcome: Err(failure), instructions: 0, peak_bytes: 0, retire: false };
     // What this call needs is found before anything is forgotten: the host may have
     // evicted from its list a module this very call sends no code for.
     let loaded = load_call(context, &request);
@@ -443,7 +539,7 @@ fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
         }
         frame.map_or(0, |f| f.nested_instructions)
     });
-    CallResult { id: request.id, outcome, instructions: total.saturating_sub(nested), peak_bytes }
+    CallResult { id: request.id, outcome, instructions: total.saturating_sub(nested), peak_bytes, retire: false }
 }
 
 /// The compiled code of a call and of every module it may import, by artifact id.

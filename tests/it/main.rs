@@ -15,6 +15,7 @@ mod fake_llm;
 mod gui;
 mod hostile;
 mod invoke;
+mod isolation;
 mod ledger;
 mod libraries;
 mod llm;
