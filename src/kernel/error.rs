@@ -100,12 +100,52 @@ pub struct KernelError {
     pub retry_after: Option<f64>,
 }
 
+/// The most bytes of text an error message, a thrown value or an event's text field
+/// carries. Text from code (what it throws, ids and arguments it passes) is cut to
+/// this before it reaches a caller, an inbox or the event stream, so that what a call
+/// can put there does not grow with what it is willing to allocate.
+pub const MAX_TEXT_BYTES: usize = 2048;
+
+/// Cuts `text` to at most [`MAX_TEXT_BYTES`], at a character boundary, saying how
+/// many bytes were cut.
+pub fn bound_text(text: &mut String) {
+    if text.len() <= MAX_TEXT_BYTES {
+        return;
+    }
+    // Room for the note below, whose number has at most 20 digits.
+    let mut end = MAX_TEXT_BYTES - 40;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("… ({cut} bytes cut)"));
+}
+
+/// A JSON value cut the same way: long strings in it are cut, and a value whose text
+/// is still longer than [`MAX_TEXT_BYTES`] is replaced by the note of its size.
+pub fn bound_value(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => bound_text(text),
+        Value::Array(_) | Value::Object(_) => {
+            let len = serde_json::to_string(value).map_or(usize::MAX, |t| t.len());
+            if len > MAX_TEXT_BYTES {
+                *value = Value::String(format!("({len} bytes of JSON cut)"));
+            }
+        }
+        _ => {}
+    }
+}
+
 impl KernelError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        bound_text(&mut message);
         Self {
             code,
             category: code.category(),
-            message: message.into(),
+            message,
             details: serde_json::Map::new(),
             retriable: code.retriable(),
             retry_after: None,
@@ -114,7 +154,9 @@ impl KernelError {
 
     /// Adds a structured detail.
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
-        self.details.insert(key.to_owned(), value.into());
+        let mut value = value.into();
+        bound_value(&mut value);
+        self.details.insert(key.to_owned(), value);
         self
     }
 

@@ -18,7 +18,11 @@ use bevy_ecs::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{ErrorCode, actions::ActionKind};
+use super::{
+    ErrorCode,
+    actions::ActionKind,
+    error::{bound_text, bound_value},
+};
 use crate::economy::{
     kpis::KpiSample,
     mint::{RevealedBid, Winner},
@@ -124,6 +128,14 @@ macro_rules! event_kinds {
                 }
             }
 
+            /// Cuts every text field of the payload to [`MAX_TEXT_BYTES`], so that an
+            /// event's size does not depend on how much text its actor supplied.
+            fn bound(&mut self) {
+                match self {
+                    $( EventKind::$variant { $($field),* } => { $(Bounded::bound($field);)* } )*
+                }
+            }
+
             /// Whether `id` is one of the principals or artifacts the event is about
             /// (its actor aside): a recipient, a target, a winner …
             pub fn mentions(&self, id: &ArtifactId) -> bool {
@@ -183,6 +195,51 @@ impl Mentions for ActionKind {}
 impl Mentions for ErrorCode {}
 impl Mentions for crate::world::components::EventFilter {}
 impl<T> Mentions for Box<T> {}
+
+/// A payload field whose text is cut to [`MAX_TEXT_BYTES`] (see [`EventKind::bound`]).
+/// Ids are bounded where they are made, numbers need nothing.
+trait Bounded {
+    fn bound(&mut self) {}
+}
+
+impl Bounded for String {
+    fn bound(&mut self) {
+        bound_text(self);
+    }
+}
+
+impl Bounded for serde_json::Value {
+    fn bound(&mut self) {
+        bound_value(self);
+    }
+}
+
+impl<T: Bounded> Bounded for Option<T> {
+    fn bound(&mut self) {
+        if let Some(value) = self {
+            value.bound();
+        }
+    }
+}
+
+impl<T: Bounded> Bounded for Vec<T> {
+    fn bound(&mut self) {
+        self.iter_mut().for_each(Bounded::bound);
+    }
+}
+
+impl Bounded for ArtifactId {}
+impl Bounded for Winner {}
+impl Bounded for RevealedBid {}
+impl Bounded for u64 {}
+impl Bounded for i64 {}
+impl Bounded for u32 {}
+impl Bounded for f64 {}
+impl Bounded for bool {}
+impl Bounded for ActionKind {}
+impl Bounded for ErrorCode {}
+impl Bounded for crate::world::components::EventFilter {}
+impl<T> Bounded for Box<T> {}
 
 event_kinds! {
     /// Scrip moved from the actor to `to`.
@@ -482,6 +539,8 @@ impl EventLog {
     pub fn push(&mut self, time: SimTime, actor: ArtifactId, kind: EventKind) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let mut kind = kind;
+        kind.bound();
         let event = Event { seq, time, actor, kind, reverted: false };
         if self.holds > 0 {
             self.held.push(event);

@@ -59,6 +59,7 @@ use super::{
     },
     shm::{Direction, Region, Wait},
 };
+use crate::kernel::error::bound_text;
 
 /// How long a worker spins waiting for the host before parking: the host answers
 /// host calls and sends the next call of a busy chain within microseconds.
@@ -488,8 +489,12 @@ fn lost_host(error: io::Error) -> JsError {
     std::process::exit(5)
 }
 
+/// A failure of the call; its message is cut to the bound of all text from code
+/// (`kernel::error::MAX_TEXT_BYTES`) before it crosses to the host.
 fn failure(kind: FailureKind, message: impl Into<String>) -> Failure {
-    Failure { kind, message: message.into() }
+    let mut message = message.into();
+    bound_text(&mut message);
+    Failure { kind, message }
 }
 
 /// Runs one call, nested or not, and accounts for it.
@@ -547,9 +552,11 @@ fn load_call(context: &mut Context, request: &CallRequest) -> Result<(JsObject, 
     let wrapper = load(context, request.code_hash, request.code.as_deref())?;
     let mut modules = HashMap::with_capacity(request.modules.len());
     for module in &request.modules {
-        let compiled = load(context, module.code_hash, module.code.as_deref()).map_err(|failure| Failure {
-            kind: FailureKind::Compile,
-            message: format!("imported artifact:{} does not compile: {}", module.id, failure.message),
+        let compiled = load(context, module.code_hash, module.code.as_deref()).map_err(|compiled| {
+            failure(
+                FailureKind::Compile,
+                format!("imported artifact:{} does not compile: {}", module.id, compiled.message),
+            )
         })?;
         modules.insert(module.id.clone(), compiled);
     }

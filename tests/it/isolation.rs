@@ -166,3 +166,43 @@ fn a_worker_that_holds_too_much_after_collecting_is_replaced() {
     assert_eq!(stats.workers_lost, 0, "retired, not lost: {stats:?}");
     assert!(stats.workers_started > 1 && stats.workers_started >= stats.workers_retired, "{stats:?}");
 }
+
+#[test]
+fn what_code_throws_reaches_events_and_callers_cut_to_a_bound() {
+    use agent_ecology::kernel::{EventLog, error::MAX_TEXT_BYTES};
+    let thrower = "function run() { let s = 'x'; for (let i = 0; i < 22; i++) s += s; throw new Error(s) }";
+    let raw = "function run() { let s = 'y'; for (let i = 0; i < 22; i++) s += s; throw s }";
+    let catcher = r#"function run() {
+        const seen = {};
+        try { invoke("thrower") } catch (e) { seen.message = e.message.length }
+        try { invoke("raw") } catch (e) { seen.raw = e.message.length }
+        let id = "z"; for (let i = 0; i < 20; i++) id += id;
+        try { invoke(id) } catch (e) { seen.code = e.code; seen.unknown = e.message.length + JSON.stringify(e.details).length }
+        return seen;
+    }"#;
+    let artifacts = [tool("thrower", "mallory", thrower, ""), tool("raw", "mallory", raw, ""), tool("catcher", "alice", catcher, "")];
+    let mut sim = shared_worker("", &artifacts.concat());
+    let seq = sim.world().resource::<EventLog>().next_seq();
+    for _ in 0..10 {
+        let r = invoke(&mut sim, "alice", "thrower");
+        let message = r.error.unwrap().message;
+        assert!(message.len() <= MAX_TEXT_BYTES && message.contains("bytes cut"), "{}", message.len());
+    }
+    let r = invoke(&mut sim, "alice", "catcher");
+    let seen = r.result.clone().unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(seen["code"], json!("NOT_FOUND"));
+    for key in ["message", "raw"] {
+        let len = seen[key].as_u64().unwrap();
+        assert!(len > 1000 && len <= MAX_TEXT_BYTES as u64, "{key}: {seen}");
+    }
+    assert!(seen["unknown"].as_u64().unwrap() <= 2 * MAX_TEXT_BYTES as u64, "{seen}");
+    // Eleven actions, each a handful of events, none larger than a few bounded texts:
+    // the four megabytes thrown each time stayed in the worker.
+    let bytes: usize = sim
+        .world()
+        .resource::<EventLog>()
+        .since(seq)
+        .map(|event| serde_json::to_string(event).unwrap().len())
+        .sum();
+    assert!(bytes < 11 * 4 * MAX_TEXT_BYTES, "{bytes} bytes of events");
+}
