@@ -201,6 +201,9 @@ fn receive_one(
             }
             Ok(FromWorker::Done(result)) => {
                 run.pending.pop_front();
+                if let Some(worker) = run.worker.as_mut() {
+                    worker.note_result(&result);
+                }
                 let cpu_us = config.cpu_us(result.instructions);
                 let result = result.outcome.map_err(|failed| format!("step failed: {}", failed.message));
                 outcomes[index] = Some(StepOutcome { result, cpu_us });

@@ -211,7 +211,18 @@ impl Kernel<'_> {
             "owner": owner,
             "context": context,
         });
-        let frame = super::Frame { contract_depth: self.frame.contract_depth + 1, ..self.frame };
+        // The check has a deadline of its own (within any its caller already has),
+        // and what it costs its caller's payer is bounded: the rest is billed to the
+        // owner of the contract (of the outermost check, for checks inside checks).
+        let own_deadline = std::time::Instant::now() + std::time::Duration::from_millis(config.contract_timeout_ms);
+        let deadline = Some(self.frame.deadline.map_or(own_deadline, |d| d.min(own_deadline)));
+        let frame = super::Frame { contract_depth: self.frame.contract_depth + 1, deadline, ..self.frame };
+        let contract_owner = self
+            .world
+            .get::<Artifact>(contract_entity)
+            .and_then(|a| ids::lookup(self.world, a.owner.as_str()))
+            .unwrap_or(contract_entity);
+        let outermost = self.open_contract_bill(frame.payer, contract_owner, config.contract_caller_cpu_us);
         let call = CodeCall {
             entity: contract_entity,
             id: &contract_id,
@@ -223,8 +234,13 @@ impl Kernel<'_> {
             loop_limit: config.contract_loop_limit,
         };
         let caller = self.caller.clone();
-        let deny = |reason: String| denied(contract_id.as_str(), permission, &caller, target_id.as_str(), &reason);
-        match self.run_code(call) {
+        let ran = self.run_code(call);
+        let owner_cpu_us = if outermost { self.close_contract_bill() } else { 0 };
+        let deny = |reason: String| {
+            let error = denied(contract_id.as_str(), permission, &caller, target_id.as_str(), &reason);
+            if owner_cpu_us > 0 { error.with("cpu_us_charged_to_contract_owner", owner_cpu_us) } else { error }
+        };
+        match ran {
             Ok(result) => match serde_json::from_str::<Decision>(&result.json) {
                 Ok(Decision { allowed: true, scrip_cost, .. }) => Ok(scrip_cost.unwrap_or(0)),
                 Ok(Decision { allowed: false, reason, .. }) => Err(deny(reason.unwrap_or_else(|| "denied".into()))),

@@ -66,6 +66,20 @@ impl Default for Charge {
     }
 }
 
+/// While a contract check runs: how much more CPU its caller's payer may be charged
+/// for it, and where the rest goes. Checks inside it share it, so a contract cannot
+/// multiply the caller's bound by checking other contracts.
+#[derive(Resource, Debug, Default)]
+pub(crate) struct ContractBill(Option<Bill>);
+
+#[derive(Debug)]
+struct Bill {
+    payer: Entity,
+    owner: Entity,
+    left_us: u64,
+    owner_us: u64,
+}
+
 /// A kernel error for a call that failed, carrying what it used.
 fn code_error(code: ErrorCode, message: String, cpu_us: u64) -> KernelError {
     KernelError::new(code, message).with("cpu_us", cpu_us)
@@ -194,7 +208,7 @@ impl Kernel<'_> {
                 let Some(chain) = sandbox.active.as_mut() else {
                     return Err(KernelError::system(ErrorCode::ExecutionError, "the sandbox chain ended early"));
                 };
-                let deadline = chain.deadline;
+                let deadline = call.frame.deadline.map_or(chain.deadline, |d| d.min(chain.deadline));
                 match chain.worker.as_mut() {
                     Some(worker) => worker.receive(deadline),
                     None => Err(chain.failure.clone().unwrap_or(WorkerFailure::Died("gone".into()))),
@@ -222,7 +236,9 @@ impl Kernel<'_> {
                 Ok(FromWorker::Done(result)) => {
                     if let Some(chain) = self.world.resource_mut::<Sandbox>().active.as_mut() {
                         chain.open_calls = chain.open_calls.saturating_sub(1);
-                        chain.retire |= result.retire;
+                        if let Some(worker) = chain.worker.as_mut() {
+                            worker.note_result(&result);
+                        }
                     }
                     let cpu_us = config.cpu_us(result.instructions);
                     self.charge(call.frame.payer, cpu_us, result.peak_bytes);
@@ -267,15 +283,46 @@ impl Kernel<'_> {
             chain.open_calls = chain.open_calls.saturating_sub(1);
         }
         // The deadline is charged once per lost worker, to the call that lost it; the
-        // calls it was nested in fail with it, already paid for.
-        let cpu_us = if first { config.timeout_ms * 1000 } else { 0 };
+        // calls it was nested in fail with it, already paid for. Inside a contract check
+        // that is the check's own deadline.
+        let deadline_ms = if call.frame.deadline.is_some() { config.contract_timeout_ms } else { config.timeout_ms };
+        let cpu_us = if first { deadline_ms * 1000 } else { 0 };
         self.charge(call.frame.payer, cpu_us, 0);
         worker_error(&failure).with("cpu_us", cpu_us)
     }
 
+    /// Opens the bill of a contract check unless one is open; true when it opened it.
+    pub(crate) fn open_contract_bill(&mut self, payer: Entity, owner: Entity, caller_bound_us: u64) -> bool {
+        let mut bill = self.world.resource_mut::<ContractBill>();
+        if bill.0.is_some() {
+            return false;
+        }
+        bill.0 = Some(Bill { payer, owner, left_us: caller_bound_us, owner_us: 0 });
+        true
+    }
+
+    /// Closes the bill of a contract check; returns the CPU charged to its owner.
+    pub(crate) fn close_contract_bill(&mut self) -> u64 {
+        self.world.resource_mut::<ContractBill>().0.take().map_or(0, |bill| bill.owner_us)
+    }
+
     /// Books what a call used: against the payer's CPU window, and in the action's
-    /// charges (for its result).
+    /// charges (for its result). Inside a contract check, CPU past the caller's bound
+    /// is booked to the contract's owner instead (and not in the action's charges: the
+    /// caller did not spend it).
     fn charge(&mut self, payer: Entity, cpu_us: u64, memory_bytes: u64) {
+        let mut cpu_us = cpu_us;
+        let mut beyond = None;
+        if let Some(bill) = self.world.resource_mut::<ContractBill>().0.as_mut().filter(|b| b.payer == payer) {
+            let paid = cpu_us.min(bill.left_us);
+            bill.left_us -= paid;
+            bill.owner_us += cpu_us - paid;
+            beyond = Some((bill.owner, cpu_us - paid));
+            cpu_us = paid;
+        }
+        if let Some((owner, owner_us)) = beyond {
+            self.record_usage(owner, "cpu", owner_us);
+        }
         self.record_usage(payer, "cpu", cpu_us);
         self.world.resource_mut::<Charges>().entries.push(Charge { payer, cpu_us, memory_bytes, ..Default::default() });
     }

@@ -140,6 +140,7 @@ pub(crate) fn plugin(app: &mut App) {
         .init_resource::<InvocationStats>()
         .init_resource::<activity::Activity>()
         .init_resource::<exec::Charges>()
+        .init_resource::<exec::ContractBill>()
         .init_resource::<llm::Thoughts>()
         .init_resource::<crate::bridge::LlmBridge>()
         .init_resource::<mcp::McpCalls>()
@@ -181,11 +182,14 @@ pub(crate) struct Frame {
     pub contract_depth: u32,
     /// Who bears the resource costs of code run from here.
     pub payer: Entity,
+    /// A deadline nearer than the chain's, for code run from here: that of the
+    /// contract check this is part of.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Frame {
     pub(crate) fn top(payer: Entity) -> Self {
-        Self { depth: 0, contract_depth: 0, payer }
+        Self { depth: 0, contract_depth: 0, payer, deadline: None }
     }
 
     /// The frame of an invoke made from this one.

@@ -45,6 +45,12 @@ pub struct SandboxConfig {
     pub loop_limit: u64,
     /// Iterations allowed per loop in a contract's `check_permission`.
     pub contract_loop_limit: u64,
+    /// Wall-clock deadline of a contract check and everything it invokes, within the
+    /// deadline of the call it is part of.
+    pub contract_timeout_ms: u64,
+    /// CPU a contract check (with what it invokes) may charge its caller's payer;
+    /// what it uses beyond is charged to the contract's owner.
+    pub contract_caller_cpu_us: u64,
     /// Nested JS calls allowed within one call.
     pub recursion: usize,
     /// Largest JSON result of a call, in bytes.
@@ -68,6 +74,8 @@ impl Default for SandboxConfig {
             heap_bytes: 512 << 20,
             loop_limit: 10_000_000,
             contract_loop_limit: 100_000,
+            contract_timeout_ms: 250,
+            contract_caller_cpu_us: 1_000,
             recursion: 512,
             result_bytes: 1 << 20,
             instructions_per_cpu_us: 100,
@@ -125,8 +133,6 @@ pub(crate) struct Chain {
     pub failure: Option<WorkerFailure>,
     /// Calls started in this chain and not finished (JS frames on the worker).
     pub open_calls: u32,
-    /// The worker asked to be replaced when the chain ends.
-    pub retire: bool,
 }
 
 /// The sandbox's lanes and the chain in progress.
@@ -200,6 +206,11 @@ impl Sandbox {
             self.stats.workers_lost += 1;
             return;
         }
+        if worker.is_retiring() {
+            // Dropping a worker stops it; its lane starts a fresh one when next needed.
+            self.stats.workers_retired += 1;
+            return;
+        }
         if let Some(slot) = self.lanes.get_mut(lane) {
             *slot = Some(worker);
         }
@@ -218,7 +229,6 @@ impl Sandbox {
             deadline: Instant::now() + Duration::from_millis(config.timeout_ms),
             failure: None,
             open_calls: 0,
-            retire: false,
         });
         Ok(true)
     }
@@ -227,8 +237,6 @@ impl Sandbox {
     pub(crate) fn end_chain(&mut self) {
         if let Some(chain) = self.active.take() {
             match chain.worker {
-                // Dropping a worker stops it; its lane starts a fresh one.
-                Some(_) if chain.retire => self.stats.workers_retired += 1,
                 Some(worker) => self.return_worker(chain.lane, worker),
                 None => self.stats.workers_lost += 1,
             }

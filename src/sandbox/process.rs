@@ -18,7 +18,7 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    protocol::{FromWorker, MAX_FRAME_BYTES, decode},
+    protocol::{CallResult, FromWorker, MAX_FRAME_BYTES, decode},
     shm::{Direction, Region, Wait, WaitError},
 };
 
@@ -68,6 +68,8 @@ pub struct WorkerProcess {
     known_order: VecDeque<u64>,
     forget: Vec<u64>,
     dead: bool,
+    /// It asked to be replaced once the work in hand is done.
+    retiring: bool,
 }
 
 impl WorkerProcess {
@@ -112,6 +114,7 @@ impl WorkerProcess {
             known_order: VecDeque::new(),
             forget: Vec::new(),
             dead: false,
+            retiring: false,
         };
         match worker.receive(Instant::now() + STARTUP_TIMEOUT) {
             Ok(FromWorker::Ready) => Ok(worker),
@@ -122,6 +125,16 @@ impl WorkerProcess {
 
     pub fn is_dead(&self) -> bool {
         self.dead
+    }
+
+    /// Notes what a call's result says: the worker holds more than calls may leave
+    /// behind, and is to be replaced when it goes back to its lane.
+    pub fn note_result(&mut self, result: &CallResult) {
+        self.retiring |= result.retire;
+    }
+
+    pub fn is_retiring(&self) -> bool {
+        self.retiring
     }
 
     /// The code to send with a call of `hash`: `None` when the worker has it.

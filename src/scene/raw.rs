@@ -352,6 +352,13 @@ pub struct SandboxSpec {
     /// Iterations allowed per loop in a contract; default 100 000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_loop_limit: Option<u64>,
+    /// Deadline of a contract check, everything it invokes included; default 0.25.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_timeout_secs: Option<f64>,
+    /// CPU microseconds a contract check may charge the caller; the rest is charged to
+    /// the contract's owner; default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_caller_cpu_us: Option<u64>,
     /// Nested JS function calls allowed; default 512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursion: Option<usize>,

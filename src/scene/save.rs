@@ -730,6 +730,8 @@ fn sandbox_spec(sandbox: &crate::sandbox::SandboxConfig) -> SandboxSpec {
         heap_mb: Some(sandbox.heap_bytes >> 20),
         loop_limit: Some(sandbox.loop_limit),
         contract_loop_limit: Some(sandbox.contract_loop_limit),
+        contract_timeout_secs: Some(sandbox.contract_timeout_ms as f64 / 1000.0),
+        contract_caller_cpu_us: Some(sandbox.contract_caller_cpu_us),
         recursion: Some(sandbox.recursion),
         result_kb: Some(sandbox.result_bytes / 1024),
         instructions_per_cpu_us: Some(sandbox.instructions_per_cpu_us),

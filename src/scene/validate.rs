@@ -822,15 +822,23 @@ fn validate_sandbox(check: &Checker, spec: &SandboxSpec) -> Result<SandboxConfig
     if let Some(workers) = spec.workers {
         out.workers = positive(workers as u64, "workers")? as usize;
     }
-    if let Some(secs) = spec.timeout_secs {
-        let ms = SimTime::from_secs_f64(secs).map(|t| t.millis()).filter(|ms| *ms > 0).ok_or_else(|| {
+    let deadline = |secs: f64, field: &str| {
+        SimTime::from_secs_f64(secs).map(|t| t.millis()).filter(|ms| *ms > 0).ok_or_else(|| {
             check.err(
-                "config.sandbox.timeout_secs",
-                &at("timeout_secs"),
+                format!("config.sandbox.{field}"),
+                &at(field),
                 format!("{secs} is not a deadline (seconds > 0)"),
             )
-        })?;
-        out.timeout_ms = ms;
+        })
+    };
+    if let Some(secs) = spec.timeout_secs {
+        out.timeout_ms = deadline(secs, "timeout_secs")?;
+    }
+    if let Some(secs) = spec.contract_timeout_secs {
+        out.contract_timeout_ms = deadline(secs, "contract_timeout_secs")?;
+    }
+    if let Some(us) = spec.contract_caller_cpu_us {
+        out.contract_caller_cpu_us = us;
     }
     if let Some(mb) = spec.heap_mb {
         out.heap_bytes = positive(mb as u64, "heap_mb")? as usize * (1 << 20);

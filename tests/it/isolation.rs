@@ -206,3 +206,56 @@ fn what_code_throws_reaches_events_and_callers_cut_to_a_bound() {
         .sum();
     assert!(bytes < 11 * 4 * MAX_TEXT_BYTES, "{bytes} bytes of events");
 }
+
+/// Mallory's `gate` guards her `goods`; alice tries to read and invoke them.
+fn griefing(check: &str) -> Simulation {
+    let artifacts = [
+        tool("gate", "mallory", check, ""),
+        format!(
+            r#"(id: "goods", owner: "mallory", content: "wares", code: "function run() {{ return 1 }}", interface: (tools: [(name: "run")]), contract: "gate"),"#
+        ),
+        // A tool anyone may call, which burns all it can on whoever pays.
+        tool("burn", "mallory", "function run() { let x = 0; while (true) x++ }", ""),
+    ];
+    sim(&format!(
+        r#"Scene(
+            config: (sandbox: (workers: 1, timeout_secs: 5.0)),
+            principals: [
+                (id: "alice", quota: {{"cpu": 100000000}}),
+                (id: "mallory", quota: {{"cpu": 100000000}}),
+            ],
+            artifacts: [{}],
+        )"#,
+        artifacts.concat()
+    ))
+}
+
+#[test]
+fn a_contract_that_burns_the_deadline_costs_its_victim_a_small_bound_and_its_owner_the_rest() {
+    use agent_ecology::kernel::{ErrorCode, quotas};
+    // Work the instruction counter cannot see (a regex inside a built-in), work it
+    // can (a loop), and work through what the contract invokes.
+    // The first and the last run until the check's deadline (0.25 s), which is charged.
+    for (check, owner_pays_at_least) in [
+        ("function check_permission() { return { allowed: /^(a+)+$/.test('a'.repeat(40) + 'b') } }", 200_000),
+        ("function check_permission() { let x = 0; while (true) x++ }", 1),
+        ("function check_permission() { for (;;) { try { invoke('burn') } catch (e) {} } }", 200_000),
+    ] {
+        let mut sim = griefing(check);
+        for action in [r#"{"action":"read","id":"goods"}"#, r#"{"action":"invoke","id":"goods"}"#] {
+            let alice_before = quotas::get_usage(sim.world(), "alice", "cpu").unwrap();
+            let mallory_before = quotas::get_usage(sim.world(), "mallory", "cpu").unwrap();
+            let started = std::time::Instant::now();
+            let r = act(&mut sim, "alice", action);
+            let took = started.elapsed();
+            assert_eq!(r.error_code(), Some(ErrorCode::AccessDenied), "{check}: {r:?}");
+            let paid = quotas::get_usage(sim.world(), "alice", "cpu").unwrap() - alice_before;
+            assert!(paid <= 1000, "{check}: the victim paid {paid} µs");
+            assert_eq!(r.resources_consumed.cpu_us, paid, "{r:?}");
+            let owner = quotas::get_usage(sim.world(), "mallory", "cpu").unwrap() - mallory_before;
+            assert!(owner >= owner_pays_at_least, "{check}: the contract's owner paid {owner} µs");
+            assert!(took < std::time::Duration::from_secs(3), "{check}: the check's own deadline cut it at {took:?}");
+            assert_eq!(scrip(&sim, "alice"), 100);
+        }
+    }
+}
