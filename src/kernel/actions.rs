@@ -334,7 +334,7 @@ impl Kernel<'_> {
             // The attempt counts, whatever becomes of it.
             self.perform(action)
         };
-        let reverted = if outcome.is_err() { super::journal::roll_back(self.world, savepoint) } else { 0 };
+        let reverted = if outcome.is_err() { super::journal::roll_back(self.world, savepoint).events } else { 0 };
         let now = self.now;
         let mut entity = self.world.entity_mut(self.caller_entity);
         if let Some(mut last) = entity.get_mut::<LastAction>() {

@@ -29,6 +29,15 @@ use crate::economy::{
 };
 use crate::world::{ids::ArtifactId, time::SimTime};
 
+/// What a roll-back marked as undone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Reverted {
+    /// Events marked `reverted`.
+    pub events: u64,
+    /// Of those, purchases (see [`EventKind::is_purchase`]): their prices went back.
+    pub purchases: u64,
+}
+
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -115,6 +124,16 @@ macro_rules! event_kinds {
                         | EventKind::Noop { .. }
                         | EventKind::KpiSampled { .. }
                 )
+            }
+
+            /// Whether the actor got something it paid another for: a priced read or
+            /// invoke (its answer), a purchase in escrow.
+            fn is_purchase(&self) -> bool {
+                match self {
+                    EventKind::ArtifactRead { price, .. } | EventKind::InvokeSuccess { price, .. } => *price > 0,
+                    EventKind::EscrowSold { .. } => true,
+                    _ => false,
+                }
             }
 
             /// Appends the compact encoding the log's digest hashes: the type's index and
@@ -584,13 +603,16 @@ impl EventLog {
 
     /// Marks the held events from `mark` on as reverted, but for records (see
     /// [`EventKind::is_record`]); returns how many it marked.
-    pub(crate) fn revert_since(&mut self, mark: usize) -> u64 {
-        let mut marked = 0;
+    pub(crate) fn revert_since(&mut self, mark: usize) -> Reverted {
+        let mut reverted = Reverted::default();
         for event in self.held.iter_mut().skip(mark).filter(|e| !e.reverted && !e.kind.is_record()) {
             event.reverted = true;
-            marked += 1;
+            reverted.events += 1;
+            if event.kind.is_purchase() {
+                reverted.purchases += 1;
+            }
         }
-        marked
+        reverted
     }
 
     /// Ends one [`EventLog::hold`]; the last puts the held events into the log.

@@ -40,6 +40,26 @@ use crate::{
     },
 };
 
+/// The error of a failed invoke whose roll-back refunded `purchases` things its chain
+/// bought (priced reads and invokes, escrow purchases): its message and details, which
+/// the failing code could have filled with what it bought, are withheld, so that a
+/// failure on purpose is not a way to get an answer and the money back. The code and
+/// the CPU charged stay.
+fn withhold_if_bought(error: KernelError, target: &ArtifactId, purchases: u64) -> KernelError {
+    if purchases == 0 {
+        return error;
+    }
+    let cpu_us = error.details.get("cpu_us").cloned().unwrap_or(Value::from(0));
+    KernelError {
+        message: format!(
+            "{target} failed after its chain bought {purchases} thing(s) from others, refunded with the rest; its \
+             message is withheld so that what was bought does not leave with the refund"
+        ),
+        details: serde_json::Map::from_iter([("cpu_us".to_owned(), cpu_us), ("withheld".to_owned(), true.into())]),
+        ..error
+    }
+}
+
 /// The method name every executable answers without running code.
 pub const DESCRIBE: &str = "describe";
 
@@ -154,7 +174,15 @@ impl Kernel<'_> {
                 }
             }
         };
-        let reverted = if outcome.is_err() { journal::roll_back(self.world, savepoint) } else { 0 };
+        let mut reverted = 0;
+        let outcome = match outcome {
+            Err((error, ran)) => {
+                let undone = journal::roll_back(self.world, savepoint);
+                reverted = undone.events;
+                Err((withhold_if_bought(error, &target_id, undone.purchases), ran))
+            }
+            ok => ok,
+        };
         journal::end(self.world, savepoint);
         self.record_invocation(&target_id, entity, method, outcome, Recorded::Used { reverted })
     }

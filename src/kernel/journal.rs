@@ -36,7 +36,7 @@
 
 use bevy_ecs::prelude::*;
 
-use super::{EventLog, ledger::LedgerUndo};
+use super::{EventLog, events::Reverted, ledger::LedgerUndo};
 
 /// The entry that reverses one change.
 pub(crate) enum Undo {
@@ -94,8 +94,8 @@ pub(crate) fn begin(world: &mut World) -> Savepoint {
 }
 
 /// Undoes everything done since `savepoint` (which stays open) and marks the events
-/// emitted since then as reverted. Returns how many events that marked.
-pub(crate) fn roll_back(world: &mut World, savepoint: Savepoint) -> u64 {
+/// emitted since then as reverted. Says what that marked.
+pub(crate) fn roll_back(world: &mut World, savepoint: Savepoint) -> Reverted {
     loop {
         let entry = {
             let mut log = world.resource_mut::<EventLog>();

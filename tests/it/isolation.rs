@@ -211,9 +211,8 @@ fn what_code_throws_reaches_events_and_callers_cut_to_a_bound() {
 fn griefing(check: &str) -> Simulation {
     let artifacts = [
         tool("gate", "mallory", check, ""),
-        format!(
-            r#"(id: "goods", owner: "mallory", content: "wares", code: "function run() {{ return 1 }}", interface: (tools: [(name: "run")]), contract: "gate"),"#
-        ),
+        r#"(id: "goods", owner: "mallory", content: "wares", code: "function run() { return 1 }", interface: (tools: [(name: "run")]), contract: "gate"),"#
+            .to_owned(),
         // A tool anyone may call, which burns all it can on whoever pays.
         tool("burn", "mallory", "function run() { let x = 0; while (true) x++ }", ""),
     ];
@@ -258,4 +257,54 @@ fn a_contract_that_burns_the_deadline_costs_its_victim_a_small_bound_and_its_own
             assert_eq!(scrip(&sim, "alice"), 100);
         }
     }
+}
+
+#[test]
+fn buying_an_answer_and_failing_on_purpose_does_not_carry_it_out() {
+    use agent_ecology::kernel::EventLog;
+    // Mallory's `peek` pays for alice's secret and throws it, so that the purchase is
+    // refunded while the message carries the content out; `outer` catches it.
+    let peek = "function run() { const r = read('secret'); throw new Error('got: ' + JSON.stringify(r)) }";
+    let ask = "function run() { const a = invoke('oracle'); throw new Error('answer: ' + JSON.stringify(a)) }";
+    let outer = r#"function run() {
+        const out = [];
+        for (const id of ["peek", "ask"]) { try { invoke(id) } catch (e) { out.push(e.message, JSON.stringify(e.details)) } }
+        return out;
+    }"#;
+    let artifacts = [
+        r#"(id: "secret", owner: "alice", content: "the-password-is-swordfish", pricing: (read_price: 10)),"#.to_owned(),
+        tool("oracle", "alice", "function run() { return 'the-answer-is-42' }", "pricing: (invoke_price: 10)"),
+        tool("ask", "mallory", ask, ""),
+        tool("outer", "mallory", outer, ""),
+        tool("plain", "mallory", "function run() { throw new Error('plain failure, nothing bought') }", ""),
+    ];
+    // Code reads as its artifact, which must be a principal to read.
+    let mut sim = sim(&format!(
+        r#"Scene(
+            principals: [
+                (id: "alice"), (id: "mallory"),
+                (id: "peek", owner: "mallory", scrip: 0, code: {peek:?}, interface: (tools: [(name: "run")])),
+            ],
+            artifacts: [{}],
+        )"#,
+        artifacts.concat()
+    ));
+    let r = invoke(&mut sim, "mallory", "outer");
+    let out = r.result.clone().unwrap_or_else(|| panic!("{r:?}")).to_string();
+    assert!(!out.contains("swordfish") && !out.contains("the-answer"), "{out}");
+    assert_eq!(out.matches("is withheld").count(), 2, "{out}");
+    for id in ["peek", "ask"] {
+        let r = invoke(&mut sim, "mallory", id);
+        let message = r.error.unwrap().message;
+        assert!(!message.contains("swordfish") && !message.contains("the-answer") && message.contains("withheld"), "{message}");
+    }
+    assert_eq!((scrip(&sim, "alice"), scrip(&sim, "mallory")), (100, 100), "every purchase was refunded");
+    let leaked = sim.world().resource::<EventLog>().recent().any(|e| {
+        let line = serde_json::to_string(e).unwrap();
+        line.contains("swordfish") || line.contains("the-answer")
+    });
+    assert!(!leaked, "nor through the event stream");
+    // A failure that bought nothing keeps its message.
+    let r = invoke(&mut sim, "mallory", "plain");
+    assert!(r.error.unwrap().message.contains("plain failure, nothing bought"));
 }
