@@ -13,11 +13,13 @@
 //! dropped unrun, so no call can leave state behind in shared objects. What a call
 //! leaves in the heap is garbage; each top-level call gets the whole heap limit from
 //! where the last one ended, and a worker holding too much after collecting asks the
-//! host to replace it ([`Leftovers`]). Each artifact's code is compiled once, as a strict-mode
-//! function around the source that returns the requested entry function; calling it
-//! per invocation gives fresh top-level bindings every time. Artifact code therefore
-//! keeps no hidden state between calls: everything it remembers is in the world,
-//! where checkpoints can see it.
+//! host to replace it ([`Leftovers`]).
+//!
+//! Each artifact's code is compiled once, as a strict-mode function around the source
+//! that returns the requested entry function; calling it per invocation gives fresh
+//! top-level bindings every time. Artifact code therefore keeps no hidden state
+//! between calls: everything it remembers is in the world, where checkpoints can see
+//! it.
 //!
 //! Code that imports other artifacts' code ([`super::modules`]) is compiled the same
 //! way, its imports bound from `__ecology_import__`; the same compiled function,
@@ -499,8 +501,13 @@ fn failure(kind: FailureKind, message: impl Into<String>) -> Failure {
 
 /// Runs one call, nested or not, and accounts for it.
 fn run_call(context: &mut Context, request: CallRequest) -> CallResult {
-    let failed =
-        |failure: Failure| CallResult { id: request.id, outcome: Err(failure), instructions: 0, peak_bytes: 0, retire: false };
+    let failed = |failure: Failure| CallResult {
+        id: request.id,
+        outcome: Err(failure),
+        instructions: 0,
+        peak_bytes: 0,
+        retire: false,
+    };
     // What this call needs is found before anything is forgotten: the host may have
     // evicted from its list a module this very call sends no code for.
     let loaded = load_call(context, &request);

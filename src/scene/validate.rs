@@ -824,11 +824,7 @@ fn validate_sandbox(check: &Checker, spec: &SandboxSpec) -> Result<SandboxConfig
     }
     let deadline = |secs: f64, field: &str| {
         SimTime::from_secs_f64(secs).map(|t| t.millis()).filter(|ms| *ms > 0).ok_or_else(|| {
-            check.err(
-                format!("config.sandbox.{field}"),
-                &at(field),
-                format!("{secs} is not a deadline (seconds > 0)"),
-            )
+            check.err(format!("config.sandbox.{field}"), &at(field), format!("{secs} is not a deadline (seconds > 0)"))
         })
     };
     if let Some(secs) = spec.timeout_secs {

@@ -148,7 +148,9 @@ fn a_worker_that_holds_too_much_after_collecting_is_replaced() {
     // passes a quarter of a small heap, and the worker asks to be replaced.
     let blob = "z".repeat(1 << 20);
     let artifacts: String = (0..24)
-        .map(|i| tool(&format!("big{i}"), "mallory", &format!("const BLOB = {blob:?}; function run() {{ return {i} }}"), ""))
+        .map(|i| {
+            tool(&format!("big{i}"), "mallory", &format!("const BLOB = {blob:?}; function run() {{ return {i} }}"), "")
+        })
         .collect();
     let mut sim = sim(&format!(
         r#"Scene(
@@ -180,7 +182,11 @@ fn what_code_throws_reaches_events_and_callers_cut_to_a_bound() {
         try { invoke(id) } catch (e) { seen.code = e.code; seen.unknown = e.message.length + JSON.stringify(e.details).length }
         return seen;
     }"#;
-    let artifacts = [tool("thrower", "mallory", thrower, ""), tool("raw", "mallory", raw, ""), tool("catcher", "alice", catcher, "")];
+    let artifacts = [
+        tool("thrower", "mallory", thrower, ""),
+        tool("raw", "mallory", raw, ""),
+        tool("catcher", "alice", catcher, ""),
+    ];
     let mut sim = shared_worker("", &artifacts.concat());
     let seq = sim.world().resource::<EventLog>().next_seq();
     for _ in 0..10 {
@@ -198,12 +204,8 @@ fn what_code_throws_reaches_events_and_callers_cut_to_a_bound() {
     assert!(seen["unknown"].as_u64().unwrap() <= 2 * MAX_TEXT_BYTES as u64, "{seen}");
     // Eleven actions, each a handful of events, none larger than a few bounded texts:
     // the four megabytes thrown each time stayed in the worker.
-    let bytes: usize = sim
-        .world()
-        .resource::<EventLog>()
-        .since(seq)
-        .map(|event| serde_json::to_string(event).unwrap().len())
-        .sum();
+    let bytes: usize =
+        sim.world().resource::<EventLog>().since(seq).map(|event| serde_json::to_string(event).unwrap().len()).sum();
     assert!(bytes < 11 * 4 * MAX_TEXT_BYTES, "{bytes} bytes of events");
 }
 
@@ -272,7 +274,8 @@ fn buying_an_answer_and_failing_on_purpose_does_not_carry_it_out() {
         return out;
     }"#;
     let artifacts = [
-        r#"(id: "secret", owner: "alice", content: "the-password-is-swordfish", pricing: (read_price: 10)),"#.to_owned(),
+        r#"(id: "secret", owner: "alice", content: "the-password-is-swordfish", pricing: (read_price: 10)),"#
+            .to_owned(),
         tool("oracle", "alice", "function run() { return 'the-answer-is-42' }", "pricing: (invoke_price: 10)"),
         tool("ask", "mallory", ask, ""),
         tool("outer", "mallory", outer, ""),
@@ -296,7 +299,10 @@ fn buying_an_answer_and_failing_on_purpose_does_not_carry_it_out() {
     for id in ["peek", "ask"] {
         let r = invoke(&mut sim, "mallory", id);
         let message = r.error.unwrap().message;
-        assert!(!message.contains("swordfish") && !message.contains("the-answer") && message.contains("withheld"), "{message}");
+        assert!(
+            !message.contains("swordfish") && !message.contains("the-answer") && message.contains("withheld"),
+            "{message}"
+        );
     }
     assert_eq!((scrip(&sim, "alice"), scrip(&sim, "mallory")), (100, 100), "every purchase was refunded");
     let leaked = sim.world().resource::<EventLog>().recent().any(|e| {
