@@ -55,11 +55,18 @@ const STDERR_LINES: usize = 20;
 pub struct McpServerConfig {
     /// The program (found on `PATH` unless it is a path).
     pub command: String,
+    /// The program as the scene names it (a path relative to the scene, or a name):
+    /// what recordings are keyed by, so that they replay wherever the scene is.
+    #[serde(default)]
+    pub declared_command: String,
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: BTreeMap<String, String>,
     /// Working directory of the server (default: the world's).
     pub cwd: Option<PathBuf>,
+    /// The working directory as the scene names it.
+    #[serde(default)]
+    pub declared_cwd: Option<PathBuf>,
     /// Scrip a call costs its payer (paid to the gateway's owner, the kernel).
     pub scrip_per_call: u64,
     /// LLM budget a call costs its payer, in µ$.
@@ -284,7 +291,8 @@ impl McpBridge {
         config: &McpServerConfig,
         timeout: Duration,
     ) -> Result<Vec<McpTool>, String> {
-        let body = json!({"mcp": name, "list_tools": {"command": config.command, "args": config.args}}).to_string();
+        let body =
+            json!({"mcp": name, "list_tools": {"command": config.declared_command, "args": config.args}}).to_string();
         let key = CacheKey { hash: cache::hash_body(&body), occurrence: 0 };
         let cache = self.start()?.cache.clone();
         if self.replaying() {

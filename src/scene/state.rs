@@ -146,10 +146,27 @@ macro_rules! kept_as_they_are {
 }
 
 kept_as_they_are!(
-    SimClock, SimRng, Config, Supply, Held, InvocationStats, Mint, Escrow, Debts, TaskBoard, Locks, Kpis,
+    SimClock, SimRng, Supply, Held, InvocationStats, Mint, Escrow, Debts, TaskBoard, Locks, Kpis,
     CapabilityRequests;
     json: Governance, Timeline
 );
+
+/// The configuration is kept as it is, and the checksum sees it as the scene declared
+/// it (see [`Config::portable`]).
+impl ResourceState for Config {
+    type Written<'a> = &'a Config;
+    type Read = Config;
+    fn write<'a>(&'a self, _: &'a World) -> &'a Config {
+        self
+    }
+    fn read(read: Config, world: &mut World) -> Result<(), String> {
+        world.insert_resource(read);
+        Ok(())
+    }
+    fn digest(&self, digest: &mut Digest) {
+        digest.feed(&*self.portable());
+    }
+}
 
 impl ResourceState for Activity {
     type Written<'a> = ActivityState<'a>;

@@ -53,6 +53,24 @@ pub struct Config {
     pub capabilities: CapabilityPolicy,
 }
 
+impl Config {
+    /// The configuration as the scene declared it, without what was resolved on this
+    /// machine (the absolute paths of MCP servers' commands and working directories):
+    /// what a world's checksum sees, so that a run replays to the same checksum from
+    /// any directory.
+    pub(crate) fn portable(&self) -> std::borrow::Cow<'_, Config> {
+        if self.mcp.servers.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut portable = self.clone();
+        for server in portable.mcp.servers.values_mut() {
+            server.command = server.declared_command.clone();
+            server.cwd = server.declared_cwd.clone();
+        }
+        std::borrow::Cow::Owned(portable)
+    }
+}
+
 /// A standing decision on capability requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CapabilityRule {

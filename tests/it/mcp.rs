@@ -255,6 +255,44 @@ fn a_recorded_run_replays_without_the_server() {
 }
 
 #[test]
+fn a_recording_replays_from_another_directory() {
+    let (_dir, root) = files();
+    let cache = tempfile::tempdir().unwrap();
+    // The scene names its server by a path relative to itself.
+    let first = tempfile::tempdir().unwrap();
+    let script = first.path().join("server.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nexec {:?} \"$@\"\n", filesystem_server())).unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    let text = scene(Path::new("./server.sh"), &root, &[root.join("hello.txt")], "Lockstep");
+    let load = |dir: &Path| {
+        let path = dir.join("scene.ron");
+        std::fs::write(&path, &text).unwrap();
+        Simulation::new(&agent_ecology::scene::Scene::load(&path).unwrap(), None).unwrap()
+    };
+    let mut live = load(first.path());
+    live.use_bridge(BridgeOptions { cache_dir: Some(cache.path().to_owned()), replay: false }).unwrap();
+    live.run_steps(6);
+    live.end_thinking().unwrap();
+    assert_eq!(texts(&live), ["hello from outside the world"]);
+    let checksum = live.checksum();
+    drop(live);
+    // Recorded files name no directory of this machine.
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        let recorded = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!recorded.contains(&first.path().display().to_string()), "{recorded}");
+    }
+
+    let second = tempfile::tempdir().unwrap();
+    let mut replay = load(second.path());
+    replay.use_bridge(BridgeOptions { cache_dir: Some(cache.path().to_owned()), replay: true }).unwrap();
+    replay.run_steps(6);
+    replay.end_thinking().unwrap();
+    assert_eq!(replay.fatal_error(), None);
+    assert_eq!(texts(&replay), ["hello from outside the world"]);
+    assert_eq!(replay.checksum(), checksum, "the replay from elsewhere is the recorded run");
+}
+
+#[test]
 fn a_server_that_cannot_start_leaves_a_gateway_without_tools_and_the_world_goes_on() {
     let (_dir, root) = files();
     let text = scene(Path::new("/nonexistent/mcp-server"), &root, &[root.join("hello.txt")], "Lockstep")

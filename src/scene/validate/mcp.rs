@@ -55,6 +55,8 @@ pub(super) fn validate_mcp(check: &Checker, spec: &McpSpec) -> Result<McpConfig,
         }
         let config = McpServerConfig {
             command,
+            declared_command: server.command.clone(),
+            declared_cwd: server.cwd.as_ref().map(Into::into),
             args: server.args.clone(),
             env: server.env.clone(),
             cwd,
