@@ -224,30 +224,39 @@ fn a_killed_server_fails_the_call_in_flight_and_comes_back() {
     sim.end_thinking().unwrap();
 }
 
+/// `dir/server.sh`, a script that starts the filesystem server (a command a scene can
+/// name, and a test can take away).
+fn server_script(dir: &Path) -> PathBuf {
+    let script = dir.join("server.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nexec {:?} \"$@\"\n", filesystem_server())).unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    script
+}
+
+/// Six steps of `sim`, recording its outside calls into `cache` or replaying them.
+fn six_steps(mut sim: Simulation, cache: &Path, replay: bool) -> Simulation {
+    sim.use_bridge(BridgeOptions { cache_dir: Some(cache.to_owned()), replay }).unwrap();
+    sim.run_steps(6);
+    sim.end_thinking().unwrap();
+    sim
+}
+
 #[test]
 fn a_recorded_run_replays_without_the_server() {
     let (_dir, root) = files();
     let cache = tempfile::tempdir().unwrap();
     // The scene starts the server through a script, which is gone when replaying.
-    let script = root.join("server.sh");
-    std::fs::write(&script, format!("#!/bin/sh\nexec {:?} \"$@\"\n", filesystem_server())).unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    let script = server_script(&root);
     let text = scene(&script, &root, &[root.join("hello.txt")], "Lockstep");
 
-    let mut live = sim(&text);
-    live.use_bridge(BridgeOptions { cache_dir: Some(cache.path().to_owned()), replay: false }).unwrap();
-    live.run_steps(6);
-    live.end_thinking().unwrap();
+    let live = six_steps(sim(&text), cache.path(), false);
     assert_eq!(texts(&live), ["hello from outside the world"]);
     let checksum = live.checksum();
     drop(live);
     std::fs::remove_file(&script).unwrap();
     std::fs::remove_file(root.join("hello.txt")).unwrap();
 
-    let mut replay = sim(&text);
-    replay.use_bridge(BridgeOptions { cache_dir: Some(cache.path().to_owned()), replay: true }).unwrap();
-    replay.run_steps(6);
-    replay.end_thinking().unwrap();
+    let replay = six_steps(sim(&text), cache.path(), true);
     assert_eq!(replay.fatal_error(), None);
     assert_eq!(texts(&replay), ["hello from outside the world"]);
     assert!(replay.world().resource::<McpBridge>().servers().is_empty(), "no server was started");
@@ -260,19 +269,14 @@ fn a_recording_replays_from_another_directory() {
     let cache = tempfile::tempdir().unwrap();
     // The scene names its server by a path relative to itself.
     let first = tempfile::tempdir().unwrap();
-    let script = first.path().join("server.sh");
-    std::fs::write(&script, format!("#!/bin/sh\nexec {:?} \"$@\"\n", filesystem_server())).unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+    server_script(first.path());
     let text = scene(Path::new("./server.sh"), &root, &[root.join("hello.txt")], "Lockstep");
     let load = |dir: &Path| {
         let path = dir.join("scene.ron");
         std::fs::write(&path, &text).unwrap();
         Simulation::new(&agent_ecology::scene::Scene::load(&path).unwrap(), None).unwrap()
     };
-    let mut live = load(first.path());
-    live.use_bridge(BridgeOptions { cache_dir: Some(cache.path().to_owned()), replay: false }).unwrap();
-    live.run_steps(6);
-    live.end_thinking().unwrap();
+    let live = six_steps(load(first.path()), cache.path(), false);
     assert_eq!(texts(&live), ["hello from outside the world"]);
     let checksum = live.checksum();
     drop(live);
@@ -283,10 +287,7 @@ fn a_recording_replays_from_another_directory() {
     }
 
     let second = tempfile::tempdir().unwrap();
-    let mut replay = load(second.path());
-    replay.use_bridge(BridgeOptions { cache_dir: Some(cache.path().to_owned()), replay: true }).unwrap();
-    replay.run_steps(6);
-    replay.end_thinking().unwrap();
+    let replay = six_steps(load(second.path()), cache.path(), true);
     assert_eq!(replay.fatal_error(), None);
     assert_eq!(texts(&replay), ["hello from outside the world"]);
     assert_eq!(replay.checksum(), checksum, "the replay from elsewhere is the recorded run");
