@@ -9,6 +9,8 @@
 
 use std::io;
 
+use crate::sandbox::modules::line_col;
+
 /// Why a scene cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SceneError {
@@ -87,13 +89,6 @@ pub(crate) fn locate(source: &str, anchors: &[Anchor]) -> Option<(usize, usize)>
         }
     }
     found.map(|at| line_col(source, at))
-}
-
-fn line_col(source: &str, byte: usize) -> (usize, usize) {
-    let before = &source[..byte];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |nl| before[nl + 1..].chars().count()) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

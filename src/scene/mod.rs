@@ -30,7 +30,7 @@ pub(crate) use spawn::spawn_scene;
 pub use timeline::{InterventionAct, ScheduledIntervention, Timeline};
 pub use validate::ValidScene;
 
-use crate::world::StepSystems;
+use crate::{sandbox::modules::line_col, world::StepSystems};
 
 /// The scene a run uses when none is given.
 pub const DEFAULT_SCENE_NAME: &str = "scenes/default.ron (embedded)";
@@ -260,11 +260,9 @@ fn read_text(path: &Path) -> Result<String, TextProblem> {
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let at = e.utf8_error().valid_up_to();
-        let before = &bytes[..at];
-        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        // The prefix is valid UTF-8, so its characters can be counted.
-        let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        // Everything before `at` is UTF-8, so it converts whole.
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let (line, col) = line_col(before, at);
         TextProblem::NotUtf8 { line, col, byte: bytes[at] }
     })
 }
