@@ -2,8 +2,14 @@
 // the MCP gateway `mcp_files`, lists the directory it may read and reads the scenes it
 // finds there, one call at a time (each result arrives in its inbox a step later).
 // What it learns it writes down as an artifact, `scout_notes`, for anyone to read.
+// A request a person decides later is answered by an event, not in the inbox.
 function step(view) {
   const mem = view.memory ? JSON.parse(view.memory) : { phase: "ask", files: [], notes: {}, waiting: false };
+  for (const e of view.events) {
+    const mine = e.payload && e.payload.principal === view.self && e.payload.capability === "files";
+    if (mine && mem.phase === "wait" && e.type === "CAPABILITY_GRANTED") mem.phase = "list";
+    if (mine && mem.phase === "wait" && e.type === "CAPABILITY_DENIED") mem.phase = "refused";
+  }
   for (const r of view.inbox) {
     if (r.id === "kernel_capabilities" && r.success) {
       mem.phase = r.result.status === "granted" ? "list" : r.result.status === "denied" ? "refused" : "wait";

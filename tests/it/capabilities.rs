@@ -11,6 +11,7 @@ use agent_ecology::{
     kernel::{ErrorCode, EventLog, state},
     run::Simulation,
     scene::Scene,
+    world::{components::Artifact, ids},
 };
 use serde_json::{Value, json};
 
@@ -314,4 +315,31 @@ fn a_scene_granting_what_cannot_be_asked_for_is_refused_where_it_says_so() {
     let text = scene(&root, "Lockstep", "", "(id: \"ann\", grants: {\"files\": Some(0)}),");
     let err = Scene::from_ron_str("granted.ron", &text).unwrap().validate().unwrap_err().to_string();
     assert!(err.contains("nothing left to spend"), "{err}");
+}
+
+#[test]
+fn the_example_scout_goes_on_when_a_person_grants_its_request_later() {
+    // `scenes/outside_tools.ron` with nobody's policy: the request waits until a
+    // person grants it (here at 10 s, as `ecology capabilities approve` would).
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenes/outside_tools.ron");
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("../mcp/node_modules/.bin/mcp-server-filesystem", &filesystem_server().display().to_string())
+        .replace(r#"capabilities: (policy: {"files": Approve(limit: 20)}),"#, "")
+        .replace(
+            "\n  principals: [",
+            "\n  interventions: [(at: 10.0, system: DecideCapability(request: 1, approve: true, limit: 20))],\n  principals: [",
+        );
+    let path = dir.path().join("scene.ron");
+    std::fs::write(&path, text).unwrap();
+    let mut sim = Simulation::new(&Scene::load(&path).unwrap(), None).unwrap();
+    sim.run_steps(40);
+    sim.end_thinking().unwrap();
+    assert_eq!(events(&sim, "CAPABILITY_GRANTED").len(), 1);
+    let entity = ids::lookup(sim.world(), "scout").unwrap();
+    let memory: Value = serde_json::from_str(sim.world().get::<Artifact>(entity).unwrap().content()).unwrap();
+    assert_eq!(memory["phase"], "done", "{memory}");
+    assert_eq!(memory["files"], json!(["scene.ron"]), "it listed the directory it may read: {memory}");
+    assert!(ids::lookup(sim.world(), "scout_notes").is_some(), "and wrote down what it read");
 }
