@@ -26,7 +26,7 @@ use super::{
     sweep::{self, RunSpec, Stop, SweepFile},
 };
 use crate::{
-    bridge::BridgeOptions,
+    bridge::{BridgeOptions, config::ModelOverride},
     economy::kpis::{self, Kpis},
     kernel::EventLog,
     run::{Checkpoint, Simulation, audit, check_checkpoint_cadence, checkpoint_due, write_atomically},
@@ -84,6 +84,8 @@ pub struct BatchOptions {
     /// Recordings of calls to models: each run records into (or replays from) a
     /// directory of its own, `<cache_dir>/<run_id>`.
     pub bridge: BridgeOptions,
+    /// The model chosen on the command line, over the sweep's scenes'.
+    pub model: ModelOverride,
 }
 
 /// What a batch did.
@@ -124,6 +126,23 @@ impl Batch {
         let (file, base) = SweepFile::parse_at(path, &text)?;
         let runs = file.runs(&base)?;
         Ok(Self { path: path.to_owned(), file, text, base, runs })
+    }
+
+    /// The world of run `spec`, thinking with `model`.
+    fn valid_scene(&self, spec: &RunSpec, model: &ModelOverride) -> Result<crate::scene::ValidScene, String> {
+        let mut valid = sweep::scene_for(&self.base, spec).map_err(|e| e.to_string())?;
+        valid.config.llm.choose(model)?;
+        Ok(valid)
+    }
+
+    /// What the first run's world reaches outside itself and cannot (see
+    /// `run::preflight`): the runs of a sweep share their servers.
+    pub fn preflight(&self, model: &ModelOverride) -> Vec<String> {
+        match self.runs.first().map(|spec| self.valid_scene(spec, model)) {
+            Some(Ok(valid)) => crate::run::preflight::check_scene(&valid),
+            Some(Err(why)) => vec![why],
+            None => Vec::new(),
+        }
     }
 
     pub fn runs(&self) -> &[RunSpec] {
@@ -250,7 +269,7 @@ impl Batch {
                 let at = sim.steps_done();
                 (sim, Some(at))
             }
-            None => (Simulation::from_valid(sweep::scene_for(&self.base, spec).map_err(|e| e.to_string())?), None),
+            None => (Simulation::from_valid(self.valid_scene(spec, &options.model)?), None),
         };
         let bridge = BridgeOptions {
             cache_dir: options.bridge.cache_dir.as_ref().map(|dir| dir.join(&spec.run_id)),

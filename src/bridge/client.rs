@@ -1,11 +1,14 @@
 //! Talking to an OpenAI-compatible `chat/completions` endpoint, with retries.
 //!
 //! One call is a sequence of attempts. An attempt waits for the endpoint's rate
-//! limit and for a slot under the global concurrency cap (held only while the HTTP
-//! request is open, not while backing off), then posts the body. What is retried:
-//! timeouts, connection failures and resets, `408`, `429` (after its `Retry-After`
+//! limit, for a slot of the endpoint's own (a local server that generates one answer
+//! at a time has one) and for a slot under the global concurrency cap (both held only
+//! while the HTTP request is open, not while backing off), then posts the body. What
+//! is retried: connection failures and resets, `408`, `429` (after its `Retry-After`
 //! when it gives one), `5xx`, and bodies that are not a chat completion. What is not:
-//! other `4xx` (a wrong key or model will not fix itself). Between attempts the wait
+//! other `4xx` (a wrong key or model will not fix itself), and a request that timed
+//! out — the server may still be generating its answer, and sending it again would
+//! only double its work. Between attempts the wait
 //! doubles from `base_ms` up to `max_ms`, with jitter (a random half of it), so that
 //! many agents refused at once do not come back at once.
 //!
@@ -83,6 +86,8 @@ pub struct Route {
     pub unusable: Option<String>,
     pub timeout: Duration,
     pub limiter: Option<RateLimiter>,
+    /// Requests open to this endpoint at once, if it limits them.
+    pub slots: Option<Semaphore>,
 }
 
 /// What every call shares: the HTTP client, the concurrency cap, the retry policy.
@@ -118,7 +123,7 @@ pub struct Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
-    /// Every attempt timed out, the last one included.
+    /// The request timed out (it is not sent again: the server may still be on it).
     Timeout,
     /// The server kept failing (5xx, 429, resets, garbage) until attempts ran out.
     Unavailable,
@@ -187,9 +192,13 @@ impl Client {
             if let Some(limiter) = &route.limiter {
                 limiter.wait().await;
             }
-            let result = match self.slots.acquire().await {
-                Ok(_permit) => self.attempt(route, body.clone()).await,
-                Err(_) => Attempt::Fatal(Failure { kind: FailureKind::Cancelled, message: "shut down".into() }),
+            let own = match &route.slots {
+                Some(slots) => slots.acquire().await.map(Some),
+                None => Ok(None),
+            };
+            let result = match (own, self.slots.acquire().await) {
+                (Ok(_own), Ok(_permit)) => self.attempt(route, body.clone()).await,
+                _ => Attempt::Fatal(Failure { kind: FailureKind::Cancelled, message: "shut down".into() }),
             };
             let latency_ms = started.elapsed().as_millis() as u64;
             let (failure, retry_after) = match result {
@@ -266,7 +275,6 @@ impl Client {
 }
 
 fn transport_failure(route: &Route, error: &reqwest::Error) -> Attempt {
-    let kind = if error.is_timeout() { FailureKind::Timeout } else { FailureKind::Unavailable };
     // reqwest's message names the URL, never a header.
     let mut message = format!("{}: {error}", route.name);
     let mut source = std::error::Error::source(error);
@@ -274,10 +282,17 @@ fn transport_failure(route: &Route, error: &reqwest::Error) -> Attempt {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
+    let message = route.key.scrub(message);
     if error.is_builder() {
-        return Attempt::Fatal(Failure { kind: FailureKind::Unusable, message: route.key.scrub(message) });
+        return Attempt::Fatal(Failure { kind: FailureKind::Unusable, message });
     }
-    Attempt::Retry(Failure { kind, message: route.key.scrub(message) }, None)
+    if error.is_timeout() {
+        // Not sent again: the server may still be working on it (see the module doc).
+        let message = format!("{message} (after {:.0} s; raise the endpoint's timeout_secs for a slow server)",
+            route.timeout.as_secs_f64());
+        return Attempt::Fatal(Failure { kind: FailureKind::Timeout, message });
+    }
+    Attempt::Retry(Failure { kind: FailureKind::Unavailable, message }, None)
 }
 
 /// The `error.message` of an OpenAI-style error body, or the body.

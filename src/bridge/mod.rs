@@ -18,7 +18,10 @@ pub mod mcp;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     path::PathBuf,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -63,6 +66,9 @@ pub struct LlmBridge {
     occurrences: HashMap<String, u32>,
     /// The first recording that could not be written.
     cache_error: Arc<std::sync::Mutex<Option<String>>>,
+    /// While the world thread waits for answers: how many it waits on (0 otherwise),
+    /// for whoever shows progress on another thread.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Default for LlmBridge {
@@ -92,7 +98,14 @@ impl LlmBridge {
             in_flight: BTreeMap::new(),
             occurrences: HashMap::new(),
             cache_error: Arc::default(),
+            waiting: Arc::default(),
         }
+    }
+
+    /// How many answers the world thread is waiting on right now (0 when it is not
+    /// waiting): lockstep can look hung behind a slow server, and this says why.
+    pub fn waiting(&self) -> Arc<AtomicUsize> {
+        self.waiting.clone()
     }
 
     /// The first recording that could not be written, if one could not.
@@ -164,6 +177,7 @@ impl LlmBridge {
                         unusable,
                         timeout: Duration::from_millis(endpoint.timeout_ms),
                         limiter: endpoint.requests_per_sec.filter(|r| *r > 0.0).map(RateLimiter::per_sec),
+                        slots: endpoint.max_concurrency.map(|n| tokio::sync::Semaphore::new(n.max(1))),
                     };
                     (name.clone(), Arc::new(route))
                 })
@@ -205,7 +219,7 @@ impl LlmBridge {
             if !self.in_flight.contains_key(&id) {
                 return Finished::failed(FailureKind::Cancelled, "the request was never sent");
             }
-            match self.receiver.blocking_recv() {
+            match self.blocking_recv() {
                 Some((done, finished)) => self.arrived(done, finished),
                 None => return Finished::failed(FailureKind::Cancelled, "the bridge closed"),
             }
@@ -219,12 +233,20 @@ impl LlmBridge {
             self.arrived(done, finished);
         }
         while all && !self.in_flight.is_empty() {
-            match self.receiver.blocking_recv() {
+            match self.blocking_recv() {
                 Some((done, finished)) => self.arrived(done, finished),
                 None => break,
             }
         }
         std::mem::take(&mut self.ready).into_iter().collect()
+    }
+
+    /// The next answer, waiting for it, with [`LlmBridge::waiting`] saying so.
+    fn blocking_recv(&mut self) -> Option<(u64, Finished)> {
+        self.waiting.store(self.in_flight.len(), Ordering::Relaxed);
+        let next = self.receiver.blocking_recv();
+        self.waiting.store(0, Ordering::Relaxed);
+        next
     }
 
     /// Request `done` is answered: keep the answer until it is taken.
@@ -267,7 +289,7 @@ impl LlmBridge {
     /// usual), so that a checkpoint can carry the answers instead of the calls.
     pub(crate) fn wait_in_flight(&mut self) {
         while !self.in_flight.is_empty() {
-            match self.receiver.blocking_recv() {
+            match self.blocking_recv() {
                 Some((done, finished)) => self.arrived(done, finished),
                 None => break,
             }

@@ -160,6 +160,31 @@ fn validate(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Checks what `sim` reaches outside the world (see `run::preflight`): each problem
+/// on its own line of standard error, then a bad-input error (exit 2) that says how
+/// to run anyway.
+fn preflight(sim: &mut agent_ecology::run::Simulation) -> Result<()> {
+    report_missing(sim.preflight())
+}
+
+/// `problems` (found by `run::preflight`) on standard error, one line each, then the
+/// bad-input error; nothing when there are none.
+fn report_missing(problems: Vec<String>) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    for problem in &problems {
+        writeln!(err, "error: {problem}")?;
+    }
+    Err(BadInput(format!(
+        "{} of what the scene reaches outside the world is missing; fix it, or run anyway with --allow-offline \
+         (those calls then fail, at no cost)",
+        if problems.len() == 1 { "one part".to_owned() } else { format!("{} parts", problems.len()) }
+    ))
+    .into())
+}
+
 /// A progress bar on standard error when it is a terminal (and not `quiet`), counting
 /// `unit`s up to `len`, with the rate and the time left.
 fn progress_bar(len: u64, unit: &'static str, quiet: bool) -> ProgressBar {

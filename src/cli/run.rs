@@ -7,7 +7,10 @@ use std::{
 };
 
 use agent_ecology::{
-    bridge::{BridgeOptions, config::ClockMode},
+    bridge::{
+        BridgeOptions,
+        config::{ClockMode, ModelOverride},
+    },
     economy::kpis::Kpis,
     kernel::EventLog,
     run::{
@@ -76,10 +79,23 @@ pub(super) struct RunArgs {
     /// to the wall clock).
     #[arg(long, value_name = "MODE", conflicts_with = "resume")]
     pub clock: Option<String>,
-    /// The model of agents and requests that name none (one of the scene's
-    /// config.llm.models or the built-in price table, e.g. gpt-4o-mini, llama3.2).
+    /// The model of agents and requests that name none: one of the scene's
+    /// config.llm.models or the built-in price table (e.g. gpt-4o-mini, llama3.2),
+    /// or any model --llm-endpoint serves.
     #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
     pub llm_model: Option<String>,
+    /// Where that model is served: any OpenAI-compatible server's base URL (e.g.
+    /// http://127.0.0.1:8090/v1) or an endpoint's name. A model with no known price
+    /// gets the notional $0.10 per million tokens, said in the summary.
+    #[arg(long, value_name = "URL|NAME", conflicts_with = "resume")]
+    pub llm_endpoint: Option<String>,
+    /// The environment variable holding the API key of --llm-endpoint URL.
+    #[arg(long, value_name = "VAR", requires = "llm_endpoint", conflicts_with = "resume")]
+    pub llm_key_env: Option<String>,
+    /// Run even if a model server does not answer, a key variable is not set or an
+    /// MCP server's command is missing (their calls then fail, at no cost).
+    #[arg(long)]
+    pub allow_offline: bool,
     /// In realtime mode, simulated seconds per wall-clock second (default 1).
     #[arg(long, value_name = "X")]
     pub speed: Option<f64>,
@@ -110,7 +126,8 @@ pub(super) struct RunOptions {
     stop: Stop,
     seed: Option<u64>,
     clock: Option<ClockMode>,
-    llm_model: Option<String>,
+    model: ModelOverride,
+    allow_offline: bool,
     interventions: Option<PathBuf>,
     resume: Option<PathBuf>,
     /// What the arguments say of the run's outputs; with `resume`, what they change.
@@ -219,7 +236,8 @@ impl RunOptions {
             stop,
             seed: args.seed,
             clock,
-            llm_model: args.llm_model,
+            model: ModelOverride { model: args.llm_model, endpoint: args.llm_endpoint, key_env: args.llm_key_env },
+            allow_offline: args.allow_offline,
             interventions: args.interventions,
             resume: absolute(args.resume)?,
             outputs,
@@ -262,10 +280,7 @@ fn start(options: RunOptions) -> Result<Prepared> {
     if let Some(clock) = options.clock {
         valid.config.llm.clock = clock;
     }
-    if let Some(model) = &options.llm_model {
-        valid.config.llm.model(Some(model)).map_err(|why| BadInput(format!("--llm-model: {why}")))?;
-        valid.config.llm.default_model = Some(model.clone());
-    }
+    valid.config.llm.choose(&options.model).map_err(BadInput)?;
     let mut sim = Simulation::from_valid(valid);
     let outputs = options.outputs;
     sim.use_bridge(outputs.bridge()).map_err(BadInput)?;
@@ -319,10 +334,14 @@ fn resume(path: &Path, options: RunOptions) -> Result<Prepared> {
 
 pub(super) fn run(options: RunOptions) -> Result<()> {
     let quiet = options.quiet;
+    let allow_offline = options.allow_offline;
     let Prepared { mut sim, plan, resumed_at } = match options.resume.clone() {
         Some(path) => resume(&path, options)?,
         None => start(options)?,
     };
+    if !allow_offline {
+        super::preflight(&mut sim)?;
+    }
     let outputs = &plan.outputs;
     let config = sim.world().resource::<Config>();
     let realtime = config.llm.clock == ClockMode::Realtime;
@@ -356,6 +375,7 @@ pub(super) fn run(options: RunOptions) -> Result<()> {
     let progress = progress_bar(plan.end_step, "steps", quiet);
     progress.set_position(first);
     progress.reset_eta();
+    let _watch = (!quiet).then(|| WaitWatch::start(&sim, progress.clone()));
     let started = Instant::now();
     for step in first..plan.end_step {
         if realtime {
@@ -430,7 +450,70 @@ pub(super) fn run(options: RunOptions) -> Result<()> {
             std::io::stdout().lock().write_all(summary.as_bytes())?;
         }
     }
+    let llm = &report.llm;
+    if llm.calls == 0 && llm.failed > 0 {
+        let first = llm.by_model.values().find_map(|u| u.first_failure.as_deref()).unwrap_or("unknown");
+        anyhow::bail!("every call to a language model failed ({}); the first: {first}", llm.failed);
+    }
     Ok(())
+}
+
+/// Says what a run waits on when a step waits for models (lockstep behind a slow
+/// server would otherwise look hung): in the progress bar on a terminal, else a line
+/// on standard error every `LOG_EVERY`. Stops when dropped.
+struct WaitWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WaitWatch {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(500);
+    const LOG_EVERY: u64 = 20; // ticks: 10 s
+
+    fn start(sim: &Simulation, progress: indicatif::ProgressBar) -> Self {
+        use std::sync::atomic::Ordering;
+        let waiting = sim.world().resource::<agent_ecology::bridge::LlmBridge>().waiting();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let thread = std::thread::Builder::new()
+            .name("ecology-wait-watch".into())
+            .spawn(move || {
+                let mut ticks = 0u64;
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(Self::TICK);
+                    let n = waiting.load(Ordering::Relaxed);
+                    if n == 0 {
+                        if ticks > 0 {
+                            progress.set_message("");
+                        }
+                        ticks = 0;
+                        continue;
+                    }
+                    ticks += 1;
+                    let secs = ticks * Self::TICK.as_millis() as u64 / 1000;
+                    let calls = if n == 1 { "call".to_owned() } else { "calls".to_owned() };
+                    let line = format!("waiting on {n} model {calls} ({secs} s)");
+                    if terminal {
+                        progress.set_message(format!(" — {line}"));
+                    } else if ticks % Self::LOG_EVERY == 0 {
+                        eprintln!("{line}");
+                    }
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for WaitWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // A watcher that panicked has nothing left to show.
+            let _ = thread.join();
+        }
+    }
 }
 
 fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
@@ -523,6 +606,26 @@ fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
             llm.completion_tokens,
             llm.cost_micro_usd as f64 / 1e6
         );
+        for (model, usage) in &llm.by_model {
+            let price = llm.prices.get(model);
+            let notional = price.filter(|p| p.notional).map(|p| {
+                format!(
+                    " at the notional ${}/${} per million tokens (no list price)",
+                    p.input_micro_usd_per_mtok as f64 / 1e6,
+                    p.output_micro_usd_per_mtok as f64 / 1e6
+                )
+            });
+            let _ = writeln!(
+                out,
+                "    {model}: {} calls, {} failed{}",
+                usage.calls,
+                usage.failed,
+                notional.unwrap_or_default()
+            );
+            if let Some(why) = &usage.first_failure {
+                let _ = writeln!(out, "      first failure: {why}");
+            }
+        }
     }
     for (server, usage) in &report.mcp {
         let _ = writeln!(
@@ -533,6 +636,9 @@ fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
             usage.scrip,
             usage.cost_micro_usd as f64 / 1e6
         );
+        if let Some(why) = &usage.first_failure {
+            let _ = writeln!(out, "    first failure: {why}");
+        }
     }
     for (server, why) in &report.mcp_unavailable {
         let _ = writeln!(out, "  mcp_{server}: no tools, the server did not start: {why}");

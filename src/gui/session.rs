@@ -31,7 +31,10 @@ use bevy_ecs::prelude::*;
 
 use crate::kernel::{Quota, Standing};
 use crate::{
-    bridge::{BridgeOptions, config::ClockMode},
+    bridge::{
+        BridgeOptions,
+        config::{ClockMode, ModelOverride},
+    },
     economy::{
         capabilities::{CapabilityRequest, CapabilityRequests},
         kpis::{KpiSample, Kpis},
@@ -299,6 +302,8 @@ pub struct SessionOptions {
     /// Overrides the scene's clock; the window's default is `realtime`.
     pub clock: Option<ClockMode>,
     pub bridge: BridgeOptions,
+    /// The model chosen on the command line, over the scene's.
+    pub model: ModelOverride,
     pub speed: Speed,
     pub playing: bool,
 }
@@ -309,6 +314,7 @@ impl Default for SessionOptions {
             seed: None,
             clock: Some(ClockMode::Realtime),
             bridge: BridgeOptions::default(),
+            model: ModelOverride::default(),
             speed: Speed::default(),
             playing: false,
         }
@@ -570,6 +576,7 @@ impl Runner {
         if let Some(clock) = self.options.clock {
             valid.config.llm.clock = clock;
         }
+        valid.config.llm.choose(&self.options.model)?;
         let seed = valid.config.seed;
         let mut sim = Simulation::from_valid(valid);
         sim.use_bridge(self.options.bridge.clone())?;

@@ -92,9 +92,18 @@ pub struct LlmUse {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_micro_usd: u64,
+    /// Why the first failed call failed (`reason: message`), so that a run whose
+    /// thinking failed says so where it is summed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
 }
 
 impl LlmUse {
+    fn fail(&mut self, why: &str) {
+        self.failed += 1;
+        self.first_failure.get_or_insert_with(|| why.to_owned());
+    }
+
     fn add(&mut self, prompt: u64, completion: u64, cost: u64) {
         self.calls += 1;
         self.prompt_tokens += prompt;
@@ -459,13 +468,14 @@ fn settle(world: &mut World, id: u64, finished: Finished) -> Option<(Pending, Re
         Err(failure) => {
             // A failed call costs nothing.
             super::ledger::settle_llm_budget(world, pending.payer, pending.reserved, 0);
+            let reason = serde_json::to_value(failure.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let why = format!("{}: {}", reason.as_deref().unwrap_or_default(), failure.message);
             let mut thoughts = world.resource_mut::<Thoughts>();
-            thoughts.total.failed += 1;
-            thoughts.by_model.entry(pending.model.clone()).or_default().failed += 1;
+            thoughts.total.fail(&why);
+            thoughts.by_model.entry(pending.model.clone()).or_default().fail(&why);
             if failure.kind == FailureKind::ReplayMiss {
                 thoughts.fatal.get_or_insert_with(|| failure.message.clone());
             }
-            let reason = serde_json::to_value(failure.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
             let event = EventKind::ThinkingFailed {
                 principal: pending.payer_id.clone(),
                 request: request_name(id),

@@ -70,6 +70,9 @@ pub struct McpUse {
     pub failed: u64,
     pub scrip: u64,
     pub cost_micro_usd: u64,
+    /// Why the first failed call failed (`reason: message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
 }
 
 /// Calls to MCP servers in flight, and what they have cost. Part of the world's state.
@@ -477,13 +480,15 @@ fn settle(world: &mut World, id: u64, finished: McpFinished) -> Option<(Pending,
             Ok(answer)
         }
         Err(failure) => {
+            let reason = serde_json::to_value(failure.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let reason = reason.unwrap_or_default();
             let mut calls = world.resource_mut::<McpCalls>();
-            calls.by_server.entry(pending.server.clone()).or_default().failed += 1;
+            let usage = calls.by_server.entry(pending.server.clone()).or_default();
+            usage.failed += 1;
+            usage.first_failure.get_or_insert_with(|| format!("{reason}: {}", failure.message));
             if failure.kind == FailureKind::ReplayMiss {
                 calls.fatal.get_or_insert_with(|| failure.message.clone());
             }
-            let reason = serde_json::to_value(failure.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
-            let reason = reason.unwrap_or_default();
             let event = EventKind::McpCallFailed {
                 principal: pending.payer_id.clone(),
                 gateway: pending.gateway.clone(),

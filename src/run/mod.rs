@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod checksum;
 pub mod control;
+pub mod preflight;
 pub mod report;
 
 use std::io::{self, Write};
@@ -180,6 +181,13 @@ impl Simulation {
         self.app.world_mut().resource_mut::<McpBridge>().hand_over(&mut tools);
         self.app.world_mut().insert_resource(tools);
         Ok(())
+    }
+
+    /// What the world reaches outside itself and cannot (see [`preflight`]): one line
+    /// a problem, none when a replay serves everything from its recording.
+    pub fn preflight(&mut self) -> Vec<String> {
+        let replay = self.app.world().resource::<LlmBridge>().options().replay;
+        if replay { Vec::new() } else { preflight::check(self.app.world_mut()) }
     }
 
     /// Why the run cannot go on, if it cannot: a replay asked for a call that was

@@ -126,6 +126,10 @@ pub struct LlmReport {
     pub completion_tokens: u64,
     pub cost_micro_usd: u64,
     pub by_model: BTreeMap<String, LlmUse>,
+    /// The price of each model used (µ$ per million tokens; `notional` when it has
+    /// no list price).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, crate::bridge::config::Model>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +225,8 @@ pub fn build_report(world: &World, scene: &str) -> Report {
     };
     let thoughts = world.resource::<Thoughts>();
     let total = thoughts.total();
+    let models = &world.resource::<crate::world::config::Config>().llm.models;
+    let prices = thoughts.by_model().keys().filter_map(|m| Some((m.clone(), models.get(m)?.clone()))).collect();
     let llm = LlmReport {
         clock: world.resource::<crate::world::config::Config>().llm.clock.as_str().to_owned(),
         calls: total.calls,
@@ -230,6 +236,7 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         completion_tokens: total.completion_tokens,
         cost_micro_usd: total.cost_micro_usd,
         by_model: thoughts.by_model().clone(),
+        prices,
     };
     Report {
         scene: scene.to_owned(),

@@ -258,9 +258,14 @@ pub struct EndpointSpec {
     pub api_key_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_sec: Option<f64>,
-    /// Wall-clock limit of one attempt (default 120).
+    /// Wall-clock limit of one attempt (default 120; 600 on this machine). A request
+    /// that runs out of it is not sent again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<f64>,
+    /// Requests in flight to this endpoint at once (default: no limit but the
+    /// world's `max_concurrency`; a local llama.cpp server wants 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
 }
 
 /// A model and its price in dollars per million tokens.
@@ -273,6 +278,9 @@ pub struct ModelSpec {
     pub api_name: Option<String>,
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
+    /// The price is notional (no list price): said in the run's summary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notional: bool,
 }
 
 /// Retries of failed calls: exponential backoff with jitter.

@@ -688,6 +688,7 @@ fn llm_spec(llm: &LlmConfig, mint_budget: u64) -> LlmSpec {
                 api_key_env: e.api_key_env.clone(),
                 requests_per_sec: e.requests_per_sec,
                 timeout_secs: Some(e.timeout_ms as f64 / 1000.0),
+                max_concurrency: e.max_concurrency,
             };
             (name.clone(), spec)
         })
@@ -702,6 +703,7 @@ fn llm_spec(llm: &LlmConfig, mint_budget: u64) -> LlmSpec {
                 api_name: m.api_name.clone(),
                 input_usd_per_mtok: m.input_micro_usd_per_mtok as f64 / 1e6,
                 output_usd_per_mtok: m.output_micro_usd_per_mtok as f64 / 1e6,
+                notional: m.notional,
             };
             (name.clone(), spec)
         })

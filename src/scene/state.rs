@@ -164,7 +164,7 @@ impl ResourceState for Config {
         Ok(())
     }
     fn digest(&self, digest: &mut Digest) {
-        digest.feed(&*self.portable());
+        digest.feed(&self.portable());
     }
 }
 

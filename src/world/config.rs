@@ -55,19 +55,27 @@ pub struct Config {
 
 impl Config {
     /// The configuration as the scene declared it, without what was resolved on this
-    /// machine (the absolute paths of MCP servers' commands and working directories):
-    /// what a world's checksum sees, so that a run replays to the same checksum from
-    /// any directory.
-    pub(crate) fn portable(&self) -> std::borrow::Cow<'_, Config> {
-        if self.mcp.servers.is_empty() {
-            return std::borrow::Cow::Borrowed(self);
-        }
+    /// machine (the absolute paths of MCP servers' commands and working directories)
+    /// and without how its model servers are reached (address, key variable, timeout,
+    /// concurrency, rate: the same answers make the same world wherever they came
+    /// from): what a world's checksum sees, so that a run replays to the same
+    /// checksum from any directory and machine.
+    pub(crate) fn portable(&self) -> Config {
         let mut portable = self.clone();
         for server in portable.mcp.servers.values_mut() {
             server.command = server.declared_command.clone();
             server.cwd = server.declared_cwd.clone();
         }
-        std::borrow::Cow::Owned(portable)
+        for endpoint in portable.llm.endpoints.values_mut() {
+            *endpoint = crate::bridge::config::Endpoint {
+                base_url: String::new(),
+                api_key_env: None,
+                requests_per_sec: None,
+                timeout_ms: 0,
+                max_concurrency: None,
+            };
+        }
+        portable
     }
 }
 

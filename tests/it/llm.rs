@@ -500,28 +500,46 @@ fn a_server_that_is_gone_fails_the_call() {
 }
 
 #[test]
-fn a_server_too_slow_for_the_endpoint_timeout_times_out() {
+fn a_request_that_times_out_is_not_sent_again() {
     let fake = FakeLlm::start();
     fake.set_latency(Duration::from_millis(400));
     let text =
         scene_text(&fake.base_url(), None, &thinker("agent", 1, "hello", "llm_budget_micro_usd: 10000"), "", "", "")
             .replace("timeout_secs: 5.0", "timeout_secs: 0.05");
     let mut sim = sim(&text);
+    let started = Instant::now();
     sim.run_steps(3);
-    assert_eq!(fake.request_count(), 3);
-    // Each attempt gave up after 50 ms rather than waiting out the server's 400.
-    let requests = fake.requests();
-    let spread = requests[2].at.duration_since(requests[0].at);
-    assert!(spread < Duration::from_millis(800), "three attempts of 50 ms, not of 400: {spread:?}");
+    // The attempt gave up after 50 ms rather than waiting out the server's 400, and
+    // was not sent again: the server may still be generating, and a second request
+    // would only double its work.
+    assert!(started.elapsed() < Duration::from_millis(390), "{:?}", started.elapsed());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(fake.request_count(), 1);
     let failed = events(&sim, "THINKING_FAILED");
-    assert_eq!((&failed[0]["payload"]["reason"], &failed[0]["payload"]["attempts"]), (&json!("timeout"), &json!(3)));
+    assert_eq!((&failed[0]["payload"]["reason"], &failed[0]["payload"]["attempts"]), (&json!("timeout"), &json!(1)));
     let answer = &memory(&sim, "agent")["answers"][0];
     assert_eq!(
         (&answer["error"]["code"], &answer["error"]["retriable"]),
         (&json!("TIMEOUT"), &json!(true)),
         "{answer}"
     );
+    assert!(answer["error"]["message"].as_str().unwrap().contains("timeout_secs"), "{answer}");
     assert_eq!(budget(&sim, "agent"), 10_000);
+}
+
+#[test]
+fn an_endpoint_that_takes_one_request_at_a_time_gets_one() {
+    let fake = FakeLlm::start();
+    fake.set_latency(Duration::from_millis(40));
+    let principals: String =
+        (0..4).map(|i| thinker(&format!("t{i}"), 1, "hello", "llm_budget_micro_usd: 10000")).collect();
+    // A timeout shorter than the queue: each request's clock starts when it is sent.
+    let text = scene_text(&fake.base_url(), None, &principals, "", "", "")
+        .replace("timeout_secs: 5.0", "timeout_secs: 0.1, max_concurrency: 1");
+    let mut sim = sim(&text);
+    sim.run_steps(2);
+    assert_eq!(fake.peak_concurrency(), 1);
+    assert_eq!((sim.report().llm.calls, sim.report().llm.failed), (4, 0));
 }
 
 #[test]

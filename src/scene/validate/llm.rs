@@ -4,7 +4,7 @@
 
 use super::{Anchor, Checker, SceneError, quoted};
 use crate::{
-    bridge::config::{Endpoint, LlmConfig, Model, micro_per_mtok},
+    bridge::config::{Endpoint, LlmConfig, Model, is_variable_name, micro_per_mtok},
     scene::raw::LlmSpec,
 };
 
@@ -66,22 +66,26 @@ pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig,
                 format!("{rps} is not a rate this world can wait for (at least one request a day)"),
             ));
         }
-        let timeout_ms = match endpoint.timeout_secs {
-            None => crate::bridge::config::DEFAULT_TIMEOUT_MS,
-            Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => (secs * 1000.0).ceil() as u64,
+        // What is not said is as for any server at that address (see Endpoint::at).
+        let mut out_endpoint = Endpoint::at(url, endpoint.api_key_env.clone());
+        out_endpoint.requests_per_sec = endpoint.requests_per_sec;
+        match endpoint.timeout_secs {
+            None => {}
+            Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
+                out_endpoint.timeout_ms = (secs * 1000.0).ceil() as u64;
+            }
             Some(secs) => {
                 return Err(check.err(path("timeout_secs"), &here("timeout_secs"), format!("{secs} is not a timeout")));
             }
-        };
-        out.endpoints.insert(
-            name.clone(),
-            Endpoint {
-                base_url: url.to_owned(),
-                api_key_env: endpoint.api_key_env.clone(),
-                requests_per_sec: endpoint.requests_per_sec,
-                timeout_ms,
-            },
-        );
+        }
+        match endpoint.max_concurrency {
+            None => {}
+            Some(0) => {
+                return Err(check.err(path("max_concurrency"), &here("max_concurrency"), "at least one request"));
+            }
+            Some(max) => out_endpoint.max_concurrency = Some(max),
+        }
+        out.endpoints.insert(name.clone(), out_endpoint);
     }
     for (name, model) in &spec.models {
         let path = |field: &str| format!("config.llm.models[{name:?}].{field}");
@@ -107,6 +111,7 @@ pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig,
             api_name: model.api_name.clone(),
             input_micro_usd_per_mtok: price(model.input_usd_per_mtok, "input_usd_per_mtok")?,
             output_micro_usd_per_mtok: price(model.output_usd_per_mtok, "output_usd_per_mtok")?,
+            notional: model.notional,
         };
         out.models.insert(name.clone(), model);
     }
@@ -130,11 +135,3 @@ pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig,
     Ok(out)
 }
 
-/// `OPENAI_API_KEY`-like: letters, digits and `_`, not starting with a digit. (A key
-/// such as `sk-…` has a dash and is refused.)
-fn is_variable_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 64
-}
