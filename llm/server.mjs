@@ -59,6 +59,9 @@ const opts = options(process.argv.slice(2));
 // ---------------------------------------------------------------------------
 // From OpenAI tools to a grammar.
 
+// Characters a generated string may hold when its schema sets no maxLength.
+const MAX_STRING = 400;
+
 // A JSON Schema (as tools write them) → the subset llama.cpp's JSON grammar takes.
 function grammarSchema(schema, depth = 0) {
   if (schema === null || typeof schema !== "object" || depth > 6) return { type: "string" };
@@ -69,7 +72,8 @@ function grammarSchema(schema, depth = 0) {
   const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   switch (type) {
     case "string":
-      return { type: "string" };
+      // Bounded, so that an answer always closes within max_tokens.
+      return { type: "string", maxLength: Number.isInteger(schema.maxLength) ? schema.maxLength : MAX_STRING };
     case "integer":
       return { type: "integer" };
     case "number":
@@ -86,8 +90,8 @@ function grammarSchema(schema, depth = 0) {
         // A free-form object: string keys, simple values.
         return {
           type: "object",
-          additionalProperties: { oneOf: [{ type: "string" }, { type: "number" }, { type: "boolean" }] },
-          maxProperties: 8,
+          additionalProperties: { oneOf: [{ type: "string", maxLength: 120 }, { type: "number" }, { type: "boolean" }] },
+          maxProperties: 4,
         };
       }
       const properties = {};

@@ -181,6 +181,50 @@ const RULES = `Rules of this world (from kernel_handbook):
 - system_auditor: invoke report or kpis to see how the economy is doing.
 - Errors are information: read them and adapt. Prices, holdings and quotas of everyone are public.`;
 
+// Small models (a few hundred million parameters, e.g. SmolLM2-135M on a laptop)
+// drown in the full prompt: ~1 500 tokens take seconds to read, and they lose the
+// thread. For them the agent is compact: a prompt of a few hundred tokens with what
+// matters first, the rules in three lines, one worked example, and fewer, simpler
+// tools whose arguments are all required and whose ids are listed (so a server that
+// constrains output to the tools' schemas can only name something that exists).
+const SMALL_MODEL = /smol|tiny|(^|[^0-9.])(135m|270m|360m|0\.5b|1b)\b/i;
+const COMPACT_MAX_TOKENS = 256;
+const COMPACT_PROMPT_CHARS = 1600;
+const COMPACT_RULES =
+  "Scrip is money. Thinking costs LLM budget; without it you freeze. " +
+  "Earn scrip when others invoke your tools, by selling in escrow, and at the mint (bid on what you own).";
+
+function isCompact(view) {
+  return typeof view.model === "string" && SMALL_MODEL.test(view.model);
+}
+
+// The compact tools, given what the agent can name this turn. A tool whose list of
+// ids would be empty is left out.
+function compactTools(names) {
+  const oneOf = (ids, what) => ({ type: "string", enum: ids.slice(0, 12), description: what });
+  // Small models favour the first tools they are shown: giving scrip away comes last.
+  const tools = [];
+  if (names.tools.length) {
+    tools.push(
+      fn("invoke", "Call a tool; you pay its price.", { id: oneOf(names.tools, "the tool"), args: { type: "object" } }, ["id", "args"]),
+    );
+  }
+  if (names.mine.length) {
+    tools.push(fn("sell", "Offer something you own for sale.", { artifact: oneOf(names.mine, "what"), price: { type: "integer" } }, ["artifact", "price"]));
+    tools.push(fn("bid", "Bid scrip at the mint on something you own.", { artifact: oneOf(names.mine, "what"), amount: { type: "integer" } }, ["artifact", "amount"]));
+  }
+  if (names.forSale.length) {
+    tools.push(fn("buy", "Buy what is for sale at its price.", { artifact: oneOf(names.forSale, "what"), price: { type: "integer" } }, ["artifact", "price"]));
+  }
+  tools.push(fn("write_artifact", "Write a new text artifact (a note, a report) you own.", { id: ID, content: { type: "string" } }, ["id", "content"]));
+  tools.push(fn("note", "Remember one line in your notebook.", { text: { type: "string" } }, ["text"]));
+  tools.push(fn("wait", "Do nothing for some seconds.", { seconds: { type: "integer" } }, ["seconds"]));
+  if (names.others.length) {
+    tools.push(fn("transfer", "Give scrip to someone.", { to: oneOf(names.others, "who"), amount: { type: "integer" } }, ["to", "amount"]));
+  }
+  return tools;
+}
+
 function trunc(text, n) {
   const s = String(text);
   return s.length > n ? s.slice(0, n - 1) + "…" : s;
@@ -514,6 +558,10 @@ function act(view, seen, nbId) {
   const previous = book.last || {};
   const answer = seen.answer;
   const last = { at: view.now, request: answer.request, did: [], errors: [] };
+  // How the model has done so far: answers, answers that yielded at least one valid
+  // action, tool calls and the valid ones (what a study of small models counts).
+  const tally = isObject(previous.tally) ? previous.tally : { answers: 0, valid: 0, calls: 0, accepted: 0 };
+  last.tally = tally;
   if (seen.thinking && typeof seen.thinking.reserved_micro_usd === "number") {
     last.reserved = seen.thinking.reserved_micro_usd;
   } else if (typeof previous.reserved === "number") {
@@ -521,11 +569,13 @@ function act(view, seen, nbId) {
   }
   const intents = [];
   let sleep = null;
+  let acted = 0;
   if (!answer.success) {
     last.failures = (previous.failures || 0) + 1;
     last.errors.push("Your last thought failed, nothing was done: " + errorText(answer.error));
     sleep = Math.min(300, 5 * Math.pow(2, last.failures));
   } else {
+    tally.answers += 1;
     const r = isObject(answer.result) ? answer.result : {};
     if (typeof r.cost_micro_usd === "number") last.cost = r.cost_micro_usd;
     const content = typeof r.content === "string" ? oneLine(r.content) : "";
@@ -535,7 +585,6 @@ function act(view, seen, nbId) {
     if (calls.length === 0) {
       last.errors.push("You answered without calling a tool, so nothing was done. Act only by calling the tools.");
     }
-    let acted = 0;
     calls.forEach((call, i) => {
       const name = isObject(call) && typeof call.name === "string" ? call.name : "?";
       const label = "tool call " + (i + 1) + " (" + trunc(name, 40) + ")";
@@ -548,6 +597,8 @@ function act(view, seen, nbId) {
         if (acted >= MAX_ACTS) throw new Bad("ignored: at most " + MAX_ACTS + " tool calls are done per turn");
         const done = convert(name, call.args, self, nbId);
         acted += 1;
+        tally.calls += 1;
+        tally.accepted += 1;
         for (const intent of done.intents) intents.push(intent);
         if (done.note !== undefined) book.notes.push(done.note);
         if (done.sleep !== undefined) sleep = Math.max(sleep || 0, done.sleep);
@@ -555,6 +606,7 @@ function act(view, seen, nbId) {
       } catch (e) {
         const message = e instanceof Bad ? e.message : "could not be done: " + String(e);
         last.errors.push(label + " refused: " + trunc(message, 300));
+        tally.calls += 1;
         // Handed to the kernel too, as an intent it refuses: so the model's mistake is
         // an event (INTENT_REFUSED) for whoever studies the run, not only a note here.
         const report = { action: REFUSED + trunc(name, 40), reason: trunc(message, 200) };
@@ -564,6 +616,7 @@ function act(view, seen, nbId) {
       }
     });
   }
+  if (acted > 0) tally.valid += 1;
   last.errors = last.errors.slice(0, 8);
   if (seen.notebook === null) {
     const info = tryArtifact(nbId);
@@ -714,6 +767,65 @@ function buildPrompt(view, seen, book, nbId, me) {
   return trunc(text, PROMPT_CHARS);
 }
 
+// The compact prompt (see SMALL_MODEL): what matters first, each section short.
+// Returns the text and the ids the compact tools may name.
+function buildCompactPrompt(view, seen, book, persona) {
+  const self = view.self;
+  const res = isObject(view.resources) ? view.resources : {};
+  const last = book.last || {};
+  const cap = (lines, n, chars) => lines.slice(0, n).map((l) => trunc(l, chars));
+  let text = "You are " + self + ". " + trunc(oneLine(persona), 300) + "\n";
+  text += "You hold " + view.scrip + " scrip and " + (res.llm_budget || 0) + " µ$ of LLM budget. t=" + view.now + "s.\n";
+  const turn = [];
+  if (Array.isArray(last.did) && last.did.length) turn.push("you did: " + last.did.join("; "));
+  for (const error of (Array.isArray(last.errors) ? last.errors : []).slice(0, 2)) turn.push("ERROR " + error);
+  text += section("Last turn", cap(turn, 3, 200));
+  const carried = Array.isArray(last.results) ? last.results : [];
+  text += section("Results", cap(carried.concat(resultLines(seen)).slice(-4), 4, 160));
+  text += section("Notebook", cap(book.notes.slice(-4), 4, 120));
+
+  const principals = tryQuery({ kind: "principal", limit: 20 });
+  const toolList = tryQuery({ kind: "executable", limit: 20 })
+    .filter((a) => !a.deleted && a.owner !== self)
+    .sort((a, b) => ((b.invocations && b.invocations.success) || 0) - ((a.invocations && a.invocations.success) || 0))
+    .slice(0, 5);
+  const forSale = tryQuery({ owner: ESCROW, limit: 5 }).filter((a) => a.listing && a.listing.seller !== self);
+  const mine = tryQuery({ owner: self, limit: 8 }).filter((a) => a.id !== self && a.id !== notebookId(self) && !a.deleted);
+  const others = tryQuery({ kind: "agent", limit: 20 })
+    .concat(principals)
+    .filter((a, i, all) => a.id !== self && a.id !== "kernel" && a.id !== ESCROW && all.findIndex((b) => b.id === a.id) === i)
+    .slice(0, 8);
+  const price = (a) => (a.pricing && a.pricing.invoke_price ? a.pricing.invoke_price + " scrip/call" : "free");
+  text += section(
+    "Tools",
+    toolList.map((a) => a.id + " (" + price(a) + ")" + (describeMethods(a) ? ": " + trunc(describeMethods(a), 100) : "")),
+  );
+  text += section("For sale", forSale.map((a) => a.id + " at " + a.listing.price));
+  text += section("Yours", mine.map((a) => a.id));
+  text += section("Others", [others.map((a) => a.id + " " + a.scrip).join(", ")].filter((l) => l.length > 0));
+  const names = {
+    others: others.map((a) => a.id),
+    tools: toolList.map((a) => a.id),
+    forSale: forSale.map((a) => a.id),
+    mine: mine.map((a) => a.id),
+  };
+  // One worked example, of a tool on offer. A small model copies the example it is
+  // shown, so the example changes from step to step among the tools it may use
+  // (transfer never: copied, it gives scrip away), and names no one.
+  const examples = [
+    names.tools.length && ["invoke", { id: "<a tool>", args: { op: "count", text: "..." } }],
+    names.mine.length && ["sell", { artifact: "<one of yours>", price: 4 }],
+    names.mine.length && ["bid", { artifact: "<one of yours>", amount: 3 }],
+    names.forSale.length && ["buy", { artifact: "<one for sale>", price: 5 }],
+    ["write_artifact", { id: self + "_report_1", content: "..." }],
+    ["note", { text: "..." }],
+  ].filter(Boolean);
+  const [name, example] = examples[view.step % examples.length];
+  text += "Example of an answer: " + JSON.stringify({ name, arguments: example }) + "\n";
+  text += "Pick the one tool call that serves your goal best now.";
+  return { text: trunc(text, COMPACT_PROMPT_CHARS), names };
+}
+
 // Results and refusals of this step's inbox, as lines for the prompt.
 function resultLines(seen) {
   const lines = seen.results.map((e) => (isObject(e) && e.action ? describeResult(e) : "refused: " + errorText(e.error)));
@@ -765,12 +877,34 @@ function think(view, seen, nbId) {
     typeof view.memory === "string" && view.memory.trim() ? view.memory.trim() : "Make a living: earn scrip and stay able to think.",
     1500,
   );
+  const compact = isCompact(view);
+  let args;
+  if (compact) {
+    const built = buildCompactPrompt(view, seen, book, persona);
+    args = {
+      messages: [
+        { role: "system", content: "You are an agent in a small economy. " + COMPACT_RULES + " Act by calling one tool." },
+        { role: "user", content: built.text },
+      ],
+      tools: compactTools(built.names),
+      tool_choice: "auto",
+      max_tokens: COMPACT_MAX_TOKENS,
+    };
+  } else {
+    args = fullRequest(view, seen, book, nbId, me, persona);
+  }
+  return ask(args, quota, content, view, seen, book, nbId, nbExists);
+}
+
+// The full request: the whole prompt and every tool, for capable models.
+function fullRequest(view, seen, book, nbId, me, persona) {
+  const self = view.self;
   const system =
     "You are " + self + ", an agent in a simulated economy of agents and artifacts. You act only by calling the tools you are given: " +
     "up to " + MAX_ACTS + " calls a turn, done in order; you see their results next turn. You remember nothing between turns except your notebook.\n\n" +
     "Your role and goal:\n" + persona + "\n\n" + RULES;
   const user = buildPrompt(view, seen, book, nbId, me);
-  const args = {
+  return {
     messages: [
       { role: "system", content: system },
       { role: "user", content: user },
@@ -779,8 +913,12 @@ function think(view, seen, nbId) {
     tool_choice: "auto",
     max_tokens: MAX_TOKENS,
   };
+}
+
+// Asks the gateway, unless the quota of tokens cannot take the request.
+function ask(args, quota, content, view, seen, book, nbId, nbExists) {
   // The kernel's own estimate: four bytes a token, plus the completion asked for.
-  const estimate = Math.ceil(JSON.stringify(args).length / 4) + MAX_TOKENS;
+  const estimate = Math.ceil(JSON.stringify(args).length / 4) + args.max_tokens;
   if (isObject(quota.llm_tokens) && quota.llm_tokens.available < estimate) {
     return { actions: carry(view, seen, book, content, nbId), sleep: { secs: 5 } };
   }
