@@ -288,8 +288,10 @@ fn transport_failure(route: &Route, error: &reqwest::Error) -> Attempt {
     }
     if error.is_timeout() {
         // Not sent again: the server may still be working on it (see the module doc).
-        let message = format!("{message} (after {:.0} s; raise the endpoint's timeout_secs for a slow server)",
-            route.timeout.as_secs_f64());
+        let message = format!(
+            "{message} (after {:.0} s; raise the endpoint's timeout_secs for a slow server)",
+            route.timeout.as_secs_f64()
+        );
         return Attempt::Fatal(Failure { kind: FailureKind::Timeout, message });
     }
     Attempt::Retry(Failure { kind: FailureKind::Unavailable, message }, None)

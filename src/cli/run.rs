@@ -610,7 +610,7 @@ fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
             let price = llm.prices.get(model);
             let notional = price.filter(|p| p.notional).map(|p| {
                 format!(
-                    " at the notional ${}/${} per million tokens (no list price)",
+                    " at the notional ${:.2}/${:.2} per million tokens (no list price)",
                     p.input_micro_usd_per_mtok as f64 / 1e6,
                     p.output_micro_usd_per_mtok as f64 / 1e6
                 )

@@ -251,3 +251,86 @@ fn the_default_world_has_an_economy_and_its_story_is_told() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("broken.jsonl:1:"), "{}", stderr(&out));
 }
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The error lines of a run that checked what it reaches before starting.
+fn error_lines(out: &Output) -> Vec<String> {
+    stderr(out).lines().filter(|l| l.starts_with("error: ")).map(str::to_owned).collect()
+}
+
+#[test]
+fn a_run_whose_model_server_does_not_answer_stops_before_the_first_step() {
+    let url = format!("http://127.0.0.1:{}/v1", closed_port());
+    let out = ecology(&["run", "scenes/llm_market.ron", "--llm-endpoint", &url, "--llm-model", "tiny", "--steps", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let lines = error_lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains(&format!("model tiny (endpoint chosen, {url}) does not answer")), "{lines:?}");
+    assert!(lines[0].to_lowercase().contains("connection refused"), "{lines:?}");
+    assert!(lines[1].contains("--allow-offline"), "{lines:?}");
+    assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+}
+
+#[test]
+fn a_key_variable_that_is_not_set_and_a_missing_mcp_server_are_each_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("scene.ron");
+    std::fs::write(
+        &scene,
+        r#"Scene(config: (
+            llm: (default_model: "gpt-4o-mini"),
+            mcp: (servers: {"files": (command: "./node_modules/.bin/not-installed")}),
+        ))"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ecology"))
+        .env_remove("OPENAI_API_KEY")
+        .args(["run", scene.to_str().unwrap(), "--steps", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let lines = error_lines(&out);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].contains("model gpt-4o-mini (endpoint openai")
+            && lines[0].contains("$OPENAI_API_KEY, which is not set")
+    );
+    assert!(lines[1].contains("MCP server files: its command ./node_modules/.bin/not-installed"), "{lines:?}");
+    assert!(lines[1].contains("does not exist"), "{lines:?}");
+    // Anyway: the world runs, and what could not be reached fails at no cost.
+    let out = Command::new(env!("CARGO_BIN_EXE_ecology"))
+        .env_remove("OPENAI_API_KEY")
+        .args(["run", scene.to_str().unwrap(), "--steps", "3", "--allow-offline"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mcp_files: no tools, the server did not start"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_run_in_which_every_model_call_failed_says_why_and_fails() {
+    let url = format!("http://127.0.0.1:{}/v1", closed_port());
+    let out = ecology(&[
+        "run",
+        "scenes/llm_market.ron",
+        "--llm-endpoint",
+        &url,
+        "--llm-model",
+        "tiny",
+        "--steps",
+        "2",
+        "--allow-offline",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(summary.contains("thinking (lockstep): 0 calls, 4 failed"), "{summary}");
+    assert!(summary.contains("tiny: 0 calls, 4 failed at the notional $0.10/$0.10 per million tokens"), "{summary}");
+    let first = summary.lines().find(|l| l.trim_start().starts_with("first failure: ")).expect(&summary);
+    assert!(first.contains("unavailable: chosen: ") && first.contains("gave up after 3 attempts"), "{first}");
+    let err = stderr(&out);
+    assert!(err.contains("error: every call to a language model failed (4); the first: unavailable: chosen"), "{err}");
+}

@@ -21,6 +21,7 @@ mod libraries;
 mod llm;
 mod llm_agents;
 mod llm_scorer;
+mod local_model;
 mod mcp;
 mod mint;
 mod props;

@@ -134,4 +134,3 @@ pub(super) fn validate_llm(check: &Checker, spec: &LlmSpec) -> Result<LlmConfig,
     }
     Ok(out)
 }
-
