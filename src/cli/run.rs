@@ -496,7 +496,7 @@ impl WaitWatch {
                     let line = format!("waiting on {n} model {calls} ({secs} s)");
                     if terminal {
                         progress.set_message(format!(" — {line}"));
-                    } else if ticks % Self::LOG_EVERY == 0 {
+                    } else if ticks.is_multiple_of(Self::LOG_EVERY) {
                         eprintln!("{line}");
                     }
                 }
