@@ -194,6 +194,8 @@ async function complete(body) {
     maxTokens,
     temperature: typeof body.temperature === "number" ? body.temperature : 0.7,
     seed: Number.isInteger(body.seed) ? body.seed : 0,
+    // Small models loop on a phrase without it.
+    repeatPenalty: { penalty: 1.15, lastTokens: 64 },
   });
   const response = result.response;
   const prompt = chat.chatWrapper.generateContextState({ chatHistory }).contextText.tokenize(model.tokenizer).length;

@@ -210,6 +210,23 @@ impl LlmBridge {
         Ok(())
     }
 
+    /// Makes one call outside the world's stream of requests and waits for it: the
+    /// world's request counts are not touched, so the recording's keys of the world's
+    /// own calls stay as they were. Recorded (and in a replay, served) like any call,
+    /// keyed by the body alone: the same question in the same state gets the same
+    /// answer.
+    pub fn ask_aside(&mut self, config: &LlmConfig, endpoint: &str, body: String) -> Finished {
+        let key = CacheKey { hash: cache::hash_body(&body), occurrence: 0 };
+        let cache_error = self.cache_error.clone();
+        let started = match self.start(config) {
+            Ok(started) => started,
+            Err(why) => return Finished::failed(FailureKind::Unusable, why),
+        };
+        let route = started.routes.get(endpoint).cloned();
+        let (client, cache) = (started.client.clone(), started.cache.clone());
+        started.runtime.block_on(complete(client, cache, route, &key, body, 0, &cache_error))
+    }
+
     /// Waits for the answer to request `id` (others that arrive meanwhile are kept).
     pub fn wait(&mut self, id: u64) -> Finished {
         loop {

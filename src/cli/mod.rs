@@ -6,6 +6,7 @@
 
 mod batch;
 mod capabilities;
+mod interview;
 mod run;
 #[cfg(feature = "gui")]
 mod window;
@@ -55,6 +56,9 @@ enum Command {
     /// given). Without a display, runs it headless instead.
     #[cfg(feature = "gui")]
     Gui(Box<window::GuiArgs>),
+    /// Ask an agent questions about a run (at its end, at a step, or from a
+    /// checkpoint), answered by its model from what it knows; the world is not changed.
+    Interview(Box<interview::InterviewArgs>),
     /// Tell the story of a run from its event stream (written by `run --events`).
     Report(ReportArgs),
     /// See and decide the capability requests of a run started with `--control DIR`.
@@ -117,6 +121,7 @@ pub fn main() -> Result<()> {
         Some(Command::Batch(args)) => batch::batch(*args),
         Some(Command::Merge(args)) => batch::merge(&args),
         Some(Command::Plot(args)) => batch::plot(&args),
+        Some(Command::Interview(args)) => interview::interview(*args),
         Some(Command::Report(args)) => tell(&args),
         Some(Command::Capabilities(command)) => capabilities::capabilities(command),
         Some(Command::Validate { scene }) => validate(&scene),

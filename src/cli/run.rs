@@ -332,16 +332,28 @@ fn resume(path: &Path, options: RunOptions) -> Result<Prepared> {
     Ok(Prepared { sim, plan: Plan { end_step, outputs }, resumed_at: Some(step) })
 }
 
-pub(super) fn run(options: RunOptions) -> Result<()> {
-    let quiet = options.quiet;
+/// The world `options` describe, checked against what it reaches outside itself
+/// (unless `--allow-offline`), and the step it is to end at.
+pub(super) fn prepare(options: RunOptions) -> Result<(Simulation, u64)> {
+    let Prepared { sim, plan, .. } = prepared(options)?;
+    Ok((sim, plan.end_step))
+}
+
+fn prepared(options: RunOptions) -> Result<Prepared> {
     let allow_offline = options.allow_offline;
-    let Prepared { mut sim, plan, resumed_at } = match options.resume.clone() {
+    let mut prepared = match options.resume.clone() {
         Some(path) => resume(&path, options)?,
         None => start(options)?,
     };
     if !allow_offline {
-        super::preflight(&mut sim)?;
+        super::preflight(&mut prepared.sim)?;
     }
+    Ok(prepared)
+}
+
+pub(super) fn run(options: RunOptions) -> Result<()> {
+    let quiet = options.quiet;
+    let Prepared { mut sim, plan, resumed_at } = prepared(options)?;
     let outputs = &plan.outputs;
     let config = sim.world().resource::<Config>();
     let realtime = config.llm.clock == ClockMode::Realtime;

@@ -355,7 +355,7 @@ impl Kernel<'_> {
 }
 
 /// The body sent to the endpoint: keys in a fixed order (the cache hashes it).
-fn request_body(args: &ChatArgs, api_name: &str, max_tokens: u64) -> String {
+pub(crate) fn request_body(args: &ChatArgs, api_name: &str, max_tokens: u64) -> String {
     let mut body = Map::new();
     body.insert("model".into(), api_name.into());
     body.insert("messages".into(), Value::Array(args.messages.clone()));

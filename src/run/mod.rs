@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod checksum;
 pub mod control;
+pub mod interview;
 pub mod preflight;
 pub mod report;
 
@@ -181,6 +182,12 @@ impl Simulation {
         self.app.world_mut().resource_mut::<McpBridge>().hand_over(&mut tools);
         self.app.world_mut().insert_resource(tools);
         Ok(())
+    }
+
+    /// Asks `agent` `question` about the world as it is now (see [`interview`]): the
+    /// world is not changed, and the experimenter pays.
+    pub fn interview(&mut self, agent: &str, question: &str) -> Result<interview::Interview, String> {
+        interview::interview(self.app.world_mut(), agent, question)
     }
 
     /// What the world reaches outside itself and cannot (see [`preflight`]): one line

@@ -959,3 +959,59 @@ fn a_key_quoted_where_the_error_is_cut_still_does_not_leak() {
     // 14 characters of the key: "sk-test-" and 6 of its random digits.
     assert!(!stream.contains(&key[..14]), "the key's first characters leaked: {stream}");
 }
+
+// ---------------------------------------------------------------------------------
+// Interviews
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn an_interview_is_answered_from_what_the_agent_knows_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeLlm::start();
+    fake.set_default(Reply::text("I sold it because nobody called it.", 40, 9));
+    let url = fake.base_url();
+    let recording = || BridgeOptions { cache_dir: Some(dir.path().to_owned()), replay: false };
+    // Untouched: five steps.
+    let mut plain = one_thinker(&fake, 3, 10_000);
+    plain.run_steps(5);
+    let untouched = plain.checksum();
+    drop(plain);
+
+    // Interviewed after three steps, then on to five.
+    let mut asked =
+        sim(&scene_text(&url, None, &thinker("agent", 3, "hello", "llm_budget_micro_usd: 10000"), "", "", ""));
+    asked.use_bridge(recording()).unwrap();
+    asked.run_steps(3);
+    let budget_before = budget(&asked, "agent");
+    let interview = asked.interview("agent", "Why did you sell text_tools?").unwrap();
+    assert_eq!(interview.answer, "I sold it because nobody called it.");
+    assert_eq!((interview.step, interview.model.as_str()), (3, "fake"));
+    // The experimenter pays: 40 × 1 µ$ + 9 × 2 µ$, at the model's price.
+    assert_eq!(interview.cost_micro_usd, 58);
+    assert_eq!(budget(&asked, "agent"), budget_before, "the agent does not pay");
+    // What it was asked from: its persona, its holdings, what happened to it.
+    let asked_for: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .map(|r| r.body)
+        .filter(|b| b["messages"][0]["content"].as_str().unwrap().contains("interviewing you"))
+        .collect();
+    assert_eq!(asked_for.len(), 1);
+    let user = asked_for[0]["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains("You hold 100 scrip") && user.contains("THINKING"), "{user}");
+    assert!(user.ends_with("The researcher asks: Why did you sell text_tools?"), "{user}");
+    asked.run_steps(2);
+    assert_eq!(asked.checksum(), untouched, "an interview leaves no trace in the world");
+    asked.end_thinking().unwrap();
+    drop(asked);
+    drop(fake);
+
+    // Recorded: the same interview replays offline.
+    let mut replay =
+        sim(&scene_text(&url, None, &thinker("agent", 3, "hello", "llm_budget_micro_usd: 10000"), "", "", ""));
+    replay.use_bridge(BridgeOptions { cache_dir: Some(dir.path().to_owned()), replay: true }).unwrap();
+    replay.run_steps(3);
+    assert_eq!(replay.interview("agent", "Why did you sell text_tools?").unwrap(), interview);
+    assert!(replay.interview("agent", "Something never asked?").unwrap_err().contains("never recorded"));
+    assert!(replay.interview("nobody", "Who?").unwrap_err().contains("no principal"));
+}
