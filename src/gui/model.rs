@@ -10,6 +10,7 @@ use std::{collections::VecDeque, sync::Arc};
 use crate::{
     economy::{capabilities::CapabilityRequest, mint::Resolution},
     kernel::Event,
+    run::interview::Interview,
 };
 
 use super::session::{ArtifactRow, ChartPoint, Detail, Notice, PrincipalRow, Status, Update};
@@ -47,6 +48,8 @@ pub struct Model {
     pub notices: VecDeque<Notice>,
     /// Every capability request of the run, in id order.
     pub capabilities: Arc<Vec<CapabilityRequest>>,
+    /// Every interview of this world, oldest first.
+    pub interviews: Vec<Interview>,
 }
 
 impl Model {
@@ -88,6 +91,7 @@ impl Model {
         if let Some(requests) = update.capabilities {
             self.capabilities = requests;
         }
+        self.interviews.extend(update.interviews);
         self.notices.extend(update.messages);
         let excess = self.notices.len().saturating_sub(MAX_NOTICES);
         self.notices.drain(..excess);

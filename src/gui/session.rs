@@ -45,7 +45,7 @@ use crate::{
         llm::Thoughts,
         query::{self, ArtifactKind},
     },
-    run::{Checkpoint, CheckpointError, Simulation, write_atomically},
+    run::{Checkpoint, CheckpointError, Simulation, interview::Interview, write_atomically},
     scene::{
         Scene,
         raw::InterventionSpec,
@@ -115,6 +115,13 @@ pub enum Command {
     SaveRun(PathBuf),
     /// Act on the world from outside; recorded as an intervention.
     Intervene(Box<InterventionAct>),
+    /// Ask an agent a question (see `run::interview`): answered by its model, paid by
+    /// the experimenter, recorded with the run's calls; the world is not changed. The
+    /// world waits while the model answers.
+    Interview {
+        agent: ArtifactId,
+        question: String,
+    },
     /// What the inspector shows (sent with every update until changed).
     Select(Option<ArtifactId>),
     /// Which tables to send (they cost the world time to build).
@@ -277,6 +284,8 @@ pub struct Update {
     pub capabilities: Option<Arc<Vec<CapabilityRequest>>>,
     /// What came of commands (saved, opened, refused …), oldest first.
     pub messages: Vec<Notice>,
+    /// Interviews answered since the last update, oldest first.
+    pub interviews: Vec<Interview>,
 }
 
 /// A line for the status bar.
@@ -392,6 +401,8 @@ struct Runner {
     history: HashMap<ArtifactId, History>,
     meter: Meter,
     messages: Vec<Notice>,
+    /// Interviews answered, not yet sent.
+    interviews: Vec<Interview>,
     last_publish: Instant,
     /// Pacing: steps run since `paced_from`.
     paced_from: Instant,
@@ -485,6 +496,7 @@ impl Runner {
             history: HashMap::new(),
             meter: Meter::new(),
             messages: Vec::new(),
+            interviews: Vec::new(),
             last_publish: now,
             paced_from: now,
             paced_steps: 0,
@@ -772,6 +784,16 @@ impl Runner {
                 self.save(&path, result, "run");
             }
             Command::Intervene(act) => self.intervene(*act),
+            Command::Interview { agent, question } => {
+                let answered = match self.sim.as_mut() {
+                    Some(sim) => sim.interview(agent.as_str(), &question),
+                    None => Err("no world to ask in".to_owned()),
+                };
+                match answered {
+                    Ok(interview) => self.interviews.push(interview),
+                    Err(why) => self.messages.push(Notice::error(format!("interview of {agent}: {why}"))),
+                }
+            }
             Command::Select(id) => self.selected = id,
             Command::Want(interest) => self.interest = interest,
             Command::Refresh => {}
@@ -845,6 +867,7 @@ impl Runner {
                     detail: None,
                     capabilities: None,
                     messages,
+                    interviews: Vec::new(),
                 });
             }
             return;
@@ -892,6 +915,7 @@ impl Runner {
             detail: detail.map(Box::new),
             capabilities,
             messages: std::mem::take(&mut self.messages),
+            interviews: std::mem::take(&mut self.interviews),
         };
         let _ = self.updates.send(update);
     }

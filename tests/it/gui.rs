@@ -323,3 +323,40 @@ fn a_capability_request_is_approved_with_a_button() {
     harness.step();
     harness.get_by_label_contains("granted by a person");
 }
+
+#[test]
+fn an_agent_is_interviewed_from_its_inspector_and_its_world_is_unchanged() {
+    use crate::fake_llm::{FakeLlm, Reply};
+    let fake = FakeLlm::start();
+    fake.set_default(Reply::text("Because nobody called it.", 30, 6));
+    let code = r#"function step(view) { return {actions: [], sleep: {secs: 1000}}; }"#;
+    let text = format!(
+        r#"Scene(
+            config: (llm: (default_model: "fake",
+                endpoints: {{"local": (base_url: {url:?})}},
+                models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}})),
+            principals: [(id: "tess", agent: true, llm_budget_micro_usd: 5000, code: {code:?},
+                          interface: (tools: [(name: "step")]))],
+        )"#,
+        url = fake.base_url()
+    );
+    let scene = Scene::from_ron_str("interview.ron", &text).unwrap();
+    let mut harness = harness(EcologyApp::new(Session::start(scene, SessionOptions::default())));
+    select_principal(&mut harness, "tess");
+    let field = harness.get_by(|n| n.placeholder() == Some("e.g. why did you sell text_tools?"));
+    field.focus();
+    harness.step();
+    harness.get_by(|n| n.placeholder() == Some("e.g. why did you sell text_tools?")).type_text("Why did you sell it?");
+    harness.step();
+    harness.get_by_label("Ask").click();
+    harness.step();
+    assert!(harness.state_mut().wait_for(WAIT, |m| !m.interviews.is_empty()), "no answer came");
+    harness.step();
+    harness.get_by_label("Why did you sell it?");
+    harness.get_by_label("Because nobody called it.");
+    let interview = harness.state().model.interviews[0].clone();
+    assert_eq!((interview.agent.as_str(), interview.cost_micro_usd), ("tess", 42));
+    // Paid by the experimenter: tess's budget is whole.
+    let tess = harness.state().model.principals.iter().find(|p| p.id.as_str() == "tess").unwrap().clone();
+    assert_eq!(tess.llm_budget_micro_usd, 5000);
+}

@@ -25,6 +25,7 @@ pub struct InspectorPanel {
     quota_resource: String,
     quota_limit: String,
     transfer_to: String,
+    question: String,
 }
 
 impl Default for InspectorPanel {
@@ -35,6 +36,7 @@ impl Default for InspectorPanel {
             quota_resource: "llm_calls".into(),
             quota_limit: String::new(),
             transfer_to: String::new(),
+            question: String::new(),
         }
     }
 }
@@ -60,6 +62,13 @@ impl InspectorPanel {
                 balances_ui(ui, detail);
                 egui::CollapsingHeader::new("Interventions").default_open(true).show(ui, |ui| {
                     self.interventions_ui(ui, selected, meta, outbox);
+                });
+            }
+            // Agents may be asked; one whose world has no model for it is told so.
+            let agent = model.principals.iter().any(|p| &p.id == selected && p.agent) || !detail.thoughts.is_empty();
+            if is_principal && agent {
+                egui::CollapsingHeader::new("Interview").default_open(true).show(ui, |ui| {
+                    self.interview_ui(ui, selected, model, outbox);
                 });
             }
             if !detail.owned.is_empty() {
@@ -119,6 +128,37 @@ impl InspectorPanel {
                 });
             }
         });
+    }
+
+    /// A question for the agent, and what it answered before (newest first).
+    fn interview_ui(&mut self, ui: &mut egui::Ui, id: &ArtifactId, model: &Model, outbox: &mut Outbox) {
+        ui.horizontal(|ui| {
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.question)
+                    .hint_text("e.g. why did you sell text_tools?")
+                    .desired_width(220.0),
+            );
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            let question = self.question.trim().to_owned();
+            let ask = ui.add_enabled(!question.is_empty(), egui::Button::new("Ask")).clicked();
+            if (ask || enter) && !question.is_empty() {
+                outbox.send(Command::Interview { agent: id.clone(), question });
+                self.question.clear();
+            }
+        });
+        ui.small(
+            "Answered by its model from its notebook and recent events; paid by you, recorded, the world unchanged.",
+        );
+        for interview in model.interviews.iter().rev().filter(|i| i.agent == id.as_str()) {
+            ui.group(|ui| {
+                ui.small(format!(
+                    "t = {:.1} s · step {} · {} · {} µ$",
+                    interview.at_secs, interview.step, interview.model, interview.cost_micro_usd
+                ));
+                ui.strong(&interview.question);
+                ui.label(&interview.answer);
+            });
+        }
     }
 
     fn interventions_ui(&mut self, ui: &mut egui::Ui, id: &ArtifactId, meta: &Value, outbox: &mut Outbox) {
