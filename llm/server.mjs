@@ -4,7 +4,13 @@
 // from the package registries, and this file serves it.
 //
 //   node llm/server.mjs [--port 8090] [--host 127.0.0.1] [--model FILE] [--name NAME]
-//                       [--threads N] [--context TOKENS]
+//                       [--threads N] [--context TOKENS] [--fake]
+//
+// With --fake no model is loaded: every request offering tools is answered at once
+// with one of them, drawn at random (seeded by the request), its required arguments
+// filled in from their schemas (the first of an enum, "x", 1). A control for
+// measuring agents: what a caller that is always well-formed and never sensible
+// gets done.
 //
 // It speaks the part of the protocol a world uses:
 //   GET  /v1/models             the one model it serves
@@ -41,9 +47,15 @@ function options(argv) {
     name: "smollm2-135m",
     threads: 0,
     context: 8192,
+    fake: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const key = argv[i].replace(/^--/, "");
+    if (key === "fake") {
+      opts.fake = true;
+      opts.name = opts.name === "smollm2-135m" ? "fake" : opts.name;
+      continue;
+    }
     if (!(key in opts) || i + 1 >= argv.length) {
       console.error(`usage: node llm/server.mjs [--port N] [--host H] [--model FILE] [--name NAME] [--threads N] [--context N]`);
       process.exit(2);
@@ -157,16 +169,68 @@ function history(messages, toolText) {
 // ---------------------------------------------------------------------------
 // The model.
 
-const llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error });
-const model = await llama.loadModel({ modelPath: opts.model });
-const context = await model.createContext({
-  contextSize: Math.min(opts.context, model.trainContextSize),
-  // More threads than cores makes llama.cpp's workers spin against each other (a
-  // generation 100× slower on 2 cores), so the default is the cores it computes on.
-  threads: opts.threads > 0 ? opts.threads : llama.cpuMathCores,
-});
-const chat = new LlamaChat({ contextSequence: context.getSequence() });
 const served = { generations: 0, promptTokens: 0, completionTokens: 0 };
+let llama;
+let model;
+let chat;
+if (!opts.fake) {
+  llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error });
+  model = await llama.loadModel({ modelPath: opts.model });
+  const context = await model.createContext({
+    contextSize: Math.min(opts.context, model.trainContextSize),
+    // More threads than cores makes llama.cpp's workers spin against each other (a
+    // generation 100× slower on 2 cores), so the default is the cores it computes on.
+    threads: opts.threads > 0 ? opts.threads : llama.cpuMathCores,
+  });
+  chat = new LlamaChat({ contextSequence: context.getSequence() });
+}
+
+// --fake: a value of `schema`, the simplest there is.
+function filler(schema) {
+  const s = grammarSchema(schema);
+  if (s.enum) return s.enum[0];
+  if ("const" in s) return s.const;
+  if (s.type === "integer" || s.type === "number") return 1;
+  if (s.type === "boolean") return true;
+  if (s.type === "array") return [];
+  if (s.type === "object") {
+    const out = {};
+    for (const [k, v] of Object.entries((schema && schema.properties) || {})) {
+      if ((schema.required || []).includes(k)) out[k] = filler(v);
+    }
+    return out;
+  }
+  return "x";
+}
+
+// --fake: FNV-1a of the body, so the same request gets the same answer.
+function hash(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+function fakeAnswer(body, tools) {
+  served.generations += 1;
+  const prompt = Math.ceil(JSON.stringify(body.messages).length / 4);
+  let message = { role: "assistant", content: "ok" };
+  let finish = "stop";
+  if (tools.length > 0 && body.tool_choice !== "none") {
+    const tool = tools[hash(JSON.stringify(body.messages)) % tools.length].function;
+    const args = JSON.stringify(filler(tool.parameters || {}));
+    message = { role: "assistant", content: null, tool_calls: [{ id: `call_${served.generations}`, type: "function", function: { name: tool.name, arguments: args } }] };
+    finish = "tool_calls";
+  }
+  const completion = 10;
+  return {
+    id: `chatcmpl-${served.generations}`,
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model: opts.name,
+    choices: [{ index: 0, message, finish_reason: finish }],
+    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+  };
+}
 
 // One generation at a time, in order of arrival.
 let queue = Promise.resolve();
@@ -184,6 +248,7 @@ async function complete(body) {
   }
   if (body.stream) throw new BadRequest("streaming is not supported");
   const tools = (Array.isArray(body.tools) ? body.tools : []).filter((t) => t && t.function && t.function.name);
+  if (opts.fake) return fakeAnswer(body, tools);
   const useTools = tools.length > 0 && body.tool_choice !== "none";
   const chatHistory = history(body.messages, useTools ? describeTools(tools) : "");
   const grammar = useTools ? await llama.createGrammarForJsonSchema(toolSchema(tools)) : undefined;
@@ -269,5 +334,6 @@ const server = http.createServer((req, res) => {
 });
 server.requestTimeout = 0;
 server.listen(opts.port, opts.host, () => {
-  console.error(`serving ${opts.name} (${path.basename(opts.model)}) at http://${opts.host}:${opts.port}/v1`);
+  const what = opts.fake ? "a fake model" : path.basename(opts.model);
+  console.error(`serving ${opts.name} (${what}) at http://${opts.host}:${opts.port}/v1`);
 });
