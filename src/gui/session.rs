@@ -818,6 +818,13 @@ impl Runner {
         if let Some(clock) = self.options.clock {
             file.config.llm.get_or_insert_with(Default::default).clock = Some(clock);
         }
+        // The model chosen on the command line becomes the scene's own.
+        if !self.options.model.is_empty()
+            && let Some(sim) = &self.sim
+        {
+            let chosen = &sim.world().resource::<crate::world::config::Config>().llm;
+            crate::scene::put_default_model(chosen, file.config.llm.get_or_insert_with(Default::default));
+        }
         file.interventions.extend(self.by_hand.iter().cloned());
         scene
     }

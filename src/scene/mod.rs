@@ -26,6 +26,7 @@ use ron::extensions::Extensions;
 
 pub use error::{SceneError, SceneWarning};
 pub use raw::{InterventionSpec, SceneFile};
+pub(crate) use save::put_default_model;
 pub(crate) use spawn::spawn_scene;
 pub use timeline::{InterventionAct, ScheduledIntervention, Timeline};
 pub use validate::ValidScene;

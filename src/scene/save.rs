@@ -676,6 +676,21 @@ fn mcp_spec(mcp: &McpConfig) -> McpSpec {
 
 /// The world's models: its settings, and the endpoints and models that differ from
 /// the presets.
+/// Writes into `spec` the model `llm` thinks with by default, its price and where it
+/// is served, when they differ from the presets: a scene's own section with the
+/// command line's `--llm-model`/`--llm-endpoint` made part of it.
+pub(crate) fn put_default_model(llm: &LlmConfig, spec: &mut LlmSpec) {
+    let Some(name) = &llm.default_model else { return };
+    let mut full = llm_spec(llm, 0);
+    spec.default_model = Some(name.clone());
+    if let Some(model) = full.models.remove(name) {
+        if let Some(endpoint) = full.endpoints.remove(&model.endpoint) {
+            spec.endpoints.insert(model.endpoint.clone(), endpoint);
+        }
+        spec.models.insert(name.clone(), model);
+    }
+}
+
 fn llm_spec(llm: &LlmConfig, mint_budget: u64) -> LlmSpec {
     let presets = LlmConfig::default();
     let endpoints = llm
