@@ -952,7 +952,11 @@ fn a_key_quoted_where_the_error_is_cut_still_does_not_leak() {
         .env(var, &key)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Its only call failed: the run says so, and fails.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("every call to a language model failed (1)"), "{err}");
+    assert!(!err.contains(&key[..14]), "the key's first characters leaked: {err}");
     assert_eq!(fake.request_count(), 1);
     let stream = std::fs::read_to_string(&events).unwrap();
     assert!(stream.contains("THINKING_FAILED"), "{stream}");
@@ -970,25 +974,23 @@ fn an_interview_is_answered_from_what_the_agent_knows_and_changes_nothing() {
     let fake = FakeLlm::start();
     fake.set_default(Reply::text("I sold it because nobody called it.", 40, 9));
     let url = fake.base_url();
-    let recording = || BridgeOptions { cache_dir: Some(dir.path().to_owned()), replay: false };
-    // Untouched: five steps.
-    let mut plain = one_thinker(&fake, 3, 10_000);
-    plain.run_steps(5);
-    let untouched = plain.checksum();
-    drop(plain);
+    let world = |replay: bool| {
+        let mut sim =
+            sim(&scene_text(&url, None, &thinker("agent", 3, "hello", "llm_budget_micro_usd: 10000"), "", "", ""));
+        sim.use_bridge(BridgeOptions { cache_dir: Some(dir.path().to_owned()), replay }).unwrap();
+        sim
+    };
 
-    // Interviewed after three steps, then on to five.
-    let mut asked =
-        sim(&scene_text(&url, None, &thinker("agent", 3, "hello", "llm_budget_micro_usd: 10000"), "", "", ""));
-    asked.use_bridge(recording()).unwrap();
-    asked.run_steps(3);
-    let budget_before = budget(&asked, "agent");
-    let interview = asked.interview("agent", "Why did you sell text_tools?").unwrap();
+    // Live, recorded: interviewed after three steps, then on to five.
+    let mut live = world(false);
+    live.run_steps(3);
+    let budget_before = budget(&live, "agent");
+    let interview = live.interview("agent", "Why did you sell text_tools?").unwrap();
     assert_eq!(interview.answer, "I sold it because nobody called it.");
     assert_eq!((interview.step, interview.model.as_str()), (3, "fake"));
     // The experimenter pays: 40 × 1 µ$ + 9 × 2 µ$, at the model's price.
     assert_eq!(interview.cost_micro_usd, 58);
-    assert_eq!(budget(&asked, "agent"), budget_before, "the agent does not pay");
+    assert_eq!(budget(&live, "agent"), budget_before, "the agent does not pay");
     // What it was asked from: its persona, its holdings, what happened to it.
     let asked_for: Vec<Value> = fake
         .requests()
@@ -1000,18 +1002,23 @@ fn an_interview_is_answered_from_what_the_agent_knows_and_changes_nothing() {
     let user = asked_for[0]["messages"][1]["content"].as_str().unwrap();
     assert!(user.contains("You hold 100 scrip") && user.contains("THINKING"), "{user}");
     assert!(user.ends_with("The researcher asks: Why did you sell text_tools?"), "{user}");
-    asked.run_steps(2);
-    assert_eq!(asked.checksum(), untouched, "an interview leaves no trace in the world");
-    asked.end_thinking().unwrap();
-    drop(asked);
+    live.run_steps(2);
+    live.end_thinking().unwrap();
+    let recorded = live.checksum();
+    drop(live);
     drop(fake);
 
-    // Recorded: the same interview replays offline.
-    let mut replay =
-        sim(&scene_text(&url, None, &thinker("agent", 3, "hello", "llm_budget_micro_usd: 10000"), "", "", ""));
-    replay.use_bridge(BridgeOptions { cache_dir: Some(dir.path().to_owned()), replay: true }).unwrap();
-    replay.run_steps(3);
-    assert_eq!(replay.interview("agent", "Why did you sell text_tools?").unwrap(), interview);
-    assert!(replay.interview("agent", "Something never asked?").unwrap_err().contains("never recorded"));
-    assert!(replay.interview("nobody", "Who?").unwrap_err().contains("no principal"));
+    // Offline: the run without the interview is the same world (a replay takes the
+    // latencies from the recording, so checksums compare exactly) …
+    let mut plain = world(true);
+    plain.run_steps(5);
+    assert_eq!(plain.checksum(), recorded, "an interview leaves no trace in the world");
+    // … and the interview itself replays, with the run around it.
+    let mut again = world(true);
+    again.run_steps(3);
+    assert_eq!(again.interview("agent", "Why did you sell text_tools?").unwrap(), interview);
+    assert!(again.interview("agent", "Something never asked?").unwrap_err().contains("never recorded"));
+    assert!(again.interview("nobody", "Who?").unwrap_err().contains("no principal"));
+    again.run_steps(2);
+    assert_eq!(again.checksum(), recorded);
 }

@@ -214,6 +214,10 @@ fn a_killed_server_fails_the_call_in_flight_and_comes_back() {
     let failed = events(&sim, "MCP_CALL_FAILED");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["reason"], "unavailable");
+    // The summary's line: how many failed, and why the first did.
+    let usage = sim.report().mcp["files"].clone();
+    assert_eq!(usage.failed, 1);
+    assert!(usage.first_failure.as_deref().is_some_and(|why| why.starts_with("unavailable: ")), "{usage:?}");
 
     // The supervisor starts it again, and the next call goes through.
     step_until(&mut sim, "the read after the restart", &|s| texts(s).len() == 2);
