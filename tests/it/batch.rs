@@ -480,3 +480,24 @@ fn a_replayed_llm_run_resumed_by_the_cli_ends_as_recorded() {
     assert_eq!(resumed["checksum"], live["checksum"]);
     assert_eq!(resumed["llm"]["calls"], live["llm"]["calls"]);
 }
+
+#[test]
+fn a_batch_whose_model_server_does_not_answer_stops_before_any_run() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let out = ecology(&[
+        "batch",
+        "scenes/sweep.ron",
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        "--llm-endpoint",
+        &url,
+        "--llm-model",
+        "tiny",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("error: model tiny (endpoint chosen, {url}) does not answer")), "{err}");
+    assert!(!out_dir.path().join("runs").exists(), "no run started");
+}
