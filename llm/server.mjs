@@ -173,7 +173,13 @@ const served = { generations: 0, promptTokens: 0, completionTokens: 0 };
 let llama;
 let model;
 let chat;
-if (!opts.fake) {
+let loaded = false;
+
+// The server listens at once and loads the model meanwhile: a client that comes
+// early waits for its answer instead of finding nobody there (`/health` says
+// "loading" until then).
+async function load() {
+  if (opts.fake) return;
   llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error });
   model = await llama.loadModel({ modelPath: opts.model });
   const context = await model.createContext({
@@ -184,6 +190,17 @@ if (!opts.fake) {
   });
   chat = new LlamaChat({ contextSequence: context.getSequence() });
 }
+const ready = load().then(
+  () => {
+    loaded = true;
+    const what = opts.fake ? "a fake model" : path.basename(opts.model);
+    console.error(`serving ${opts.name} (${what}) at http://${opts.host}:${opts.port}/v1`);
+  },
+  (e) => {
+    console.error(`cannot load ${opts.model}: ${e && e.message ? e.message : e}`);
+    process.exit(1);
+  },
+);
 
 // --fake: a value of `schema`, the simplest there is.
 function filler(schema) {
@@ -248,6 +265,7 @@ async function complete(body) {
   }
   if (body.stream) throw new BadRequest("streaming is not supported");
   const tools = (Array.isArray(body.tools) ? body.tools : []).filter((t) => t && t.function && t.function.name);
+  await ready;
   if (opts.fake) return fakeAnswer(body, tools);
   const useTools = tools.length > 0 && body.tool_choice !== "none";
   const chatHistory = history(body.messages, useTools ? describeTools(tools) : "");
@@ -307,7 +325,9 @@ function send(res, status, value) {
 
 const server = http.createServer((req, res) => {
   const url = (req.url || "").split("?")[0];
-  if (req.method === "GET" && url === "/health") return send(res, 200, { status: "ok", ...served });
+  if (req.method === "GET" && url === "/health") {
+    return loaded ? send(res, 200, { status: "ok", ...served }) : send(res, 503, { status: "loading" });
+  }
   if (req.method === "GET" && url === "/v1/models") {
     return send(res, 200, { object: "list", data: [{ id: opts.name, object: "model", owned_by: "local" }] });
   }
@@ -333,7 +353,4 @@ const server = http.createServer((req, res) => {
   });
 });
 server.requestTimeout = 0;
-server.listen(opts.port, opts.host, () => {
-  const what = opts.fake ? "a fake model" : path.basename(opts.model);
-  console.error(`serving ${opts.name} (${what}) at http://${opts.host}:${opts.port}/v1`);
-});
+server.listen(opts.port, opts.host);
