@@ -235,18 +235,11 @@ function fakeAnswer(body, tools) {
   if (tools.length > 0 && body.tool_choice !== "none") {
     const tool = tools[hash(JSON.stringify(body.messages)) % tools.length].function;
     const args = JSON.stringify(filler(tool.parameters || {}));
-    message = { role: "assistant", content: null, tool_calls: [{ id: `call_${served.generations}`, type: "function", function: { name: tool.name, arguments: args } }] };
+    const call = { id: `call_${served.generations}`, type: "function", function: { name: tool.name, arguments: args } };
+    message = { role: "assistant", content: null, tool_calls: [call] };
     finish = "tool_calls";
   }
-  const completion = 10;
-  return {
-    id: `chatcmpl-${served.generations}`,
-    object: "chat.completion",
-    created: Math.floor(Date.now() / 1000),
-    model: opts.name,
-    choices: [{ index: 0, message, finish_reason: finish }],
-    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
-  };
+  return chatCompletion(message, finish, prompt, 10);
 }
 
 // One generation at a time, in order of arrival.
@@ -307,6 +300,11 @@ async function complete(body) {
   }
   const secs = (Date.now() - started) / 1000;
   console.error(`${new Date().toISOString()} ${prompt}+${completion} tokens in ${secs.toFixed(1)}s (${finish})`);
+  return chatCompletion(message, finish, prompt, completion);
+}
+
+// The protocol's answer, with its usage.
+function chatCompletion(message, finish, prompt, completion) {
   return {
     id: `chatcmpl-${served.generations}`,
     object: "chat.completion",

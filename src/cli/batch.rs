@@ -5,12 +5,12 @@ use std::{io::Write, path::PathBuf, sync::Mutex};
 
 use agent_ecology::{
     batch::{Batch, BatchError, BatchOptions, Progress, Shard, output},
-    bridge::{BridgeOptions, config::ModelOverride},
+    bridge::BridgeOptions,
 };
 use anyhow::Result;
 use clap::Args;
 
-use super::{BadInput, checkpoint_cadence, progress_bar};
+use super::{BadInput, ModelArgs, checkpoint_cadence, progress_bar};
 
 #[derive(Args, Debug)]
 pub(super) struct BatchArgs {
@@ -40,19 +40,8 @@ pub(super) struct BatchArgs {
     /// Serve calls only from --llm-cache, never from a model.
     #[arg(long, requires = "llm_cache")]
     replay: bool,
-    /// The model of agents that name none (see `run --llm-model`).
-    #[arg(long, value_name = "MODEL")]
-    llm_model: Option<String>,
-    /// Where that model is served: a base URL or an endpoint's name (see `run --llm-endpoint`).
-    #[arg(long, value_name = "URL|NAME")]
-    llm_endpoint: Option<String>,
-    /// The environment variable holding the API key of --llm-endpoint URL.
-    #[arg(long, value_name = "VAR", requires = "llm_endpoint")]
-    llm_key_env: Option<String>,
-    /// Run even if a model server does not answer, a key is not set or an MCP
-    /// server's command is missing.
-    #[arg(long)]
-    allow_offline: bool,
+    #[command(flatten)]
+    model: ModelArgs,
     /// No progress bar and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -102,12 +91,8 @@ pub(super) fn batch(args: BatchArgs) -> Result<()> {
         return Err(BadInput("--jobs 0: expected at least one".into()).into());
     }
     let checkpoint_every = args.checkpoint_every.map(checkpoint_cadence).transpose()?;
-    let model = ModelOverride {
-        model: args.llm_model.clone(),
-        endpoint: args.llm_endpoint.clone(),
-        key_env: args.llm_key_env.clone(),
-    };
-    if !args.allow_offline && !args.replay {
+    let model = args.model.choice();
+    if !args.model.allow_offline && !args.replay {
         super::report_missing(batch.preflight(&model))?;
     }
     let options = BatchOptions {

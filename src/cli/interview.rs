@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{
-    BadInput,
+    BadInput, ModelArgs,
     run::{RunArgs, RunOptions, prepare},
 };
 
@@ -41,18 +41,8 @@ pub(super) struct InterviewArgs {
     /// Serve every call from --llm-cache DIR: a recorded run and its interview, offline.
     #[arg(long, requires = "llm_cache")]
     replay: bool,
-    /// The model of agents that name none (see `run --llm-model`).
-    #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
-    llm_model: Option<String>,
-    /// Where that model is served: a base URL or an endpoint's name.
-    #[arg(long, value_name = "URL|NAME", conflicts_with = "resume")]
-    llm_endpoint: Option<String>,
-    /// The environment variable holding the API key of --llm-endpoint URL.
-    #[arg(long, value_name = "VAR", requires = "llm_endpoint", conflicts_with = "resume")]
-    llm_key_env: Option<String>,
-    /// Run even if a model server does not answer (see `run --allow-offline`).
-    #[arg(long)]
-    allow_offline: bool,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Print each interview as a JSON line instead of text.
     #[arg(long)]
     json: bool,
@@ -66,10 +56,7 @@ pub(super) fn interview(args: InterviewArgs) -> Result<()> {
         seed: args.seed,
         llm_cache: args.llm_cache,
         replay: args.replay,
-        llm_model: args.llm_model,
-        llm_endpoint: args.llm_endpoint,
-        llm_key_env: args.llm_key_env,
-        allow_offline: args.allow_offline,
+        model: args.model,
         quiet: true,
         ..RunArgs::default()
     })?;

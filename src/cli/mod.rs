@@ -90,6 +90,38 @@ struct ReportArgs {
     out: Option<PathBuf>,
 }
 
+/// How a command thinks: the model flags of `run`, `gui`, `batch` and `interview`.
+#[derive(Args, Debug, Default, Clone)]
+struct ModelArgs {
+    /// The model of agents and requests that name none: one of the scene's
+    /// config.llm.models or the built-in price table (e.g. gpt-4o-mini, llama3.2),
+    /// or any model --llm-endpoint serves.
+    #[arg(long, value_name = "MODEL")]
+    llm_model: Option<String>,
+    /// Where that model is served: any OpenAI-compatible server's base URL (e.g.
+    /// http://127.0.0.1:8090/v1) or an endpoint's name. A model with no known price
+    /// gets the notional $0.10 per million tokens, said in the summary.
+    #[arg(long, value_name = "URL|NAME")]
+    llm_endpoint: Option<String>,
+    /// The environment variable holding the API key of --llm-endpoint URL.
+    #[arg(long, value_name = "VAR", requires = "llm_endpoint")]
+    llm_key_env: Option<String>,
+    /// Run even if a model server does not answer, a key variable is not set or an
+    /// MCP server's command is missing (their calls then fail, at no cost).
+    #[arg(long)]
+    allow_offline: bool,
+}
+
+impl ModelArgs {
+    fn choice(&self) -> agent_ecology::bridge::config::ModelOverride {
+        agent_ecology::bridge::config::ModelOverride {
+            model: self.llm_model.clone(),
+            endpoint: self.llm_endpoint.clone(),
+            key_env: self.llm_key_env.clone(),
+        }
+    }
+}
+
 /// Input the user got wrong (exit code 2), as opposed to a failure of ours (1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

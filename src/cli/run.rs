@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::{BadInput, checkpoint_cadence, create, load_scene, progress_bar, validate_showing_warnings};
+use super::{BadInput, ModelArgs, checkpoint_cadence, create, load_scene, progress_bar, validate_showing_warnings};
 
 #[derive(Args, Debug, Default)]
 pub(super) struct RunArgs {
@@ -79,23 +79,8 @@ pub(super) struct RunArgs {
     /// to the wall clock).
     #[arg(long, value_name = "MODE", conflicts_with = "resume")]
     pub clock: Option<String>,
-    /// The model of agents and requests that name none: one of the scene's
-    /// config.llm.models or the built-in price table (e.g. gpt-4o-mini, llama3.2),
-    /// or any model --llm-endpoint serves.
-    #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
-    pub llm_model: Option<String>,
-    /// Where that model is served: any OpenAI-compatible server's base URL (e.g.
-    /// http://127.0.0.1:8090/v1) or an endpoint's name. A model with no known price
-    /// gets the notional $0.10 per million tokens, said in the summary.
-    #[arg(long, value_name = "URL|NAME", conflicts_with = "resume")]
-    pub llm_endpoint: Option<String>,
-    /// The environment variable holding the API key of --llm-endpoint URL.
-    #[arg(long, value_name = "VAR", requires = "llm_endpoint", conflicts_with = "resume")]
-    pub llm_key_env: Option<String>,
-    /// Run even if a model server does not answer, a key variable is not set or an
-    /// MCP server's command is missing (their calls then fail, at no cost).
-    #[arg(long)]
-    pub allow_offline: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// In realtime mode, simulated seconds per wall-clock second (default 1).
     #[arg(long, value_name = "X")]
     pub speed: Option<f64>,
@@ -204,6 +189,13 @@ impl RunOptions {
             ),
             (None, None) => Stop::Planned,
         };
+        if args.resume.is_some() && !args.model.choice().is_empty() {
+            return Err(BadInput(
+                "--llm-model and --llm-endpoint do not apply to --resume: the checkpoint's world keeps its models"
+                    .into(),
+            )
+            .into());
+        }
         let clock = match args.clock.as_deref() {
             None => None,
             Some(name) => Some(
@@ -236,8 +228,8 @@ impl RunOptions {
             stop,
             seed: args.seed,
             clock,
-            model: ModelOverride { model: args.llm_model, endpoint: args.llm_endpoint, key_env: args.llm_key_env },
-            allow_offline: args.allow_offline,
+            model: args.model.choice(),
+            allow_offline: args.model.allow_offline,
             interventions: args.interventions,
             resume: absolute(args.resume)?,
             outputs,

@@ -2,15 +2,12 @@
 
 use std::{io::Write, path::PathBuf};
 
-use agent_ecology::bridge::{
-    BridgeOptions,
-    config::{ClockMode, ModelOverride},
-};
+use agent_ecology::bridge::{BridgeOptions, config::ClockMode};
 use anyhow::Result;
 use clap::Args;
 
 use super::{
-    BadInput, load_scene,
+    BadInput, ModelArgs, load_scene,
     run::{RunArgs, RunOptions, run},
     validate_showing_warnings,
 };
@@ -32,19 +29,8 @@ pub(super) struct GuiArgs {
     /// Serve calls only from --llm-cache DIR.
     #[arg(long, requires = "llm_cache")]
     replay: bool,
-    /// The model of agents that name none (see `run --llm-model`).
-    #[arg(long, value_name = "MODEL")]
-    llm_model: Option<String>,
-    /// Where that model is served: a base URL or an endpoint's name (see `run --llm-endpoint`).
-    #[arg(long, value_name = "URL|NAME")]
-    llm_endpoint: Option<String>,
-    /// The environment variable holding the API key of --llm-endpoint URL.
-    #[arg(long, value_name = "VAR", requires = "llm_endpoint")]
-    llm_key_env: Option<String>,
-    /// Open even if a model server does not answer, a key is not set or an MCP
-    /// server's command is missing.
-    #[arg(long)]
-    allow_offline: bool,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Start playing at once.
     #[arg(long)]
     play: bool,
@@ -67,10 +53,7 @@ pub(super) fn window(args: GuiArgs) -> Result<()> {
             clock: args.clock.clone(),
             llm_cache: args.llm_cache.clone(),
             replay: args.replay,
-            llm_model: args.llm_model.clone(),
-            llm_endpoint: args.llm_endpoint.clone(),
-            llm_key_env: args.llm_key_env.clone(),
-            allow_offline: args.allow_offline,
+            model: args.model.clone(),
             ..RunArgs::default()
         })?)
     };
@@ -80,13 +63,9 @@ pub(super) fn window(args: GuiArgs) -> Result<()> {
     let scene = load_scene(args.scene.as_deref())?;
     // Problems the scene has are shown before the window opens, as on the command line.
     let mut valid = validate_showing_warnings(&scene, false)?;
-    let model = ModelOverride {
-        model: args.llm_model.clone(),
-        endpoint: args.llm_endpoint.clone(),
-        key_env: args.llm_key_env.clone(),
-    };
+    let model = args.model.choice();
     valid.config.llm.choose(&model).map_err(BadInput)?;
-    if !args.allow_offline && !args.replay {
+    if !args.model.allow_offline && !args.replay {
         super::report_missing(agent_ecology::run::preflight::check_scene(&valid))?;
     }
     let options = SessionOptions {

@@ -142,27 +142,20 @@ fn a_real_local_model_thinks_for_the_market_and_the_recording_replays_from_elsew
     );
     let path = |p: &PathBuf| p.display().to_string();
     let url = server.url();
-    // The four LLM agents think at t = 0, 3 and 6: twelve calls.
-    let live = ecology(
+    // Eight steps of the market with the local model, recorded in `cache`: the four
+    // LLM agents think at t = 0, 3 and 6, twelve calls.
+    let market = |dir: &Path, scene: &str, more: &[&str]| {
+        let mut args = vec!["run", scene, "--steps", "8", "--llm-endpoint", &url, "--llm-model", MODEL];
+        let cache = path(&cache);
+        args.extend(["--llm-cache", cache.as_str()]);
+        args.extend(more);
+        ecology(dir, &args)
+    };
+    let (events_path, report_path, saved_path) = (path(&events), path(&report), path(&saved));
+    let live = market(
         root(),
-        &[
-            "run",
-            "scenes/llm_market.ron",
-            "--steps",
-            "8",
-            "--llm-endpoint",
-            &url,
-            "--llm-model",
-            MODEL,
-            "--llm-cache",
-            &path(&cache),
-            "--events",
-            &path(&events),
-            "--report",
-            &path(&report),
-            "--save-scene",
-            &path(&saved),
-        ],
+        "scenes/llm_market.ron",
+        &["--events", &events_path, "--report", &report_path, "--save-scene", &saved_path],
     );
     let summary = String::from_utf8_lossy(&live.stdout);
     assert!(summary.contains("notional $0.10/$0.10 per million tokens"), "{summary}");
@@ -200,22 +193,6 @@ fn a_real_local_model_thinks_for_the_market_and_the_recording_replays_from_elsew
 
     // Offline, from another directory, with the server gone: the same world.
     let elsewhere = tempfile::tempdir().unwrap();
-    let scene = path(&root().join("scenes/llm_market.ron"));
-    let replay = ecology(
-        elsewhere.path(),
-        &[
-            "run",
-            &scene,
-            "--steps",
-            "8",
-            "--llm-endpoint",
-            &url,
-            "--llm-model",
-            MODEL,
-            "--llm-cache",
-            &path(&cache),
-            "--replay",
-        ],
-    );
+    let replay = market(elsewhere.path(), &path(&root().join("scenes/llm_market.ron")), &["--replay"]);
     assert_eq!(checksum(&replay), checksum(&live));
 }
