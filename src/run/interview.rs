@@ -35,7 +35,7 @@ const PERSONA_CHARS: usize = 1500;
 const NOTEBOOK_CHARS: usize = 3000;
 const EVENT_CHARS: usize = 240;
 /// Completion tokens an answer may take.
-const ANSWER_TOKENS: u64 = 400;
+const ANSWER_TOKENS: u64 = 250;
 
 /// A question and its answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]

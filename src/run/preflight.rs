@@ -20,8 +20,10 @@ use crate::{
     world::{components::ModelChoice, config::Config},
 };
 
-/// How long a model server has to answer the check (connecting included).
+/// How long a model server has to answer the check (connecting included; a refused
+/// connection is tried again until then, every `RETRY_CONNECT`).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+const RETRY_CONNECT: Duration = Duration::from_millis(250);
 
 /// The models a world may think with: its default, its scorer's, and every
 /// principal's own.
@@ -109,9 +111,16 @@ fn probe_all(endpoints: Vec<(String, String)>) -> Vec<String> {
             let http = http.clone();
             probes.spawn(async move {
                 let url = format!("{}/models", base_url.trim_end_matches('/'));
-                let problem = match http.get(&url).send().await {
-                    Ok(_) => None,
-                    Err(error) => Some(format!("{what} does not answer: {}", cause(&error))),
+                let started = tokio::time::Instant::now();
+                let problem = loop {
+                    match http.get(&url).send().await {
+                        Ok(_) => break None,
+                        // A server started a moment ago may not listen yet.
+                        Err(error) if error.is_connect() && started.elapsed() < PROBE_TIMEOUT => {
+                            tokio::time::sleep(RETRY_CONNECT).await;
+                        }
+                        Err(error) => break Some(format!("{what} does not answer: {}", cause(&error))),
+                    }
                 };
                 (i, problem)
             });
