@@ -1022,3 +1022,31 @@ fn an_interview_is_answered_from_what_the_agent_knows_and_changes_nothing() {
     again.run_steps(2);
     assert_eq!(again.checksum(), recorded);
 }
+
+#[test]
+fn a_lockstep_run_says_what_it_waits_for() {
+    let fake = FakeLlm::start();
+    fake.set_latency(Duration::from_millis(10_500));
+    fake.set_default(Reply::text("at last", 10, 2));
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("slow.ron");
+    std::fs::write(
+        &scene,
+        scene_text(
+            &fake.base_url(),
+            None,
+            &thinker("agent", 1, "hello", "llm_budget_micro_usd: 10000"),
+            "",
+            "",
+            "steps: 2,",
+        )
+        .replace("timeout_secs: 5.0", "timeout_secs: 30.0"),
+    )
+    .unwrap();
+    // Standard error is not a terminal here: a line every 10 s of waiting.
+    let out = Command::new(env!("CARGO_BIN_EXE_ecology")).args(["run", scene.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.lines().any(|l| l == "waiting on 1 model call (10 s)"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 calls, 0 failed"));
+}
