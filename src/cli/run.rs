@@ -529,11 +529,12 @@ fn summary(report: &Report, wall_secs: f64, resumed_at: Option<u64>) -> String {
         None => {
             let _ = writeln!(
                 out,
-                "  ran {} steps, {} s simulated, in {:.3} s ({:.0} steps/s, {:.0} events/s)",
+                "  ran {} steps, {} s simulated, in {:.3} s ({:.0} steps/s, {:.0} agent-steps/s, {:.0} events/s)",
                 report.steps,
                 report.sim_time_secs,
                 wall_secs,
                 per_sec(report.steps as f64),
+                per_sec(report.agent_steps as f64),
                 per_sec(report.events.total as f64)
             );
         }

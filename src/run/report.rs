@@ -38,6 +38,9 @@ pub struct Report {
     pub seed: u64,
     pub steps: u64,
     pub sim_time_secs: f64,
+    /// Steps the agents ran, all of them together (an agent asleep does not step).
+    #[serde(default)]
+    pub agent_steps: u64,
     pub principals: BTreeMap<String, PrincipalReport>,
     pub artifacts: BTreeMap<String, ArtifactReport>,
     pub events: EventsReport,
@@ -243,6 +246,12 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         seed: world.resource::<crate::world::config::Config>().seed,
         steps: clock.step(),
         sim_time_secs: clock.now().as_secs_f64(),
+        agent_steps: ids
+            .in_creation_order()
+            .iter()
+            .filter_map(|&e| world.get::<crate::world::components::Loop>(e))
+            .map(|l| l.steps)
+            .sum(),
         principals,
         artifacts,
         events: EventsReport {
