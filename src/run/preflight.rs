@@ -28,12 +28,15 @@ const RETRY_CONNECT: Duration = Duration::from_millis(250);
 /// The models a world may think with: its default, its scorer's, and every
 /// principal's own.
 fn models_in_use(world: &mut World) -> BTreeSet<String> {
-    let config = world.resource::<Config>();
-    let mut models: BTreeSet<String> =
-        config.llm.default_model.iter().chain(config.llm.scorer_model.iter()).cloned().collect();
+    let mut models = world_models(world.resource::<Config>());
     let mut chosen = world.query::<&ModelChoice>();
     models.extend(chosen.iter(world).map(|c| c.model().to_owned()));
     models
+}
+
+/// The world's own models: its default and its scorer's.
+fn world_models(config: &Config) -> BTreeSet<String> {
+    config.llm.default_model.iter().chain(config.llm.scorer_model.iter()).cloned().collect()
 }
 
 /// What a world is missing, one line each; empty when everything is there.
@@ -44,11 +47,9 @@ pub fn check(world: &mut World) -> Vec<String> {
 
 /// What a scene is missing, before a world is made of it.
 pub fn check_scene(scene: &ValidScene) -> Vec<String> {
-    let config = &scene.config;
-    let mut models: BTreeSet<String> =
-        config.llm.default_model.iter().chain(config.llm.scorer_model.iter()).cloned().collect();
+    let mut models = world_models(&scene.config);
     models.extend(scene.principals.iter().filter_map(|p| p.model.clone()));
-    check_config(config, &models)
+    check_config(&scene.config, &models)
 }
 
 /// What is missing of `config`'s outside world, for a world thinking with `models`.
