@@ -33,13 +33,6 @@ pub(super) struct BatchArgs {
     /// epoch, config.sandbox.epoch_secs); a multiple of the epoch.
     #[arg(long, value_name = "SECS")]
     checkpoint_every: Option<f64>,
-    /// Record each run's calls to language models in DIR/<run id> (and serve what is
-    /// recorded there).
-    #[arg(long, value_name = "DIR")]
-    llm_cache: Option<PathBuf>,
-    /// Serve calls only from --llm-cache, never from a model.
-    #[arg(long, requires = "llm_cache")]
-    replay: bool,
     #[command(flatten)]
     model: ModelArgs,
     /// No progress bar and no summary.
@@ -92,7 +85,7 @@ pub(super) fn batch(args: BatchArgs) -> Result<()> {
     }
     let checkpoint_every = args.checkpoint_every.map(checkpoint_cadence).transpose()?;
     let model = args.model.choice();
-    if !args.model.allow_offline && !args.replay {
+    if !args.model.allow_offline && !args.model.replay {
         super::report_missing(batch.preflight(&model))?;
     }
     let options = BatchOptions {
@@ -101,7 +94,7 @@ pub(super) fn batch(args: BatchArgs) -> Result<()> {
         shard: args.shard,
         events: args.events,
         checkpoint_every,
-        bridge: BridgeOptions { cache_dir: args.llm_cache.clone(), replay: args.replay },
+        bridge: BridgeOptions { cache_dir: args.model.llm_cache.clone(), replay: args.model.replay },
         model,
     };
     let progress = Mutex::new(None);

@@ -34,13 +34,6 @@ pub(super) struct InterviewArgs {
     /// Seed of the world's random stream (default: the scene's config.seed).
     #[arg(long, conflicts_with = "resume")]
     seed: Option<u64>,
-    /// Record every call (the run's and the interview's) in DIR, and serve those
-    /// already recorded there.
-    #[arg(long, value_name = "DIR")]
-    llm_cache: Option<PathBuf>,
-    /// Serve every call from --llm-cache DIR: a recorded run and its interview, offline.
-    #[arg(long, requires = "llm_cache")]
-    replay: bool,
     #[command(flatten)]
     model: ModelArgs,
     /// Print each interview as a JSON line instead of text.
@@ -54,8 +47,6 @@ pub(super) fn interview(args: InterviewArgs) -> Result<()> {
         resume: args.resume.clone(),
         steps: args.steps,
         seed: args.seed,
-        llm_cache: args.llm_cache,
-        replay: args.replay,
         model: args.model,
         quiet: true,
         ..RunArgs::default()

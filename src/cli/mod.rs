@@ -90,7 +90,8 @@ struct ReportArgs {
     out: Option<PathBuf>,
 }
 
-/// How a command thinks: the model flags of `run`, `gui`, `batch` and `interview`.
+/// How a command thinks — which model, where it is served, its recording — the
+/// flags `run`, `gui`, `batch` and `interview` share.
 #[derive(Args, Debug, Default, Clone)]
 struct ModelArgs {
     /// The model of agents and requests that name none: one of the scene's
@@ -110,6 +111,15 @@ struct ModelArgs {
     /// MCP server's command is missing (their calls then fail, at no cost).
     #[arg(long)]
     allow_offline: bool,
+    /// Record every call to a language model (and to an MCP server) in DIR, and serve
+    /// calls already recorded there instead of making them again; a batch records
+    /// each run in DIR/<run id>.
+    #[arg(long, value_name = "DIR")]
+    llm_cache: Option<PathBuf>,
+    /// Serve calls only from --llm-cache DIR, never from a model: re-executes a
+    /// recorded run offline, to the same checksum. A call never recorded stops the run.
+    #[arg(long, requires = "llm_cache")]
+    replay: bool,
 }
 
 impl ModelArgs {

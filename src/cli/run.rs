@@ -66,14 +66,6 @@ pub(super) struct RunArgs {
     /// its outputs (flags given here replace the run's own).
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
-    /// Record every call to a language model in DIR (and serve answers already
-    /// recorded there instead of calling the model again).
-    #[arg(long, value_name = "DIR")]
-    pub llm_cache: Option<PathBuf>,
-    /// Serve calls only from --llm-cache DIR, never from a model: re-executes a
-    /// recorded run offline, to the same checksum. A call never recorded stops the run.
-    #[arg(long, requires = "llm_cache")]
-    pub replay: bool,
     /// `lockstep` (default for runs: a step waits for the answers asked for before
     /// it, so latency changes nothing) or `realtime` (the world keeps moving, paced
     /// to the wall clock).
@@ -218,8 +210,8 @@ impl RunOptions {
             save_scene: absolute(args.save_scene)?,
             checkpoint: absolute(args.checkpoint)?,
             checkpoint_every_secs: args.checkpoint_every,
-            llm_cache: absolute(args.llm_cache)?,
-            replay: args.replay,
+            llm_cache: absolute(args.model.llm_cache.clone())?,
+            replay: args.model.replay,
             speed: args.speed,
             control: absolute(args.control)?,
         };

@@ -23,12 +23,6 @@ pub(super) struct GuiArgs {
     /// `lockstep` (a step waits for the answers asked for before it).
     #[arg(long, value_name = "MODE")]
     clock: Option<String>,
-    /// Record every call to a language model in DIR (see `run --llm-cache`).
-    #[arg(long, value_name = "DIR")]
-    llm_cache: Option<PathBuf>,
-    /// Serve calls only from --llm-cache DIR.
-    #[arg(long, requires = "llm_cache")]
-    replay: bool,
     #[command(flatten)]
     model: ModelArgs,
     /// Start playing at once.
@@ -51,8 +45,6 @@ pub(super) fn window(args: GuiArgs) -> Result<()> {
             scene: args.scene.clone(),
             seed: args.seed,
             clock: args.clock.clone(),
-            llm_cache: args.llm_cache.clone(),
-            replay: args.replay,
             model: args.model.clone(),
             ..RunArgs::default()
         })?)
@@ -65,13 +57,13 @@ pub(super) fn window(args: GuiArgs) -> Result<()> {
     let mut valid = validate_showing_warnings(&scene, false)?;
     let model = args.model.choice();
     valid.config.llm.choose(&model).map_err(BadInput)?;
-    if !args.model.allow_offline && !args.replay {
+    if !args.model.allow_offline && !args.model.replay {
         super::report_missing(agent_ecology::run::preflight::check_scene(&valid))?;
     }
     let options = SessionOptions {
         seed: args.seed,
         clock: Some(clock),
-        bridge: BridgeOptions { cache_dir: args.llm_cache.clone(), replay: args.replay },
+        bridge: BridgeOptions { cache_dir: args.model.llm_cache.clone(), replay: args.model.replay },
         model,
         playing: args.play,
         ..SessionOptions::default()
