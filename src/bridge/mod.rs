@@ -198,12 +198,9 @@ impl LlmBridge {
         };
         let key = CacheKey { hash, occurrence };
         let sender = self.sender.clone();
-        let cache_error = self.cache_error.clone();
-        let started = self.start(config)?;
-        let route = started.routes.get(endpoint).cloned();
-        let (client, cache) = (started.client.clone(), started.cache.clone());
-        let task = started.runtime.spawn(async move {
-            let finished = complete(client, cache, route, &key, body, id, &cache_error).await;
+        let (runtime, call) = self.call(config, endpoint, key, body, id)?;
+        let task = runtime.spawn(async move {
+            let finished = call.await;
             let _ = sender.send((id, finished));
         });
         self.in_flight.insert(id, task.abort_handle());
@@ -217,14 +214,27 @@ impl LlmBridge {
     /// answer.
     pub fn ask_aside(&mut self, config: &LlmConfig, endpoint: &str, body: String) -> Finished {
         let key = CacheKey { hash: cache::hash_body(&body), occurrence: 0 };
+        match self.call(config, endpoint, key, body, 0) {
+            Ok((runtime, call)) => runtime.block_on(call),
+            Err(why) => Finished::failed(FailureKind::Unusable, why),
+        }
+    }
+
+    /// One call, ready to run on the runtime it comes with (started if need be).
+    fn call(
+        &mut self,
+        config: &LlmConfig,
+        endpoint: &str,
+        key: CacheKey,
+        body: String,
+        id: u64,
+    ) -> Result<(&tokio::runtime::Runtime, impl Future<Output = Finished> + use<>), String> {
         let cache_error = self.cache_error.clone();
-        let started = match self.start(config) {
-            Ok(started) => started,
-            Err(why) => return Finished::failed(FailureKind::Unusable, why),
-        };
+        let started = self.start(config)?;
         let route = started.routes.get(endpoint).cloned();
         let (client, cache) = (started.client.clone(), started.cache.clone());
-        started.runtime.block_on(complete(client, cache, route, &key, body, 0, &cache_error))
+        let call = async move { complete(client, cache, route, &key, body, id, &cache_error).await };
+        Ok((&started.runtime, call))
     }
 
     /// Waits for the answer to request `id` (others that arrive meanwhile are kept).

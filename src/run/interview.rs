@@ -17,13 +17,13 @@ use serde_json::{Value, json};
 use crate::{
     bridge::{LlmBridge, client::excerpt},
     kernel::{
-        EventLog, Standing,
+        Event, EventLog, Standing,
         llm::{ChatArgs, request_body},
     },
     world::{
         components::{Artifact, Frozen, ModelChoice},
         config::Config,
-        ids,
+        ids::{self, ArtifactId},
         time::SimClock,
     },
 };
@@ -123,18 +123,14 @@ fn context(world: &World, entity: Entity, agent: &str) -> String {
     if !notebook.trim().is_empty() {
         text.push_str(&format!("Your notebook:\n{}\n", truncate(notebook.trim(), NOTEBOOK_CHARS)));
     }
-    let quoted = format!("\"{agent}\"");
+    let id = world.get::<ArtifactId>(entity);
     let events: Vec<String> = world
         .resource::<EventLog>()
         .recent()
         .rev()
-        .filter_map(|event| {
-            let json = serde_json::to_value(event).ok()?;
-            let about = json.get("actor").and_then(Value::as_str) == Some(agent)
-                || json.get("payload").is_some_and(|p| p.to_string().contains(&quoted));
-            about.then(|| describe(&json))
-        })
+        .filter(|event| id.is_some_and(|id| event.actor == *id || event.kind.mentions(id)))
         .take(INTERVIEW_EVENTS)
+        .map(describe)
         .collect();
     if !events.is_empty() {
         text.push_str("What happened to you recently (oldest first):\n");
@@ -145,12 +141,16 @@ fn context(world: &World, entity: Entity, agent: &str) -> String {
     text
 }
 
-fn describe(event: &Value) -> String {
-    let time = event.get("time").and_then(Value::as_f64).unwrap_or(0.0);
-    let actor = event.get("actor").and_then(Value::as_str).unwrap_or("?");
-    let kind = event.get("type").and_then(Value::as_str).unwrap_or("?");
-    let payload = event.get("payload").map(Value::to_string).unwrap_or_default();
-    excerpt(&format!("t={time} {actor} {kind} {payload}"), EVENT_CHARS)
+fn describe(event: &Event) -> String {
+    let payload = serde_json::to_value(&event.kind).ok().and_then(|v| v.get("payload").map(Value::to_string));
+    let line = format!(
+        "t={} {} {} {}",
+        event.time.as_secs_f64(),
+        event.actor,
+        event.kind.type_name(),
+        payload.unwrap_or_default()
+    );
+    excerpt(&line, EVENT_CHARS)
 }
 
 /// The last `chars` characters of `text` (a notebook's newest part is at its end).
