@@ -448,7 +448,7 @@ pub(super) fn run(options: RunOptions) -> Result<()> {
     }
     let llm = &report.llm;
     if llm.calls == 0 && llm.failed > 0 {
-        let first = llm.by_model.values().find_map(|u| u.first_failure.as_deref()).unwrap_or("unknown");
+        let first = llm.first_failure.as_deref().unwrap_or("unknown");
         anyhow::bail!("every call to a language model failed ({}); the first: {first}", llm.failed);
     }
     Ok(())
@@ -488,7 +488,7 @@ impl WaitWatch {
                     }
                     ticks += 1;
                     let secs = ticks * Self::TICK.as_millis() as u64 / 1000;
-                    let calls = if n == 1 { "call".to_owned() } else { "calls".to_owned() };
+                    let calls = if n == 1 { "call" } else { "calls" };
                     let line = format!("waiting on {n} model {calls} ({secs} s)");
                     if terminal {
                         progress.set_message(format!(" — {line}"));

@@ -129,6 +129,9 @@ pub struct LlmReport {
     pub completion_tokens: u64,
     pub cost_micro_usd: u64,
     pub by_model: BTreeMap<String, LlmUse>,
+    /// Why the run's first failed call failed, whatever its model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
     /// The price of each model used (µ$ per million tokens; `notional` when it has
     /// no list price).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -239,6 +242,7 @@ pub fn build_report(world: &World, scene: &str) -> Report {
         completion_tokens: total.completion_tokens,
         cost_micro_usd: total.cost_micro_usd,
         by_model: thoughts.by_model().clone(),
+        first_failure: total.first_failure.clone(),
         prices,
     };
     Report {
