@@ -15,7 +15,7 @@ use std::{
 use bevy_ecs::prelude::*;
 
 use crate::{
-    kernel::{ErrorCode, Kernel, KernelError, imports::ModuleCode},
+    kernel::{ErrorCode, Kernel, KernelError, imports::ModuleCode, query::SampleSeeds},
     sandbox::{
         Sandbox, SandboxConfig, WorkerFailure,
         process::WorkerProcess,
@@ -54,6 +54,8 @@ struct LaneRun {
     worker: Option<WorkerProcess>,
     /// Steps sent and not yet answered, in the order the worker runs them.
     pending: VecDeque<(usize, CallRequest)>,
+    /// Seeds for the samples of the running step's queries (the job it belongs to).
+    samples: (usize, SampleSeeds),
 }
 
 /// Runs every job's step; returns each job with its outcome, in the jobs' order.
@@ -90,7 +92,12 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
         };
         match lanes.iter_mut().find(|l| l.lane == lane) {
             Some(run) => run.pending.push_back((index, request)),
-            None => lanes.push(LaneRun { lane, worker: None, pending: VecDeque::from([(index, request)]) }),
+            None => lanes.push(LaneRun {
+                lane,
+                worker: None,
+                pending: VecDeque::from([(index, request)]),
+                samples: (usize::MAX, SampleSeeds::new(0)),
+            }),
         }
     }
     lanes.sort_by_key(|l| l.lane);
@@ -177,7 +184,11 @@ fn receive_one(
 ) {
     let deadline = Instant::now() + Duration::from_millis(config.timeout_ms);
     loop {
-        let Some(&(index, _)) = run.pending.front() else { return };
+        let Some((index, request)) = run.pending.front() else { return };
+        let index = *index;
+        if run.samples.0 != index {
+            run.samples = (index, SampleSeeds::new(request.seed));
+        }
         let Some(worker) = run.worker.as_mut() else {
             fail_all(run, "the sandbox worker is gone", outcomes);
             return;
@@ -186,7 +197,7 @@ fn receive_one(
             Ok(FromWorker::Rpc { call, args }) => {
                 let job = &jobs[index];
                 let reply = match Kernel::for_code(world, job.entity, &job.id) {
-                    Some(mut kernel) => kernel.answer_look(call, &args),
+                    Some(mut kernel) => kernel.answer_look(call, &args, &mut run.samples.1),
                     None => Err(KernelError::not_found(job.id.as_str())),
                 };
                 let reply = match reply {

@@ -158,6 +158,7 @@ pub(crate) fn spend(world: &mut World, entity: Entity, capability: &str, amount:
     }
     let spent = grant.spent;
     grants.0.remove(capability);
+    crate::kernel::discovery::touch(world, entity);
     let Some(principal) = world.get::<ArtifactId>(entity).cloned() else { return };
     let now = world.resource::<SimClock>().now();
     let event = EventKind::CapabilityExhausted { principal: principal.clone(), capability: capability.into(), spent };
@@ -339,6 +340,7 @@ pub fn decide(world: &mut World, id: u64, decision: Decision, by: &str) -> Resul
                 principal.insert(Grants(BTreeMap::from([(request.capability.clone(), grant)])));
             }
         }
+        crate::kernel::discovery::touch(world, entity);
         let event = EventKind::CapabilityGranted {
             request: id.to_string(),
             principal: request.principal.clone(),

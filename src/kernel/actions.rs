@@ -436,7 +436,7 @@ impl Kernel<'_> {
                 Ok(nothing(self, json!({ "id": spec.id })))
             }
             Action::Query(spec) => {
-                let (value, results) = query::run(self.world, &spec)?;
+                let (value, results) = query::run(self.world, &spec, None)?;
                 self.emit(EventKind::Query { results });
                 Ok(nothing(self, value))
             }

@@ -107,7 +107,12 @@ impl<'w> Kernel<'w> {
 
 impl Kernel<'_> {
     /// Answers a host call from code that may only look (an agent's step).
-    pub(crate) fn answer_look(&mut self, host_call: HostCall, args: &str) -> Result<Value, KernelError> {
+    pub(crate) fn answer_look(
+        &mut self,
+        host_call: HostCall,
+        args: &str,
+        samples: &mut query::SampleSeeds,
+    ) -> Result<Value, KernelError> {
         let id = self.caller.clone();
         let call = CodeCall {
             entity: self.caller_entity,
@@ -119,7 +124,7 @@ impl Kernel<'_> {
             frame: self.frame,
             loop_limit: 0,
         };
-        self.answer_host_call(&call, host_call, args)
+        self.answer_host_call(&call, host_call, args, samples)
     }
 
     pub(crate) fn sandbox_config(&self) -> SandboxConfig {
@@ -201,6 +206,7 @@ impl Kernel<'_> {
             return Err(worker_error(&failure));
         }
         chain.open_calls += 1;
+        let mut samples = query::SampleSeeds::new(seed);
 
         loop {
             let received = {
@@ -216,7 +222,7 @@ impl Kernel<'_> {
             };
             match received {
                 Ok(FromWorker::Rpc { call: host_call, args }) => {
-                    let reply = match self.answer_host_call(call, host_call, &args) {
+                    let reply = match self.answer_host_call(call, host_call, &args, &mut samples) {
                         Ok(value) => Ok(value.to_string()),
                         Err(error) => Err(serde_json::to_string(&error).unwrap_or_default()),
                     };
@@ -334,7 +340,13 @@ impl Kernel<'_> {
     }
 
     /// Performs a host call made by the code of `call`, as that artifact.
-    fn answer_host_call(&mut self, call: &CodeCall, host_call: HostCall, args: &str) -> Result<Value, KernelError> {
+    fn answer_host_call(
+        &mut self,
+        call: &CodeCall,
+        host_call: HostCall,
+        args: &str,
+        samples: &mut query::SampleSeeds,
+    ) -> Result<Value, KernelError> {
         if !host_call.allowed_in(call.mode) {
             return Err(KernelError::new(
                 ErrorCode::AccessDenied,
@@ -425,7 +437,7 @@ impl Kernel<'_> {
                     Value::Null => query::QuerySpec::default(),
                     spec => serde_json::from_value(spec).map_err(|e| KernelError::invalid(format!("query: {e}")))?,
                 };
-                query::run(actor.world, &spec).map(|(value, _)| value)
+                query::run(actor.world, &spec, Some(samples.next_seed())).map(|(value, _)| value)
             }
             HostCall::Events => events_json(actor.world, &arg(0)),
             HostCall::Llm => actor.llm_syscall(arg(0)),

@@ -405,6 +405,7 @@ pub(crate) fn undo(world: &mut World, undo: LedgerUndo) {
             if created_by_added {
                 moved.remove::<CreatedBy>();
             }
+            super::discovery::touch(world, artifact);
         }
         LedgerUndo::Thaw { entity, frozen, rescue } => {
             if let Ok(mut principal) = world.get_entity_mut(entity) {
@@ -822,6 +823,7 @@ impl Kernel<'_> {
             artifact.owner = to_id.clone();
             artifact.updated_at = now;
         }
+        super::discovery::touch(self.world, artifact);
         record(self.world, LedgerUndo::Owner { artifact, from, to, bytes, owner, updated_at, created_by_added });
         Ok(())
     }

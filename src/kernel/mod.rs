@@ -11,6 +11,7 @@ pub mod actions;
 pub mod activity;
 pub mod artifacts;
 pub mod contracts;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub(crate) mod exec;
@@ -134,6 +135,7 @@ impl InvocationStats {
 
 pub(crate) fn plugin(app: &mut App) {
     schemas::plugin(app);
+    discovery::plugin(app);
     app.init_resource::<EventLog>()
         .init_resource::<Supply>()
         .init_resource::<Held>()

@@ -357,8 +357,9 @@ fn kernel_api_invoke_works_directly() {
 fn a_caller_can_cap_the_price_and_pin_the_code() {
     let mut sim = world(&tool("adder", "bob", ADDER, "pricing: (invoke_price: 10)"));
     let meta = agent_ecology::kernel::query::run(
-        sim.world(),
+        sim.world_mut(),
         &agent_ecology::kernel::query::QuerySpec { id: Some("adder".into()), ..Default::default() },
+        None,
     )
     .unwrap()
     .0;

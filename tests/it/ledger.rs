@@ -195,8 +195,9 @@ fn ownership_moves_with_its_disk() {
     assert_eq!(state::get_resource(w, "bob", "disk").unwrap(), 1);
     assert_eq!(state::owned_artifacts(w, &"bob".parse_id()), vec!["small".parse_id()]);
     let meta = agent_ecology::kernel::query::run(
-        sim.world(),
+        sim.world_mut(),
         &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() },
+        None,
     )
     .unwrap()
     .0;
@@ -206,8 +207,9 @@ fn ownership_moves_with_its_disk() {
     act_fails(&mut sim, "alice", r#"{"action":"transfer","to":"alice","artifact":"small"}"#, ErrorCode::NotOwner);
     act_ok(&mut sim, "bob", r#"{"action":"transfer","to":"alice","artifact":"small"}"#);
     let meta = agent_ecology::kernel::query::run(
-        sim.world(),
+        sim.world_mut(),
         &agent_ecology::kernel::query::QuerySpec { id: Some("small".into()), ..Default::default() },
+        None,
     )
     .unwrap()
     .0;
