@@ -39,9 +39,9 @@ function step(view) {
   if (view.now >= 30 * (memory.notes + 1) * 2 && view.scrip >= 10) {
     memory.notes += 1;
     const id = view.self + "_note_" + memory.notes;
-    const principals = kernel.query({ kind: "agent", limit: 50 }).items;
+    const principals = kernel.query({ kind: "agent", sample: 50, fields: ["id", "scrip"] }).items;
     const rich = principals.slice().sort((a, b) => b.scrip - a.scrip).slice(0, 3).map((p) => p.id + " holds " + p.scrip);
-    const tools = kernel.query({ kind: "executable", limit: 50 }).items
+    const tools = kernel.query({ kind: "executable", limit: 50, fields: ["id", "pricing", "invocations"] }).items
       .map((t) => t.id + " at " + ((t.pricing && t.pricing.invoke_price) || 0) + " scrip, " +
         (t.invocations ? t.invocations.success : 0) + " calls")
       .join("; ");

@@ -29,7 +29,8 @@ function step(view) {
   // Offer: to an agent below 25 scrip that is not frozen, owes us nothing and
   // never defaulted on us. At most four loans out at once.
   if (open.length < 4 && view.scrip >= 60) {
-    const borrowers = kernel.query({ kind: "agent", limit: 50 }).items.filter((p) =>
+    const candidates = kernel.query({ kind: "agent", sample: 50, fields: ["id", "frozen", "scrip"] });
+    const borrowers = candidates.items.filter((p) =>
       p.id !== view.self && !p.frozen && p.scrip < 25 && !memory.refused.includes(p.id) &&
       !open.some((id) => kernel.artifact(id).debt.debtor === p.id));
     if (borrowers.length > 0) {

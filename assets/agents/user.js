@@ -80,12 +80,16 @@ function step(view) {
   // Tools are plain executables, or principals with code. An agent's loop is no
   // tool. A tool's price is all this caller pays when its owner pays for the tools
   // it calls (owner_pays); otherwise their prices come on top, within max_price.
-  const found = kernel.query({ kind: "executable", limit: 100 }).items
-    .concat(kernel.query({ kind: "principal", limit: 100 }).items);
+  // A random handful is enough to choose from, however big the town.
+  const found = kernel.query({
+    kind: ["executable", "principal"],
+    sample: 40,
+    fields: ["id", "owner", "interface", "pricing"],
+  }).items;
   const tools = found.filter((t) => {
     const price = (t.pricing && t.pricing.invoke_price) || 0;
     const tally = memory.tried[t.id] || { ok: 0, failed: 0 };
-    return t.owner !== view.self && !t.deleted && t.interface && t.interface.tools[0].name !== "step" &&
+    return t.owner !== view.self && t.interface && t.interface.tools[0].name !== "step" &&
       price + 2 <= view.scrip && tally.failed <= tally.ok + 2;
   });
   if (tools.length > 0) {

@@ -7,7 +7,8 @@ function step(view) {
   const actions = [];
   const line = 5; // the scene's freeze rule: min_scrip
   let spare = view.scrip - 30;
-  const frozen = kernel.query({ kind: "agent", limit: 100 }).items.filter((p) => p.frozen && p.id !== view.self);
+  const around = kernel.query({ kind: "agent", sample: 100, fields: ["id", "frozen", "scrip"] }).items;
+  const frozen = around.filter((p) => p.frozen && p.id !== view.self);
   for (const agent of frozen) {
     const who = agent.id;
     const count = memory.rescued[who] || 0;
