@@ -28,16 +28,23 @@ generate() { # kind n → scene path
     python3 - "$1" "$2" "$work" <<'PY'
 import sys
 kind, n, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def entry(i, code, what):
-    return (f'    (id: "{what}_{i:05}", agent: true, scrip: 100, interval_secs: 5.0, '
-            f'code_file: "assets/agents/{code}.js", interface: (tools: [(name: "step")])),\n')
+# A population: a few lines whatever the size.
+what = "trader" if kind == "traders" else "user"
+population = f"""  populations: [
+    (
+      id: "{what}_{{n:05}}",
+      count: {n},
+      template: (agent: true, scrip: 100, interval_secs: 5.0, code_file: "assets/agents/{what}.js",
+                 interface: (tools: [(name: "step")])),
+    ),
+  ],
+"""
 if kind == "traders":
-    text = "Scene(\n  name: \"traders_%d\",\n  principals: [\n%s  ],\n)\n" % (
-        n, "".join(entry(i, "trader", "trader") for i in range(n)))
+    text = f'Scene(\n  name: "traders_{n}",\n{population})\n'
 else:
     town = open("scenes/default.ron", encoding="utf-8").read()
-    at = town.index("\n  principals: [\n") + len("\n  principals: [\n")
-    text = town[:at] + "".join(entry(i, "user", "user") for i in range(n)) + town[at:]
+    at = town.index("\n  principals: [\n") + 1
+    text = town[:at] + population + town[at:]
     text = text.replace('name: "default"', f'name: "town_{n}"', 1)
 path = f"{work}/{kind}_{n}.ron"
 open(path, "w", encoding="utf-8").write(text)

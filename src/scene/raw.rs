@@ -40,6 +40,9 @@ pub struct SceneFile {
     pub config: ConfigSpec,
     #[serde(default)]
     pub principals: Vec<PrincipalSpec>,
+    /// Many similar principals at once, made after `principals`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub populations: Vec<PopulationSpec>,
     #[serde(default)]
     pub artifacts: Vec<ArtifactSpec>,
     #[serde(default)]
@@ -501,6 +504,8 @@ macro_rules! entry_with_parts {
 entry_with_parts! {
     /// An entry of `principals: [...]`: an artifact with standing.
     pub struct PrincipalSpec {
+        /// Required, except in a population's template (its pattern names members).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         pub id: String,
         /// Who owns this principal's artifact (default: itself).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -543,6 +548,42 @@ entry_with_parts! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub commons: Option<CommonsSpec>,
     }
+}
+
+/// An entry of `populations: [...]`: `count` principals made from one template.
+///
+/// ```ron
+/// (id: "trader_{n:05}", count: 10000,
+///  template: (agent: true, scrip: 100, code_file: "assets/agents/trader.js",
+///             interface: (tools: [(name: "step")])),
+///  vary: {"scrip": (min: 50, max: 150), "interval_secs": (min: 3.0, max: 7.0)})
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationSpec {
+    /// The members' ids: `{n}` is the member's number, 1 to `count`; `{n:05}` pads
+    /// it with zeros to five digits.
+    pub id: String,
+    pub count: u64,
+    /// What every member is: a principal entry without an id.
+    pub template: PrincipalSpec,
+    /// Parameters drawn for each member, uniformly between `min` and `max`
+    /// (whole numbers for `scrip` and `disk_bytes`; also `llm_budget_usd`,
+    /// `interval_secs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vary: BTreeMap<String, RangeSpec>,
+    /// Seeds the draws (default: the scene's seed), so a population is the same
+    /// every time the scene is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// `(min: a, max: b)`, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec {
+    pub min: f64,
+    pub max: f64,
 }
 
 entry_with_parts! {

@@ -204,6 +204,8 @@ pub(super) fn scene_from_world(world: &World, name: &str) -> SceneFile {
         description: String::new(),
         config: out.config,
         principals,
+        // A saved world writes every principal out, members of populations too.
+        populations: Vec::new(),
         artifacts,
         interventions: out.interventions,
         history,

@@ -18,8 +18,8 @@ use super::{
     Scene, SceneError,
     error::{Anchor, SceneWarning, locate},
     raw::{
-        CommonsSpec, ConfigSpec, DebtSpec, HistorySpec, InterventionSpec, MintSpec, PartsRef, SCENE_VERSION,
-        SandboxSpec,
+        CommonsSpec, ConfigSpec, DebtSpec, HistorySpec, InterventionSpec, MintSpec, PartsRef, PopulationSpec,
+        PrincipalSpec, SCENE_VERSION, SandboxSpec,
     },
     timeline::{InterventionAct, ScheduledIntervention},
 };
@@ -35,6 +35,7 @@ use crate::{
         components::{Interface, Metadata, Pricing, Service, stored_bytes},
         config::{BUILTIN_ALLOCATIONS, BUILTIN_RATES, Config, FreezeRule, MintConfig, PrincipalDefaults},
         ids::ArtifactId,
+        rng::SimRng,
         time::SimTime,
     },
 };
@@ -115,7 +116,8 @@ pub struct ValidParts {
     pub content: String,
     pub description: String,
     pub metadata: Metadata,
-    pub code: Option<String>,
+    /// Shared by the members of a population.
+    pub code: Option<Arc<str>>,
     pub interface: Option<Interface>,
     /// `None`: freeware.
     pub contract: Option<ArtifactId>,
@@ -149,6 +151,46 @@ impl Checker<'_> {
     fn err(&self, path: impl Into<String>, anchors: &[Anchor], message: impl Into<String>) -> SceneError {
         let at = self.scene.source().and_then(|source| locate(source, anchors));
         SceneError::Invalid { file: self.scene.name().to_owned(), at, path: path.into(), message: message.into() }
+    }
+
+    /// The population and member number (from 1) of principal `index`, counting
+    /// the scene's own entries first; `None` for one of its own entries.
+    fn member(&self, index: usize) -> Option<(usize, u64)> {
+        let file = self.scene.file();
+        let mut rest = index.checked_sub(file.principals.len())? as u64;
+        for (k, population) in file.populations.iter().enumerate() {
+            if rest < population.count {
+                return Some((k, rest + 1));
+            }
+            rest -= population.count;
+        }
+        None
+    }
+
+    /// Anchors that find entry `index` of `section` (for a member of a population,
+    /// the population's entry and in its template `field`).
+    fn entry(&self, section: &str, index: usize, id: &str, field: Option<&str>) -> Vec<Anchor> {
+        match self.member(index).filter(|_| section == "principals") {
+            Some((k, _)) => {
+                let mut anchors = vec![Anchor::from("populations:"), Anchor::Nth("id:", k + 1)];
+                if let Some(field) = field {
+                    anchors.extend([Anchor::from("template:"), Anchor::from(field)]);
+                }
+                anchors
+            }
+            None => entry(section, index, id, field),
+        }
+    }
+
+    /// The path of `field` (or, given "", the whole entry) of entry `index` of
+    /// `section`, as errors name it.
+    fn path(&self, section: &str, index: usize, id: &str, field: &str) -> String {
+        match self.member(index).filter(|_| section == "principals") {
+            Some((k, n)) if field.is_empty() => format!("populations[{k}] member {n} ({id})"),
+            Some((k, n)) => format!("populations[{k}] member {n} ({id}).{field}"),
+            None if field.is_empty() => format!("{section}[{index}] ({id})"),
+            None => format!("{section}[{index}] ({id}).{field}"),
+        }
     }
 
     /// A warning at `path`, located like an error.
@@ -258,10 +300,12 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
     taken.extend(gateways.iter().cloned());
     // The world's own artifacts: a saved world's history may name them.
     let world_ids = taken.clone();
-    let principal_ids: HashSet<&str> = file.principals.iter().map(|p| p.id.as_str()).collect();
+    let members = population_ids(&check)?;
+    let principal_ids: HashSet<&str> =
+        file.principals.iter().map(|p| p.id.as_str()).chain(members.iter().flatten().map(String::as_str)).collect();
     let mut id_of = |section: &str, index: usize, id: &str| -> Result<ArtifactId, SceneError> {
-        let path = || format!("{section}[{index}].id");
-        let anchors = || entry(section, index, id, None);
+        let path = || check.path(section, index, id, "id");
+        let anchors = || check.entry(section, index, id, None);
         let parsed = ArtifactId::parse(id).map_err(|e| check.err(path(), &anchors(), e.to_string()))?;
         if !taken.insert(id.to_owned()) {
             let why = if BuiltinContract::from_id(id).is_some()
@@ -279,95 +323,39 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
         Ok(parsed)
     };
 
-    let mut principals = Vec::with_capacity(file.principals.len());
+    let mut principals = Vec::with_capacity(file.principals.len() + members.iter().map(Vec::len).sum::<usize>());
     for (i, p) in file.principals.iter().enumerate() {
         let id = id_of("principals", i, &p.id)?;
-        let path = |field: &str| format!("principals[{i}] ({}).{field}", p.id);
-        let anchors = |field: &str| entry("principals", i, &p.id, Some(field));
-        let owner = match &p.owner {
-            None => id.clone(),
-            // The owner may come later in the list, its id not yet checked.
-            Some(owner) if principal_ids.contains(owner.as_str()) => {
-                ArtifactId::parse(owner).map_err(|e| check.err(path("owner"), &anchors("owner"), e.to_string()))?
-            }
-            Some(owner) => {
-                return Err(check.err(
-                    path("owner"),
-                    &anchors("owner"),
-                    format!("{owner:?} is not a principal of this scene"),
-                ));
-            }
-        };
-        let defaults = &config.defaults;
-        let llm_budget_micro_usd = budget(&check, p.llm_budget_usd, p.llm_budget_micro_usd, &path, &anchors)?
-            .unwrap_or(defaults.llm_budget_micro_usd);
-        let mut stocks: BTreeMap<Arc<str>, u64> = config.stock_resources.clone();
-        for (name, amount) in &p.resources {
-            let Some((key, _)) = config.stock_resources.get_key_value(name.as_str()) else {
-                return Err(check.err(
-                    path("resources"),
-                    &anchors(&quoted(name)),
-                    format!("{name:?} is not a resource of this scene; declare it in config.resources"),
-                ));
-            };
-            stocks.insert(key.clone(), *amount);
+        principals.push(validate_principal(&check, &config, p, i, id, &principal_ids)?);
+    }
+    for (k, (population, ids)) in file.populations.iter().zip(&members).enumerate() {
+        let at = |what: &str| vec![Anchor::from("populations:"), Anchor::Nth("id:", k + 1), Anchor::from(what)];
+        if !population.template.id.is_empty() {
+            return Err(check.err(
+                format!("populations[{k}].template.id"),
+                &at("template:"),
+                "a template has no id: the population's id pattern names its members",
+            ));
         }
-        // Shares the defaults unless this principal overrides them.
-        let mut quota = Quota::new(defaults.quota.clone());
-        for (name, limit) in &p.quota {
-            if !config.is_quota(name) {
-                return Err(check.err(path("quota"), &anchors(&quoted(name)), unknown_rate(&config, name)));
+        let mut ids = ids.iter();
+        let Some(first) = ids.next() else { continue };
+        let first = id_of("principals", principals.len(), first)?;
+        // The template is checked once, as its first member; the others are copies.
+        let template =
+            validate_principal(&check, &config, &population.template, principals.len(), first, &principal_ids)?;
+        let mut draws = Variation::new(&check, k, population, config.seed, &at)?;
+        let mut member = template.clone();
+        draws.apply(&mut member);
+        principals.push(member);
+        for id in ids {
+            let mut member = template.clone();
+            member.id = id_of("principals", principals.len(), id)?;
+            if population.template.owner.is_none() {
+                member.owner = member.id.clone();
             }
-            quota = quota.with_limit(&Arc::from(name.as_str()), *limit);
+            draws.apply(&mut member);
+            principals.push(member);
         }
-        let quota = quota.shared().clone();
-        check_capabilities(&check, &p.capabilities, &path, &anchors)?;
-        check_grants(&check, &config, &p.grants, &path, &anchors)?;
-        if let Some(model) = &p.model {
-            config.llm.model(Some(model)).map_err(|why| check.err(path("model"), &anchors("model"), why))?;
-        }
-        let parts = validate_parts(&check, "principals", i, &p.id, p.parts())?;
-        if p.agent && parts.code.is_none() {
-            return Err(check.err(path("agent"), &anchors("agent"), "an agent needs code: its loop runs it"));
-        }
-        let agent = match (p.agent, p.interval_secs) {
-            (false, None) => None,
-            (false, Some(_)) => {
-                return Err(check.err(
-                    path("interval_secs"),
-                    &anchors("interval_secs"),
-                    "only an agent has an interval",
-                ));
-            }
-            (true, None) => Some(config.dt),
-            (true, Some(secs)) => Some(SimTime::from_secs_f64(secs).filter(|t| t.millis() > 0).ok_or_else(|| {
-                check.err(
-                    path("interval_secs"),
-                    &anchors("interval_secs"),
-                    format!("{secs} is not an interval (seconds > 0)"),
-                )
-            })?),
-        };
-        let commons = match &p.commons {
-            None => None,
-            Some(spec) => Some(validate_commons(&check, spec, &principal_ids, &path, &anchors)?),
-        };
-        principals.push(ValidPrincipal {
-            id,
-            owner,
-            scrip: p.scrip.unwrap_or(defaults.scrip),
-            llm_budget_micro_usd,
-            disk_bytes: p.disk_bytes.unwrap_or(defaults.disk_bytes),
-            stocks,
-            quota,
-            capabilities: p.capabilities.iter().cloned().collect(),
-            grants: p.grants.clone(),
-            model: p.model.clone(),
-            agent,
-            frozen: p.frozen,
-            commons,
-            parts,
-        });
     }
 
     let mut artifacts = Vec::with_capacity(file.artifacts.len());
@@ -432,6 +420,230 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
 
     let name = if file.name.is_empty() { scene.name().to_owned() } else { file.name.clone() };
     Ok(ValidScene { name, config, principals, artifacts, interventions, history, warnings })
+}
+
+/// The most principals all populations of a scene may make together.
+pub const MAX_POPULATION: u64 = 1_000_000;
+
+/// The ids of every population's members, from its pattern.
+fn population_ids(check: &Checker) -> Result<Vec<Vec<String>>, SceneError> {
+    let mut total = 0u64;
+    let mut out = Vec::new();
+    for (k, population) in check.scene.file().populations.iter().enumerate() {
+        let at = || vec![Anchor::from("populations:"), Anchor::Nth("id:", k + 1)];
+        let path = || format!("populations[{k}].id");
+        let pattern = &population.id;
+        let (before, width, after) = split_pattern(pattern).ok_or_else(|| {
+            check.err(
+                path(),
+                &at(),
+                format!(
+                    "{pattern:?} needs one {{n}} (or {{n:05}} for zero-padded numbers) where each member's number goes"
+                ),
+            )
+        })?;
+        total = total.saturating_add(population.count);
+        if population.count == 0 || total > MAX_POPULATION {
+            return Err(check.err(
+                format!("populations[{k}].count"),
+                &[at(), vec![Anchor::from("count:")]].concat(),
+                format!(
+                    "a population has 1 to {MAX_POPULATION} members (all populations together), not {}",
+                    population.count
+                ),
+            ));
+        }
+        out.push((1..=population.count).map(|n| format!("{before}{n:0width$}{after}")).collect());
+    }
+    Ok(out)
+}
+
+/// `before{n}after` or `before{n:0W}after` → (before, W, after).
+fn split_pattern(pattern: &str) -> Option<(&str, usize, &str)> {
+    let open = pattern.find("{n")?;
+    let close = open + pattern[open..].find('}')?;
+    let (before, inner, after) = (&pattern[..open], &pattern[open + 2..close], &pattern[close + 1..]);
+    if after.contains('{') || after.contains('}') || before.contains('{') || before.contains('}') {
+        return None;
+    }
+    let width = match inner {
+        "" => 0,
+        _ => inner.strip_prefix(":0")?.parse::<usize>().ok().filter(|w| (1..=20).contains(w))?,
+    };
+    Some((before, width, after))
+}
+
+/// What a population varies among its members, and the stream it draws from.
+struct Variation {
+    rng: SimRng,
+    ranges: Vec<(Varied, f64, f64)>,
+}
+
+#[derive(Clone, Copy)]
+enum Varied {
+    Scrip,
+    DiskBytes,
+    LlmBudgetUsd,
+    IntervalSecs,
+}
+
+impl Variation {
+    fn new(
+        check: &Checker,
+        k: usize,
+        population: &PopulationSpec,
+        scene_seed: u64,
+        at: &dyn Fn(&str) -> Vec<Anchor>,
+    ) -> Result<Self, SceneError> {
+        let mut ranges = Vec::new();
+        for (name, range) in &population.vary {
+            let fail = |message: String| {
+                let mut anchors = at("vary:");
+                anchors.push(Anchor::Text(quoted(name)));
+                check.err(format!("populations[{k}].vary.{name}"), &anchors, message)
+            };
+            let field = match name.as_str() {
+                "scrip" => Varied::Scrip,
+                "disk_bytes" => Varied::DiskBytes,
+                "llm_budget_usd" => Varied::LlmBudgetUsd,
+                "interval_secs" if population.template.agent => Varied::IntervalSecs,
+                "interval_secs" => return Err(fail("only agents have an interval".into())),
+                _ => {
+                    return Err(fail(format!(
+                        "{name:?} cannot vary; these can: scrip, disk_bytes, llm_budget_usd, interval_secs"
+                    )));
+                }
+            };
+            let (min, max) = (range.min, range.max);
+            let positive = matches!(field, Varied::IntervalSecs);
+            if !(min.is_finite() && max.is_finite() && min <= max && min >= 0.0 && max < 9.0e15)
+                || (positive && min <= 0.0)
+            {
+                return Err(fail(format!(
+                    "({min}, {max}) is not a range: min <= max, both {} and finite",
+                    if positive { "above 0" } else { "0 or more" }
+                )));
+            }
+            ranges.push((field, min, max));
+        }
+        let seed = population.seed.unwrap_or(scene_seed) ^ (k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Ok(Self { rng: SimRng::from_seed(seed), ranges })
+    }
+
+    fn apply(&mut self, member: &mut ValidPrincipal) {
+        for &(field, min, max) in &self.ranges {
+            let whole = |rng: &mut SimRng| {
+                let (low, high) = (min.ceil() as u64, max.floor() as u64);
+                if high <= low { low } else { low + rng.below(high - low + 1) }
+            };
+            let real = |rng: &mut SimRng| min + (max - min) * ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64);
+            match field {
+                Varied::Scrip => member.scrip = whole(&mut self.rng),
+                Varied::DiskBytes => member.disk_bytes = whole(&mut self.rng),
+                Varied::LlmBudgetUsd => {
+                    member.llm_budget_micro_usd = (real(&mut self.rng) * 1_000_000.0).round() as u64
+                }
+                Varied::IntervalSecs => {
+                    let secs = real(&mut self.rng);
+                    member.agent = Some(SimTime::from_millis(((secs * 1000.0).round() as u64).max(1)));
+                }
+            }
+        }
+    }
+}
+
+/// Checks one principal entry (`p`, the `i`-th principal of the scene, whose id is
+/// `id`: its own, or a population member's).
+fn validate_principal(
+    check: &Checker,
+    config: &Config,
+    p: &PrincipalSpec,
+    i: usize,
+    id: ArtifactId,
+    principal_ids: &HashSet<&str>,
+) -> Result<ValidPrincipal, SceneError> {
+    let path = |field: &str| check.path("principals", i, id.as_str(), field);
+    let anchors = |field: &str| check.entry("principals", i, id.as_str(), Some(field));
+    let owner = match &p.owner {
+        None => id.clone(),
+        // The owner may come later in the list, its id not yet checked.
+        Some(owner) if principal_ids.contains(owner.as_str()) => {
+            ArtifactId::parse(owner).map_err(|e| check.err(path("owner"), &anchors("owner"), e.to_string()))?
+        }
+        Some(owner) => {
+            return Err(check.err(
+                path("owner"),
+                &anchors("owner"),
+                format!("{owner:?} is not a principal of this scene"),
+            ));
+        }
+    };
+    let defaults = &config.defaults;
+    let llm_budget_micro_usd = budget(check, p.llm_budget_usd, p.llm_budget_micro_usd, &path, &anchors)?
+        .unwrap_or(defaults.llm_budget_micro_usd);
+    let mut stocks: BTreeMap<Arc<str>, u64> = config.stock_resources.clone();
+    for (name, amount) in &p.resources {
+        let Some((key, _)) = config.stock_resources.get_key_value(name.as_str()) else {
+            return Err(check.err(
+                path("resources"),
+                &anchors(&quoted(name)),
+                format!("{name:?} is not a resource of this scene; declare it in config.resources"),
+            ));
+        };
+        stocks.insert(key.clone(), *amount);
+    }
+    // Shares the defaults unless this principal overrides them.
+    let mut quota = Quota::new(defaults.quota.clone());
+    for (name, limit) in &p.quota {
+        if !config.is_quota(name) {
+            return Err(check.err(path("quota"), &anchors(&quoted(name)), unknown_rate(&config, name)));
+        }
+        quota = quota.with_limit(&Arc::from(name.as_str()), *limit);
+    }
+    let quota = quota.shared().clone();
+    check_capabilities(check, &p.capabilities, &path, &anchors)?;
+    check_grants(check, &config, &p.grants, &path, &anchors)?;
+    if let Some(model) = &p.model {
+        config.llm.model(Some(model)).map_err(|why| check.err(path("model"), &anchors("model"), why))?;
+    }
+    let parts = validate_parts(check, "principals", i, id.as_str(), p.parts())?;
+    if p.agent && parts.code.is_none() {
+        return Err(check.err(path("agent"), &anchors("agent"), "an agent needs code: its loop runs it"));
+    }
+    let agent = match (p.agent, p.interval_secs) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(check.err(path("interval_secs"), &anchors("interval_secs"), "only an agent has an interval"));
+        }
+        (true, None) => Some(config.dt),
+        (true, Some(secs)) => Some(SimTime::from_secs_f64(secs).filter(|t| t.millis() > 0).ok_or_else(|| {
+            check.err(
+                path("interval_secs"),
+                &anchors("interval_secs"),
+                format!("{secs} is not an interval (seconds > 0)"),
+            )
+        })?),
+    };
+    let commons = match &p.commons {
+        None => None,
+        Some(spec) => Some(validate_commons(check, spec, principal_ids, &path, &anchors)?),
+    };
+    Ok(ValidPrincipal {
+        id,
+        owner,
+        scrip: p.scrip.unwrap_or(defaults.scrip),
+        llm_budget_micro_usd,
+        disk_bytes: p.disk_bytes.unwrap_or(defaults.disk_bytes),
+        stocks,
+        quota,
+        capabilities: p.capabilities.iter().cloned().collect(),
+        grants: p.grants.clone(),
+        model: p.model.clone(),
+        agent,
+        frozen: p.frozen,
+        commons,
+        parts,
+    })
 }
 
 /// Checks a saved world's history against the scene: every id it names is declared,
@@ -889,8 +1101,8 @@ fn validate_parts(
     id: &str,
     parts: PartsRef,
 ) -> Result<ValidParts, SceneError> {
-    let path = |field: &str| format!("{section}[{index}] ({id}).{field}");
-    let anchors = |field: &str| entry(section, index, id, Some(field));
+    let path = |field: &str| check.path(section, index, id, field);
+    let anchors = |field: &str| check.entry(section, index, id, Some(field));
     let content = match (parts.content, parts.content_file) {
         (Some(_), Some(_)) => {
             return Err(check.err(
@@ -909,10 +1121,10 @@ fn validate_parts(
         (Some(_), Some(_)) => {
             return Err(check.err(path("code_file"), &anchors("code_file"), "give code or code_file, not both"));
         }
-        (Some(text), None) => Some(text.to_owned()),
-        (None, Some(file)) => {
-            Some(check.scene.read_file(file).map_err(|e| check.err(path("code_file"), &anchors("code_file"), e))?)
-        }
+        (Some(text), None) => Some(Arc::from(text)),
+        (None, Some(file)) => Some(Arc::from(
+            check.scene.read_file(file).map_err(|e| check.err(path("code_file"), &anchors("code_file"), e))?,
+        )),
         (None, None) => None,
     };
     if let Some(interface) = parts.interface {
@@ -969,27 +1181,39 @@ fn resolve_imports(
     // Every entry: where it is, its id, its code (if any and not deleted), and
     // whether that code is written in the scene itself.
     let deleted: HashSet<&str> = artifacts.iter().filter(|a| a.deleted).map(|a| a.id.as_str()).collect();
+    let inline = |i: usize| match check.member(i) {
+        Some((k, _)) => file.populations[k].template.code.is_some(),
+        None => file.principals.get(i).is_some_and(|p| p.code.is_some()),
+    };
     let entries: Vec<(&str, usize, &str, Option<&str>, bool)> = principals
         .iter()
         .enumerate()
-        .map(|(i, p)| ("principals", i, p.id.as_str(), p.parts.code.as_deref(), file.principals[i].code.is_some()))
+        .map(|(i, p)| ("principals", i, p.id.as_str(), p.parts.code.as_deref(), inline(i)))
         .chain(artifacts.iter().enumerate().map(|(i, a)| {
             let code = if a.deleted { None } else { a.parts.code.as_deref() };
             ("artifacts", i, a.id.as_str(), code, file.artifacts[i].code.is_some())
         }))
         .collect();
     let by_id: HashMap<&str, Option<&str>> = entries.iter().map(|e| (e.2, e.3)).collect();
-    let mut parsed: HashMap<&str, modules::Module> = HashMap::new();
+    // A population's members share their code: each text is read once.
+    let mut by_text: HashMap<&str, std::rc::Rc<modules::Module>> = HashMap::new();
+    let mut parsed: HashMap<&str, std::rc::Rc<modules::Module>> = HashMap::new();
     for &(section, index, id, code, inline) in &entries {
         if let Some(code) = code {
-            let field = if inline { "code" } else { "code_file" };
-            let module = modules::parse(code).map_err(|e| {
-                check.err(
-                    format!("{section}[{index}] ({id}).{field}"),
-                    &entry(section, index, id, Some(field)),
-                    format!("the code cannot be read as a module: {e}"),
-                )
-            })?;
+            let module = match by_text.get(code) {
+                Some(module) => module.clone(),
+                None => {
+                    let field = if inline { "code" } else { "code_file" };
+                    let module = modules::parse(code).map_err(|e| {
+                        check.err(
+                            check.path(section, index, id, field),
+                            &check.entry(section, index, id, Some(field)),
+                            format!("the code cannot be read as a module: {e}"),
+                        )
+                    })?;
+                    by_text.entry(code).or_insert(std::rc::Rc::new(module)).clone()
+                }
+            };
             parsed.insert(id, module);
         }
     }
@@ -1000,9 +1224,9 @@ fn resolve_imports(
             continue;
         }
         let field = if inline { "code" } else { "code_file" };
-        let path = format!("{section}[{index}] ({id}).{field}");
+        let path = check.path(section, index, id, field);
         let at = |dep: &str| {
-            let mut anchors = entry(section, index, id, Some(field));
+            let mut anchors = check.entry(section, index, id, Some(field));
             // Inline code holds the specifier itself, which is the better place to point.
             if inline {
                 anchors.push(Anchor::Text(format!("{}{dep}", modules::SCHEME)));
@@ -1071,8 +1295,8 @@ fn check_disk(check: &Checker, principals: &[ValidPrincipal], artifacts: &[Valid
         let limit = allocation.get(owner.as_str()).copied().unwrap_or(0);
         if *total > limit {
             return Err(check.err(
-                format!("{section}[{index}] ({id})"),
-                &entry(section, index, id.as_str(), None),
+                check.path(section, index, id.as_str(), ""),
+                &check.entry(section, index, id.as_str(), None),
                 format!(
                     "{owner} owns {total} bytes of artifacts up to and including {id}, but its disk allocation is {limit} bytes (disk_bytes)"
                 ),

@@ -495,3 +495,116 @@ fn broken_debts_and_commons_are_refused_with_their_place() {
     let reserved = "Scene(principals: [(id: \"kernel_mint\")])";
     assert!(error_of(reserved).to_string().contains("reserved by the world"));
 }
+
+const POPULATION: &str = r#"Scene(
+  config: (seed: 3),
+  principals: [(id: "bank", scrip: 500)],
+  populations: [
+    (
+      id: "trader_{n:04}",
+      count: 1000,
+      template: (agent: true, scrip: 100, code: "function step(view) { return [] }",
+                 interface: (tools: [(name: "step")])),
+      vary: {"scrip": (min: 50, max: 150), "interval_secs": (min: 2.0, max: 8.0)},
+    ),
+    (id: "patron_{n}", count: 3, template: (owner: "bank", scrip: 7)),
+  ],
+)"#;
+
+/// Every principal's (id, scrip, owner), in creation order.
+fn roll(sim: &Simulation) -> Vec<(String, u64, String)> {
+    let world = sim.world();
+    let ids = world.resource::<agent_ecology::world::ids::Ids>();
+    ids.in_creation_order()
+        .iter()
+        .filter_map(|&e| {
+            let standing = world.get::<agent_ecology::kernel::Standing>(e)?;
+            let artifact = world.get::<agent_ecology::world::components::Artifact>(e)?;
+            let id = world.get::<agent_ecology::world::ids::ArtifactId>(e)?;
+            Some((id.to_string(), standing.scrip(), artifact.owner().to_string()))
+        })
+        .filter(|(id, _, _)| id != "kernel" && !id.starts_with("kernel_") && !id.starts_with("system_"))
+        .collect()
+}
+
+#[test]
+fn a_population_is_many_principals_from_a_few_lines() {
+    let scene = Scene::from_ron_str("pop.ron", POPULATION).unwrap();
+    let sim = Simulation::new(&scene, None).unwrap();
+    let members = roll(&sim);
+    assert_eq!(members.len(), 1 + 1000 + 3);
+    assert_eq!(members[0].0, "bank");
+    assert_eq!(members[1].0, "trader_0001");
+    assert_eq!(members[1000].0, "trader_1000");
+    assert_eq!(members[1001], ("patron_1".into(), 7, "bank".into()), "a template's owner is every member's");
+    assert_eq!(members[1].2, "trader_0001", "members own themselves unless the template says otherwise");
+    let scrip: Vec<u64> = members[1..1001].iter().map(|r| r.1).collect();
+    assert!(scrip.iter().all(|s| (50..=150).contains(s)), "drawn within the range");
+    assert!(scrip.contains(&50) && scrip.contains(&150), "both ends included");
+    let distinct: std::collections::BTreeSet<_> = scrip.iter().collect();
+    assert!(distinct.len() > 90, "varied: {} distinct amounts", distinct.len());
+    // Intervals vary too, within their range.
+    let loops: Vec<u64> = {
+        let world = sim.world();
+        let mut query = world.try_query::<&agent_ecology::world::components::Loop>().unwrap();
+        query.iter(world).map(|l| l.interval().millis()).collect()
+    };
+    assert_eq!(loops.len(), 1000);
+    assert!(loops.iter().all(|ms| (2000..=8000).contains(ms)), "{:?}", &loops[..5]);
+    assert!(loops.iter().collect::<std::collections::BTreeSet<_>>().len() > 100);
+    audit(sim.world()).unwrap();
+
+    // The same scene, the same population; another seed, another draw.
+    let again = Simulation::new(&Scene::from_ron_str("pop.ron", POPULATION).unwrap(), None).unwrap();
+    assert_eq!(roll(&again), members);
+    let reseeded = POPULATION.replace("seed: 3", "seed: 4");
+    let other = Simulation::new(&Scene::from_ron_str("pop.ron", &reseeded).unwrap(), None).unwrap();
+    assert_ne!(roll(&other), members);
+    // A population's own seed fixes it whatever the scene's.
+    let pinned = |seed: u64| {
+        POPULATION.replace("seed: 3", &format!("seed: {seed}")).replace("count: 1000,", "count: 1000, seed: 9,")
+    };
+    let a = Simulation::new(&Scene::from_ron_str("pop.ron", &pinned(1)).unwrap(), None).unwrap();
+    let b = Simulation::new(&Scene::from_ron_str("pop.ron", &pinned(2)).unwrap(), None).unwrap();
+    assert_eq!(roll(&a), roll(&b));
+}
+
+#[test]
+fn population_errors_name_the_population_and_its_place() {
+    let with = |from: &str, to: &str| {
+        assert!(POPULATION.contains(from), "{from}");
+        POPULATION.replacen(from, to, 1)
+    };
+    assert_error(&with("trader_{n:04}", "trader"), 6, 7, "needs one {n}");
+    assert_error(&with("trader_{n:04}", "bank{n:0}"), 6, 7, "needs one {n}");
+    assert_error(&with("count: 1000", "count: 0"), 7, 7, "1 to 1000000 members");
+    assert_error(&with("\"scrip\": (min: 50", "\"scrap\": (min: 50"), 10, 14, "\"scrap\" cannot vary");
+    assert_error(&with("(min: 2.0, max: 8.0)", "(min: 0.0, max: 8.0)"), 10, 44, "not a range");
+    assert_error(
+        &with("template: (owner: \"bank\"", "template: (owner: \"nobody\""),
+        12,
+        45,
+        "\"nobody\" is not a principal",
+    );
+    assert_error(&with("template: (agent: true,", "template: (id: \"x\", agent: true,"), 8, 7, "a template has no id");
+    // A member's id taken by an entry of the scene.
+    assert_error(
+        &with("(id: \"bank\", scrip: 500)", "(id: \"trader_0007\", scrip: 500), (id: \"bank\")"),
+        6,
+        7,
+        "\"trader_0007\" appears twice",
+    );
+    // An error in the template is reported once, as its first member's.
+    let text = error_of(&with("scrip: 100, code:", "scrip: 100, disk_bytes: 1, code:")).to_string();
+    assert!(text.contains("populations[0] member 1 (trader_0001)"), "{text}");
+}
+
+#[test]
+fn a_sweep_varies_a_population_by_its_pattern_or_position() {
+    let scene = Scene::from_ron_str("pop.ron", POPULATION).unwrap();
+    for (path, count) in [("populations.trader_{n:04}.count", 10u64), ("populations.0.count", 2000)] {
+        let point = std::collections::BTreeMap::from([(path.to_owned(), serde_json::json!(count))]);
+        let varied = agent_ecology::batch::sweep::apply(&scene, &point).unwrap().validate().unwrap();
+        assert_eq!(varied.principals.len() as u64, 1 + count + 3, "{path}");
+    }
+}
