@@ -5,7 +5,10 @@
 //! costs tens of microseconds, and a call of artifact code is two of them (call and
 //! result), plus two per host call. Here the waiting side spins for a moment — long
 //! enough for a short call or a host call to come back — and only then parks on a
-//! futex, so the common case never enters the scheduler.
+//! futex, so the common case never sleeps. Each side notes the core it waits on;
+//! a waiter that finds the peer last waited on its own core yields between looks
+//! instead of spinning, since then the peer is most likely queued for that very
+//! core (the usual case when the cores are shared with another busy process).
 //!
 //! Each direction is a single-producer, single-consumer ring of bytes. The producer
 //! advances `written`, the consumer advances `read`; each side bumps a sequence word
@@ -70,6 +73,15 @@ pub struct Wait<'a> {
 pub struct Region {
     base: *mut u8,
     size: usize,
+    /// Which side of the conversation this mapping is.
+    host: bool,
+}
+
+/// Where each side last waited: the CPU number plus one (0: not yet known).
+#[repr(C, align(64))]
+struct Whereabouts {
+    host: AtomicU32,
+    worker: AtomicU32,
 }
 
 // SAFETY: the region is plain shared memory. Moving bytes takes `&mut self`, so one
@@ -100,16 +112,16 @@ impl Region {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), Self::size() as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let region = Self::map(fd.as_raw_fd())?;
+        let region = Self::map(fd.as_raw_fd(), true)?;
         Ok((region, fd))
     }
 
     /// Maps the region a worker inherited as descriptor `fd`.
     pub fn open(fd: RawFd) -> io::Result<Region> {
-        Self::map(fd)
+        Self::map(fd, false)
     }
 
-    fn map(fd: RawFd) -> io::Result<Region> {
+    fn map(fd: RawFd, host: bool) -> io::Result<Region> {
         let size = Self::size();
         // SAFETY: a shared mapping of a descriptor of at least `size` bytes.
         let base =
@@ -117,7 +129,14 @@ impl Region {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Region { base: base.cast(), size })
+        Ok(Region { base: base.cast(), size, host })
+    }
+
+    /// This side's CPU word and the peer's.
+    fn whereabouts(&self) -> (&AtomicU32, &AtomicU32) {
+        // SAFETY: like `ring`: within the control block, 64-aligned, atomics only.
+        let both = unsafe { &*self.base.add(2048).cast::<Whereabouts>() };
+        if self.host { (&both.host, &both.worker) } else { (&both.worker, &both.host) }
     }
 
     fn ring(&self, direction: Direction) -> &Ring {
@@ -164,7 +183,7 @@ impl Region {
             let used = written.checked_sub(read).filter(|u| *u <= RING_BYTES as u64).ok_or(WaitError::PeerGone)?;
             let free = RING_BYTES - used as usize;
             if free == 0 {
-                wait_for_change(&ring.read.seq, seen, &ring.read.parked, wait)?;
+                wait_for_change(&ring.read.seq, seen, &ring.read.parked, self.whereabouts(), wait)?;
                 continue;
             }
             let n = free.min(bytes.len() - done);
@@ -192,7 +211,7 @@ impl Region {
             let written = ring.written.pos.load(Ordering::Acquire);
             let ready = written.checked_sub(read).filter(|r| *r <= RING_BYTES as u64).ok_or(WaitError::PeerGone)?;
             if ready == 0 {
-                wait_for_change(&ring.written.seq, seen, &ring.written.parked, wait)?;
+                wait_for_change(&ring.written.seq, seen, &ring.written.parked, self.whereabouts(), wait)?;
                 continue;
             }
             let n = (ready as usize).min(out.len() - done);
@@ -251,13 +270,48 @@ fn announce(seq: &AtomicU32, parked: &AtomicU32) {
 }
 
 /// Waits until `seq` is no longer `seen`: spinning first, then parked on the futex.
-fn wait_for_change(seq: &AtomicU32, seen: u32, parked: &AtomicU32, wait: &mut Wait) -> Result<(), WaitError> {
+/// How long a waiting side spins on the word alone before it starts yielding.
+const HOT_SPIN: Duration = Duration::from_micros(2);
+
+/// The CPU this thread runs on, plus one (0 if unknown).
+fn this_cpu() -> u32 {
+    // SAFETY: sched_getcpu has no preconditions (glibc answers from the vDSO).
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 { 0 } else { cpu as u32 + 1 }
+}
+
+fn wait_for_change(
+    seq: &AtomicU32,
+    seen: u32,
+    parked: &AtomicU32,
+    (mine, theirs): (&AtomicU32, &AtomicU32),
+    wait: &mut Wait,
+) -> Result<(), WaitError> {
     let started = Instant::now();
+    let mut cpu = this_cpu();
+    mine.store(cpu, Ordering::Relaxed);
     let mut spins = 0u32;
     while seq.load(Ordering::Acquire) == seen {
         spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(128) && started.elapsed() >= wait.spin {
-            return park(seq, seen, parked, wait);
+        if spins.is_multiple_of(64) {
+            let waited = started.elapsed();
+            if waited >= wait.spin {
+                return park(seq, seen, parked, wait);
+            }
+            // When the peer last waited on this same core, it is most likely
+            // queued behind us for it (the cores are shared with something else,
+            // or the scheduler put both here): spinning would hold the core it
+            // needs until we park, so give it away between looks. A peer on
+            // another core is left to run and we spin, which costs no one.
+            if waited >= HOT_SPIN && cpu != 0 && theirs.load(Ordering::Relaxed) == cpu {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe {
+                    libc::sched_yield();
+                }
+                cpu = this_cpu();
+                mine.store(cpu, Ordering::Relaxed);
+                continue;
+            }
         }
         std::hint::spin_loop();
     }
