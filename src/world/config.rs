@@ -62,6 +62,9 @@ impl Config {
     /// checksum from any directory and machine.
     pub(crate) fn portable(&self) -> Config {
         let mut portable = self.clone();
+        // How many workers run the code is the machine's business: the same world
+        // comes out with any number (tested with 1, 2 and 8).
+        portable.sandbox.workers = 0;
         for server in portable.mcp.servers.values_mut() {
             server.command = server.declared_command.clone();
             server.cwd = server.declared_cwd.clone();

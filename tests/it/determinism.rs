@@ -96,3 +96,28 @@ fn a_different_seed_is_recorded() {
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["seed"], 7);
 }
+
+/// The checksum after `steps` steps of `ron` with the code run by `workers` workers.
+fn checksum_with_workers(ron: &str, workers: usize, steps: u64) -> String {
+    let text = ron.replacen("sandbox: (", &format!("sandbox: (workers: {workers}, "), 1);
+    let scene = Scene::from_ron_str("workers.ron", &text).unwrap_or_else(|e| panic!("{e}"));
+    let mut sim = Simulation::new(&scene, None).unwrap();
+    sim.run_steps(steps);
+    sim.checksum()
+}
+
+/// Code-run agents that discover and pay each other: the same world with 1, 2 or 8
+/// workers, so a run on a many-core machine equals one on a laptop. (Worlds whose
+/// code is invoked record each call's measured peak memory in its event and result;
+/// that measurement depends on the worker's history, so those worlds keep their
+/// number of workers — two unless the scene says otherwise, whatever the machine.)
+#[test]
+fn the_number_of_workers_does_not_change_the_world() {
+    let traders = r#"Scene(config: (seed: 5, sandbox: (epoch_secs: 600.0)), populations: [(id: "t{n}", count: 300,
+        template: (agent: true, scrip: 60, interval_secs: 2.0, code_file: "assets/agents/trader.js",
+                   interface: (tools: [(name: "step")])))])"#
+        .replace("assets/", &format!("{}/assets/", env!("CARGO_MANIFEST_DIR")));
+    let one = checksum_with_workers(&traders, 1, 40);
+    assert_eq!(checksum_with_workers(&traders, 2, 40), one, "2 workers");
+    assert_eq!(checksum_with_workers(&traders, 8, 40), one, "8 workers");
+}
