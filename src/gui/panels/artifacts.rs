@@ -30,14 +30,7 @@ const DEPENDENCIES_WIDTH: f32 = 220.0;
 const DEPENDENCIES_SHOWN: usize = 6;
 
 /// Every kind, in the order the kind filter offers them.
-const KINDS: [ArtifactKind; 6] = [
-    ArtifactKind::Data,
-    ArtifactKind::Executable,
-    ArtifactKind::Contract,
-    ArtifactKind::Principal,
-    ArtifactKind::Agent,
-    ArtifactKind::Service,
-];
+const KINDS: [ArtifactKind; 6] = ArtifactKind::ALL;
 
 /// What the artifacts can be sorted by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
