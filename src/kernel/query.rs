@@ -188,20 +188,15 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
     let Some(artifact) = world.get::<Artifact>(entity) else {
         return json!({ "id": id });
     };
-    let mut out = json!({
-        "id": id,
-        "kind": kind_of(world, entity),
-        "owner": artifact.owner(),
-        "created_by": created_by(world, entity),
-        "created_at": artifact.created_at().as_secs_f64(),
-        "updated_at": artifact.updated_at().as_secs_f64(),
-        "description": artifact.description(),
-        "content_bytes": artifact.content().len(),
-        "contract": world.get::<AccessContract>(entity).map_or("freeware", |c| c.id().as_str()),
-        "has_standing": world.get::<Standing>(entity).is_some(),
-        "deleted": world.get::<Tombstone>(entity).is_some(),
-    });
-    let Some(fields) = out.as_object_mut() else { return out };
+    let mut fields = serde_json::Map::new();
+    for name in CHEAP_FIELDS {
+        if let Some(Some(value)) = cheap_field(world, entity, name) {
+            fields.insert(name.to_owned(), value);
+        }
+    }
+    fields.insert("created_by".into(), created_by(world, entity).map(ArtifactId::as_str).into());
+    fields
+        .insert("contract".into(), world.get::<AccessContract>(entity).map_or("freeware", |c| c.id().as_str()).into());
     if let Some(x) = world.get::<Executable>(entity) {
         fields.insert("code_bytes".into(), x.code().len().into());
         fields.insert("code_hash".into(), super::invoke::code_hash_hex(x.code_hash()).into());
@@ -211,12 +206,6 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
         let ids: Vec<&str> = imports.ids().map(ArtifactId::as_str).collect();
         fields.insert("imports".into(), ids.into());
     }
-    if let Some(interface) = world.get::<Interface>(entity).filter(|i| !i.tools.is_empty()) {
-        fields.insert("interface".into(), serde_json::to_value(interface).unwrap_or(Value::Null));
-    }
-    if let Some(pricing) = world.get::<Pricing>(entity) {
-        fields.insert("pricing".into(), serde_json::to_value(pricing).unwrap_or(Value::Null));
-    }
     if let Some(metadata) = artifact.metadata() {
         fields.insert("metadata".into(), serde_json::to_value(metadata).unwrap_or(Value::Null));
     }
@@ -224,20 +213,16 @@ pub fn metadata(world: &World, entity: Entity) -> Value {
         fields.insert("deleted_at".into(), tombstone.deleted_at().as_secs_f64().into());
         fields.insert("deleted_by".into(), tombstone.deleted_by().as_str().into());
     }
-    if world.get::<Frozen>(entity).is_some() {
-        fields.insert("frozen".into(), true.into());
-    }
-    crate::economy::describe(world, entity, fields);
+    crate::economy::describe(world, entity, &mut fields);
     if let Some(standing) = world.get::<Standing>(entity) {
         // The ledger, quotas and heartbeat of every principal are public (SPEC §8).
-        fields.insert("scrip".into(), standing.scrip().into());
         fields
             .insert("resources".into(), serde_json::to_value(super::state::resources_of(standing)).unwrap_or_default());
         fields.insert("quota".into(), quota_json(world, entity, id));
         let last = world.get::<LastAction>(entity).and_then(|l| l.at()).map(|t| t.as_secs_f64());
         fields.insert("last_action_at".into(), last.into());
     }
-    out
+    Value::Object(fields)
 }
 
 /// Each limited quota resource of a principal: `{limit, used, available}` (`used` and
@@ -273,8 +258,26 @@ pub fn invocation_stats(world: &World, id: &str) -> Value {
     })
 }
 
+/// The fields of [`metadata`] that [`cheap_field`] answers on its own.
+const CHEAP_FIELDS: [&str; 13] = [
+    "id",
+    "kind",
+    "owner",
+    "description",
+    "created_at",
+    "updated_at",
+    "content_bytes",
+    "has_standing",
+    "deleted",
+    "frozen",
+    "scrip",
+    "interface",
+    "pricing",
+];
+
 /// Fields of [`metadata`] answered without building the rest: what discovery asks
-/// for most. `None`: not one of them; `Some(None)`: one of them, absent here.
+/// for most (and where [`metadata`] takes them from). `None`: not one of them;
+/// `Some(None)`: one of them, absent here.
 fn cheap_field(world: &World, entity: Entity, name: &str) -> Option<Option<Value>> {
     let artifact = world.get::<Artifact>(entity)?;
     let standing = world.get::<Standing>(entity);

@@ -337,22 +337,29 @@ pub(super) fn validate(scene: &Scene) -> Result<ValidScene, SceneError> {
                 "a template has no id: the population's id pattern names its members",
             ));
         }
-        let mut ids = ids.iter();
-        let Some(first) = ids.next() else { continue };
-        let first = id_of("principals", principals.len(), first)?;
-        // The template is checked once, as its first member; the others are copies.
-        let template =
-            validate_principal(&check, &config, &population.template, principals.len(), first, &principal_ids)?;
         let mut draws = Variation::new(&check, k, population, config.seed, &at)?;
-        let mut member = template.clone();
-        draws.apply(&mut member);
-        principals.push(member);
+        // The template is checked once, as the first member; the others are copies.
+        let mut template: Option<ValidPrincipal> = None;
         for id in ids {
-            let mut member = template.clone();
-            member.id = id_of("principals", principals.len(), id)?;
-            if population.template.owner.is_none() {
-                member.owner = member.id.clone();
-            }
+            let id = id_of("principals", principals.len(), id)?;
+            let mut member = match &template {
+                Some(template) => ValidPrincipal {
+                    owner: if population.template.owner.is_none() { id.clone() } else { template.owner.clone() },
+                    id,
+                    ..template.clone()
+                },
+                None => {
+                    let first = validate_principal(
+                        &check,
+                        &config,
+                        &population.template,
+                        principals.len(),
+                        id,
+                        &principal_ids,
+                    )?;
+                    template.insert(first).clone()
+                }
+            };
             draws.apply(&mut member);
             principals.push(member);
         }
