@@ -10,6 +10,9 @@ use std::process::ExitCode;
 static ALLOCATOR: agent_ecology::sandbox::alloc::WorkerAllocator = agent_ecology::sandbox::alloc::WorkerAllocator;
 
 fn main() -> ExitCode {
+    // Before the first allocation of any size that could be backed by one; workers
+    // are this binary too, so this covers them.
+    agent_ecology::sandbox::alloc::no_huge_pages();
     match cli::main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,

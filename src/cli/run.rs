@@ -477,7 +477,12 @@ impl WaitWatch {
             .spawn(move || {
                 let mut ticks = 0u64;
                 while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(Self::TICK);
+                    // Parked rather than asleep, so the end of the run wakes it at
+                    // once instead of waiting out the tick.
+                    std::thread::park_timeout(Self::TICK);
+                    if stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let n = waiting.load(Ordering::Relaxed);
                     if n == 0 {
                         if ticks > 0 {
@@ -506,6 +511,7 @@ impl Drop for WaitWatch {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             // A watcher that panicked has nothing left to show.
             let _ = thread.join();
         }
