@@ -16,6 +16,8 @@
 mod steps;
 mod view;
 
+use std::collections::HashMap;
+
 use bevy_app::{App, Update};
 use bevy_ecs::prelude::*;
 use serde_json::{Value, json};
@@ -280,12 +282,18 @@ fn deliver_outcomes(
     mut agents: Query<(&ArtifactId, &mut Inbox, &mut Loop)>,
     clock: Res<SimClock>,
 ) {
-    let outcomes: Vec<&ActionOutcome> = outcomes.read().collect();
-    if outcomes.is_empty() {
+    // By actor, each actor's in the order they happened: one look per agent rather
+    // than a pass over every outcome for every agent.
+    let mut by_actor: HashMap<&ArtifactId, Vec<&ActionOutcome>> = HashMap::new();
+    for outcome in outcomes.read() {
+        by_actor.entry(&outcome.actor).or_default().push(outcome);
+    }
+    if by_actor.is_empty() {
         return;
     }
     for (id, mut inbox, mut agent) in &mut agents {
-        for outcome in outcomes.iter().filter(|o| &o.actor == id) {
+        let Some(mine) = by_actor.get(id) else { continue };
+        for outcome in mine {
             let mut entry = serde_json::to_value(&outcome.result).unwrap_or(Value::Null);
             if let Some(fields) = entry.as_object_mut() {
                 fields.insert("action".into(), outcome.action.as_str().into());

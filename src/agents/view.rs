@@ -1,5 +1,7 @@
 //! Who is due to step, and what each sees.
 
+use std::collections::HashMap;
+
 use bevy_ecs::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
@@ -28,6 +30,9 @@ pub const VIEW_LOOKBACK: u64 = 1000;
 /// (not once per agent), with every id it names.
 pub(super) struct RecentEvents {
     events: Vec<SeenEvent>,
+    /// Positions in `events` of the events that name each id, ascending: what
+    /// concerns an agent without a pass over every event for every agent.
+    naming: HashMap<String, Vec<usize>>,
 }
 
 struct SeenEvent {
@@ -42,7 +47,7 @@ struct SeenEvent {
 impl RecentEvents {
     /// Events after `since` still in the log.
     pub(super) fn collect(log: &EventLog, since: u64) -> Self {
-        let events = log
+        let events: Vec<SeenEvent> = log
             .since(since)
             .map(|event| {
                 let json = serde_json::to_value(event).unwrap_or(Value::Null);
@@ -51,12 +56,32 @@ impl RecentEvents {
                 SeenEvent { seq: event.seq, kind: event.kind.type_name(), actor: event.actor.clone(), json, named }
             })
             .collect();
-        Self { events }
+        let mut naming: HashMap<String, Vec<usize>> = HashMap::new();
+        for (at, event) in events.iter().enumerate() {
+            for name in &event.named {
+                match naming.get_mut(name.as_str()) {
+                    // A name twice in one event (actor and payload) is one mention.
+                    Some(positions) if positions.last() == Some(&at) => {}
+                    Some(positions) => positions.push(at),
+                    None => {
+                        naming.insert(name.clone(), vec![at]);
+                    }
+                }
+            }
+        }
+        Self { events, naming }
     }
 
     fn after(&self, seq: u64) -> impl Iterator<Item = &SeenEvent> {
         let start = self.events.partition_point(|e| e.seq <= seq);
         self.events[start..].iter()
+    }
+
+    /// Events after `seq` that name `id`, oldest first.
+    fn naming(&self, id: &str, seq: u64) -> impl Iterator<Item = &SeenEvent> {
+        let positions = self.naming.get(id).map_or(&[][..], Vec::as_slice);
+        let start = positions.partition_point(|&at| self.events[at].seq <= seq);
+        positions[start..].iter().map(|&at| &self.events[at])
     }
 }
 
@@ -180,13 +205,17 @@ pub(super) fn job(
     let subscriptions = subscriptions_of(world, entity);
     // What concerns the agent, and what it was waiting for or subscribed to: the most
     // recent few.
-    let relevant: Vec<&Value> = recent
-        .after(seen)
-        .filter(|e| {
-            e.names(id.as_str()) || wake_on.as_ref().is_some_and(|f| e.matches(f)) || e.wanted_by(&id, subscriptions)
-        })
-        .map(|e| &e.json)
-        .collect();
+    let relevant: Vec<&Value> = if wake_on.is_none() && subscriptions.is_none() {
+        recent.naming(id.as_str(), seen).map(|e| &e.json).collect()
+    } else {
+        recent
+            .after(seen)
+            .filter(|e| {
+                e.names(id.as_str()) || wake_on.as_ref().is_some_and(|f| e.matches(f)) || e.wanted_by(&id, subscriptions)
+            })
+            .map(|e| &e.json)
+            .collect()
+    };
     let events = &relevant[relevant.len().saturating_sub(VIEW_EVENTS)..];
     let standing = world.get::<Standing>(entity);
     let view = View {
