@@ -2,7 +2,8 @@
 //!
 //! Steps are grouped by lane and each lane's group goes to its worker as one batch;
 //! every batch is sent before any is awaited, so the workers compute in parallel.
-//! A step may look at the world (read-only host calls, answered here) but not act.
+//! A step may look at the world (read-only host calls, answered here, from whichever
+//! lane asks first) but not act.
 //! If a step kills its worker, only that step fails: the steps after it in the batch
 //! are sent again, to a fresh worker.
 
@@ -24,10 +25,19 @@ use crate::{
     world::{config::Config, ids::ArtifactId, rng::SimRng, time::SimClock},
 };
 
-/// How long the host spins waiting on a batch before parking. Long enough to catch
-/// a step's next host call, short enough not to starve the workers of the cores
-/// while they compute (the last result of a batch wakes a parked host).
+/// How long the host spins reading a message it has seen begin (or one past its
+/// deadline) before parking.
 const BATCH_SPIN: Duration = Duration::from_micros(20);
+
+/// How long the host polls its lanes when none has a message, before it parks:
+/// long enough to catch a step's next host call, short enough not to hold a core
+/// the workers need. (Yielding between looks instead was tried: a yielding host is
+/// often not back for a whole time slice, and the workers wait on its answers.)
+const POLL_BEFORE_PARK: Duration = Duration::from_micros(30);
+
+/// How long a parked host sleeps on one lane (which wakes it when it speaks)
+/// before looking at the others again.
+const PARK_SLICE: Duration = Duration::from_micros(100);
 
 /// One agent's step, ready to run.
 pub(crate) struct StepJob {
@@ -56,6 +66,8 @@ struct LaneRun {
     pending: VecDeque<(usize, CallRequest)>,
     /// Seeds for the samples of the running step's queries (the job it belongs to).
     samples: (usize, SampleSeeds),
+    /// When the front step has run too long.
+    deadline: Instant,
 }
 
 /// Runs every job's step; returns each job with its outcome, in the jobs' order.
@@ -97,21 +109,54 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
                 worker: None,
                 pending: VecDeque::from([(index, request)]),
                 samples: (usize::MAX, SampleSeeds::new(0)),
+                deadline: Instant::now(),
             }),
         }
     }
     lanes.sort_by_key(|l| l.lane);
 
-    // Send every batch before waiting on any.
+    // Send every batch before waiting on any, then answer whichever lane speaks
+    // first: a step's host call is answered while the other lanes run, not after the
+    // lanes before it have finished.
     for run in &mut lanes {
         send_batch(world, run, &jobs, &config, &mut outcomes);
     }
-    for run in &mut lanes {
-        while !run.pending.is_empty() {
-            receive_one(world, run, &jobs, &config, &mut outcomes);
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let mut waiting = false;
+        let mut answered = false;
+        for run in &mut lanes {
+            if run.pending.is_empty() {
+                if let Some(worker) = run.worker.take() {
+                    world.resource_mut::<Sandbox>().return_worker(run.lane, worker);
+                }
+                continue;
+            }
+            waiting = true;
+            // A lane past its deadline is received from too: that is what stops it.
+            if run.worker.as_ref().is_none_or(WorkerProcess::has_message) || now >= run.deadline {
+                receive_one(world, run, &jobs, &config, &mut outcomes);
+                answered = true;
+            }
         }
-        if let Some(worker) = run.worker.take() {
-            world.resource_mut::<Sandbox>().return_worker(run.lane, worker);
+        if !waiting {
+            break;
+        }
+        if answered {
+            idle_since = None;
+            continue;
+        }
+        let idle = now.duration_since(*idle_since.get_or_insert(now));
+        if idle < POLL_BEFORE_PARK {
+            std::hint::spin_loop();
+        } else if let Some(run) = lanes.iter_mut().find(|run| !run.pending.is_empty()) {
+            // A long step: park on one lane for a while (it wakes us when it
+            // speaks), then look at them all again.
+            let gone = run.worker.as_mut().is_some_and(|worker| worker.wait_for_message(now + PARK_SLICE));
+            if gone {
+                receive_one(world, run, &jobs, &config, &mut outcomes);
+            }
         }
     }
     jobs.into_iter()
@@ -142,6 +187,7 @@ fn send_batch(
         }
     }
     let Some(worker) = run.worker.as_mut() else { return };
+    run.deadline = Instant::now() + Duration::from_millis(config.timeout_ms);
     let batch: Vec<CallRequest> = run
         .pending
         .iter_mut()
@@ -174,7 +220,8 @@ fn fail_all(run: &mut LaneRun, message: &str, outcomes: &mut [Option<StepOutcome
     }
 }
 
-/// Waits for the lane's next step to finish, answering its host calls.
+/// Takes the lane's next message: answers a host call of its front step, or
+/// records the step's outcome.
 fn receive_one(
     world: &mut World,
     run: &mut LaneRun,
@@ -182,54 +229,44 @@ fn receive_one(
     config: &SandboxConfig,
     outcomes: &mut [Option<StepOutcome>],
 ) {
-    let deadline = Instant::now() + Duration::from_millis(config.timeout_ms);
-    loop {
-        let Some((index, request)) = run.pending.front() else { return };
-        let index = *index;
-        if run.samples.0 != index {
-            run.samples = (index, SampleSeeds::new(request.seed));
-        }
-        let Some(worker) = run.worker.as_mut() else {
-            fail_all(run, "the sandbox worker is gone", outcomes);
-            return;
-        };
-        match worker.receive_spinning(deadline, BATCH_SPIN) {
-            Ok(FromWorker::Rpc { call, args }) => {
-                let job = &jobs[index];
-                let reply = match Kernel::for_code(world, job.entity, &job.id) {
-                    Some(mut kernel) => kernel.answer_look(call, &args, &mut run.samples.1),
-                    None => Err(KernelError::not_found(job.id.as_str())),
-                };
-                let reply = match reply {
-                    Ok(value) => Ok(value.to_string()),
-                    Err(error) => Err(serde_json::to_string(&error).unwrap_or_default()),
-                };
-                let worker = run.worker.as_mut();
-                if let Some(Err(failure)) = worker.map(|w| w.send(&ToWorker::Reply(reply))) {
-                    lose_worker(world, run, failure, config, outcomes, jobs);
-                    return;
-                }
-            }
-            Ok(FromWorker::Done(result)) => {
-                run.pending.pop_front();
-                if let Some(worker) = run.worker.as_mut() {
-                    worker.note_result(&result);
-                }
-                let cpu_us = config.cpu_us(result.instructions);
-                let result = result.outcome.map_err(|failed| format!("step failed: {}", failed.message));
-                outcomes[index] = Some(StepOutcome { result, cpu_us });
-                return;
-            }
-            Ok(other) => {
-                let failure = WorkerFailure::Protocol(format!("unexpected {other:?}"));
+    let Some((index, request)) = run.pending.front() else { return };
+    let index = *index;
+    if run.samples.0 != index {
+        run.samples = (index, SampleSeeds::new(request.seed));
+    }
+    let Some(worker) = run.worker.as_mut() else {
+        fail_all(run, "the sandbox worker is gone", outcomes);
+        return;
+    };
+    match worker.receive_spinning(run.deadline, BATCH_SPIN) {
+        Ok(FromWorker::Rpc { call, args }) => {
+            let job = &jobs[index];
+            let reply = match Kernel::for_code(world, job.entity, &job.id) {
+                Some(mut kernel) => kernel.answer_look(call, &args, &mut run.samples.1),
+                None => Err(KernelError::not_found(job.id.as_str())),
+            };
+            let reply = match reply {
+                Ok(value) => Ok(value.to_string()),
+                Err(error) => Err(serde_json::to_string(&error).unwrap_or_default()),
+            };
+            let worker = run.worker.as_mut();
+            if let Some(Err(failure)) = worker.map(|w| w.send(&ToWorker::Reply(reply))) {
                 lose_worker(world, run, failure, config, outcomes, jobs);
-                return;
-            }
-            Err(failure) => {
-                lose_worker(world, run, failure, config, outcomes, jobs);
-                return;
             }
         }
+        Ok(FromWorker::Done(result)) => {
+            run.pending.pop_front();
+            run.deadline = Instant::now() + Duration::from_millis(config.timeout_ms);
+            worker.note_result(&result);
+            let cpu_us = config.cpu_us(result.instructions);
+            let result = result.outcome.map_err(|failed| format!("step failed: {}", failed.message));
+            outcomes[index] = Some(StepOutcome { result, cpu_us });
+        }
+        Ok(other) => {
+            let failure = WorkerFailure::Protocol(format!("unexpected {other:?}"));
+            lose_worker(world, run, failure, config, outcomes, jobs);
+        }
+        Err(failure) => lose_worker(world, run, failure, config, outcomes, jobs),
     }
 }
 

@@ -205,6 +205,26 @@ impl WorkerProcess {
         message
     }
 
+    /// Whether a message (or the start of one) is waiting, without waiting for it.
+    pub fn has_message(&self) -> bool {
+        self.region.has_data(Direction::ToHost)
+    }
+
+    /// Waits until a message is waiting, `until` passes or the worker is found gone
+    /// (true in that case, so the caller's next receive says how it ended).
+    pub fn wait_for_message(&mut self, until: Instant) -> bool {
+        if self.dead {
+            return true;
+        }
+        let Self { child, region, .. } = self;
+        let mut alive = || matches!(child.try_wait(), Ok(None));
+        let mut wait = Wait { spin: Duration::ZERO, deadline: Some(until), alive: &mut alive };
+        match region.wait_for_data(Direction::ToHost, &mut wait) {
+            Ok(()) | Err(WaitError::PeerGone) => true,
+            Err(WaitError::Timeout) => !matches!(self.child.try_wait(), Ok(None)),
+        }
+    }
+
     fn read_exact_into(&mut self, out: &mut [u8], deadline: Instant, spin: Duration) -> Result<(), WorkerFailure> {
         let Self { child, region, .. } = self;
         let mut alive = || matches!(child.try_wait(), Ok(None));

@@ -228,6 +228,17 @@ impl Region {
         let ring = self.ring(direction);
         ring.written.pos.load(Ordering::Acquire) != ring.read.pos.load(Ordering::Relaxed)
     }
+
+    /// Waits, as a read would, until bytes are waiting in `direction`, without
+    /// reading them.
+    pub fn wait_for_data(&self, direction: Direction, wait: &mut Wait) -> Result<(), WaitError> {
+        let ring = self.ring(direction);
+        let seen = ring.written.seq.load(Ordering::SeqCst);
+        if self.has_data(direction) {
+            return Ok(());
+        }
+        wait_for_change(&ring.written.seq, seen, &ring.written.parked, self.whereabouts(), wait)
+    }
 }
 
 impl Drop for Region {
