@@ -5,9 +5,10 @@
 //!
 //! 1. **Throughput in realtime** — the server answers after 200 ms; the world keeps
 //!    stepping (`config.llm.clock: Realtime`, default `max_concurrency` 64), every
-//!    agent asks again as soon as it is answered. Completed thinking steps per second
-//!    (`THINKING` events over wall time) against the bound the concurrency cap sets,
-//!    64 / 0.2 s = 320 calls/s.
+//!    agent asks again as soon as it is answered. Once with 1 000 agents under the
+//!    world's cap, once with 10 000 under the endpoint's own cap of 64. Completed
+//!    thinking steps per second (`THINKING` events over wall time) against the bound
+//!    the concurrency cap sets, 64 / 0.2 s = 320 calls/s.
 //! 2. **The world's own cost per call** — the server answers at once; only the time
 //!    spent inside `Simulation::step` is counted (the waits between steps are not), per
 //!    call completed. That covers the agent's step (sandboxed JavaScript), the invoke of
@@ -52,24 +53,33 @@ const IDLER: &str = r#"function step(view) {
     return [{action: "query", id: view.self}];
 }"#;
 
+/// Where the cap on calls in flight is set: the world's `max_concurrency` (64 by
+/// default), or the endpoint's own with a world cap far above it.
+#[derive(Clone, Copy)]
+enum Cap {
+    World,
+    Endpoint,
+}
+
 fn world(base_url: &str, code: &str, clock: &str) -> Simulation {
-    let agents: String = (0..AGENTS)
-        .map(|i| {
-            format!(
-                r#"(id: "a{i:04}", agent: true, code: {code:?}, interface: (tools: [(name: "step")]),
-                    llm_budget_micro_usd: 1000000000000, quota: {{"cpu": None}}),"#
-            )
-        })
-        .collect();
+    world_of(AGENTS, Cap::World, base_url, code, clock)
+}
+
+fn world_of(agents: usize, cap: Cap, base_url: &str, code: &str, clock: &str) -> Simulation {
+    let (world_cap, endpoint_cap) = match cap {
+        Cap::World => (String::new(), String::new()),
+        Cap::Endpoint => ("max_concurrency: 100000,".to_owned(), format!(", max_concurrency: {}", CONCURRENCY as usize)),
+    };
     let ron = format!(
         r#"Scene(
             config: (dt_secs: 0.05, llm: (
-                clock: {clock}, default_model: "fake", max_tokens: 16,
+                clock: {clock}, default_model: "fake", max_tokens: 16, {world_cap}
                 retry: (max_attempts: 3, base_ms: 10, max_ms: 50),
-                endpoints: {{"local": (base_url: {base_url:?})}},
+                endpoints: {{"local": (base_url: {base_url:?}{endpoint_cap})}},
                 models: {{"fake": (endpoint: "local", input_usd_per_mtok: 0.1, output_usd_per_mtok: 0.1)}},
             )),
-            principals: [{agents}],
+            populations: [(id: "a{{n:05}}", count: {agents}, template: (agent: true, code: {code:?},
+                interface: (tools: [(name: "step")]), llm_budget_micro_usd: 1000000000000, quota: {{"cpu": None}}))],
         )"#
     );
     Simulation::new(&Scene::from_ron_str("bench", &ron).expect("bench scene parses"), None)
@@ -85,11 +95,11 @@ fn failures(sim: &Simulation) -> u64 {
 }
 
 /// Figure 1: calls completed per second with a 200 ms server, in realtime.
-fn realtime_throughput() {
+fn realtime_throughput(agents: usize, cap: Cap) {
     let fake = FakeLlm::start();
     fake.set_default(Reply::text("ok", 12, 4));
     fake.set_latency(LATENCY);
-    let mut sim = world(&fake.base_url(), THINKER, "Realtime");
+    let mut sim = world_of(agents, cap, &fake.base_url(), THINKER, "Realtime");
     // Every agent asks in the first step (and starts its sandbox lane).
     sim.step();
     let started = Instant::now();
@@ -108,10 +118,11 @@ fn realtime_throughput() {
     let rate = done as f64 / wall;
     let ideal = CONCURRENCY / LATENCY.as_secs_f64();
     eprintln!();
-    eprintln!(
-        "== LLM throughput, realtime: {AGENTS} agents, {} ms latency, max_concurrency 64 ==",
-        LATENCY.as_millis()
-    );
+    let capped = match cap {
+        Cap::World => "the world's max_concurrency 64",
+        Cap::Endpoint => "the endpoint's max_concurrency 64",
+    };
+    eprintln!("== LLM throughput, realtime: {agents} agents, {} ms latency, {capped} ==", LATENCY.as_millis());
     eprintln!(
         "   {done} calls completed in {wall:.2} s = {rate:.1} calls/s ({:.0}% of the {ideal:.0}/s the concurrency cap allows)",
         100.0 * rate / ideal
@@ -214,7 +225,8 @@ fn overhead(c: &mut Criterion) {
 }
 
 fn benches(c: &mut Criterion) {
-    realtime_throughput();
+    realtime_throughput(AGENTS, Cap::World);
+    realtime_throughput(10 * AGENTS, Cap::Endpoint);
     overhead(c);
 }
 
