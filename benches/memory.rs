@@ -66,6 +66,7 @@ fn scene(principals: usize) -> Scene {
             description: String::new(),
             config: Default::default(),
             principals: vec![],
+            populations: vec![],
             artifacts: vec![],
             interventions: vec![],
             history: None,
