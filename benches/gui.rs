@@ -23,8 +23,9 @@
 //!    thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), which other processes on this
 //!    small machine do not inflate; wall time is shown beside it.
 //! 2. **The world keeps its speed while the window is open: steps/s with the window
-//!    ≥ 80 % of headless.** Headless: the default scene built the way the session
-//!    builds it, stepped flat out, a fresh world every 600 steps (the scene's
+//!    ≥ 80 % of headless**, on the default scene and on 1 000 example traders (a
+//!    population, 120 steps). Headless: the scene built the way the session builds
+//!    it, stepped flat out, a fresh world every `config.steps` steps (the scene's
 //!    length). With the window: a `Session` at `Speed::Max`, restarted for each world
 //!    and run 600 steps at a time, and on this thread 30 frames a second of the
 //!    Principals tab (the table the session builds at every update); steps are read
@@ -36,7 +37,7 @@
 //! Criterion times the frames of target 1 (wall time per frame, steady and after an
 //! update, per tab), and what building the tables of an update costs the world's
 //! thread in a world of 10 000 principals (the speed figures of target 2 come from the
-//! small default scene).
+//! two scenes above).
 //!
 //! The app's session answers a tab change with that tab's tables (`Want` and
 //! `Refresh`), which would replace the synthetic ones: after each change the bench
@@ -934,9 +935,9 @@ fn windowed(scene: &Scene, length: u64, window: Duration, draw: bool) -> Rate {
 }
 
 /// Target 2, on stderr.
-fn speed_figures() {
-    let scene = Scene::embedded_default().unwrap();
-    let length = session_world(&scene).world().resource::<Config>().steps;
+fn speed_figures(name: &str, scene: &Scene) {
+    let length = session_world(scene).world().resource::<Config>().steps;
+    let scene = scene.clone();
     // Warm up: the sandbox's workers, the scene's code, the page cache.
     headless(&scene, length, Duration::from_millis(500));
     let (mut alone, mut session, mut drawn) = (Rate::default(), Rate::default(), Rate::default());
@@ -953,7 +954,7 @@ fn speed_figures() {
     let ratio = drawn.per_sec() / alone.per_sec();
     eprintln!();
     eprintln!(
-        "== the world's speed with the window open: default scene, a fresh world every {length} steps, \
+        "== the world's speed with the window open: {name}, a fresh world every {length} steps, \
          {ROUNDS} rounds of {} s each ==",
         RUN_WINDOW.as_secs()
     );
@@ -978,6 +979,17 @@ fn speed_figures() {
         rounds.join(", ")
     );
     eprintln!("   ({} cores here; the session steps its world on a thread of its own)", num_cores());
+}
+
+/// `n` copies of the example trader, as a population, for 120 steps.
+fn traders(n: usize) -> Scene {
+    let code = include_str!("../assets/agents/trader.js");
+    let ron = format!(
+        r#"Scene(config: (steps: 120), populations: [(id: "trader_{{n:04}}", count: {n},
+            template: (agent: true, scrip: 100, interval_secs: 5.0, code: {code:?},
+                       interface: (tools: [(name: "step")])))])"#
+    );
+    Scene::from_ron_str("traders", &ron).unwrap()
 }
 
 fn num_cores() -> usize {
@@ -1032,7 +1044,8 @@ fn publish_figures(c: &mut Criterion) {
 
 fn benches(c: &mut Criterion) {
     publish_figures(c);
-    speed_figures();
+    speed_figures("default scene", &Scene::embedded_default().unwrap());
+    speed_figures("1 000 traders", &traders(1000));
     let data = Synthetic::new();
     let (mut main, mut scrolled) = frame_figures(&data);
 
