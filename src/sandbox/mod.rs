@@ -14,6 +14,7 @@
 //! nested call finds it there instead of having it threaded through every signature.
 
 pub mod alloc;
+mod js_json;
 pub mod modules;
 pub mod process;
 pub mod protocol;

@@ -53,7 +53,7 @@ use boa_engine::{
 };
 
 use super::{
-    alloc, modules,
+    alloc, js_json, modules,
     process::WORKER_SHM_FD,
     protocol::{
         CallMode, CallRequest, CallResult, Entry, Failure, FailureKind, FromWorker, HostCall, MAX_FRAME_BYTES,
@@ -469,9 +469,8 @@ fn host_call(call: HostCall, args: &[JsValue], context: &mut Context) -> JsResul
     loop {
         match receive().map_err(lost_host)? {
             ToWorker::Reply(Ok(value)) => {
-                let value: serde_json::Value =
-                    serde_json::from_str(&value).map_err(|e| JsNativeError::typ().with_message(e.to_string()))?;
-                return JsValue::from_json(&value, context);
+                return js_json::parse(&value, context)
+                    .map_err(|e| JsNativeError::typ().with_message(e.to_string()).into());
             }
             ToWorker::Reply(Err(error)) => return Err(kernel_error(&error, context)),
             ToWorker::Call(request) => {
@@ -769,9 +768,7 @@ fn run_entry(context: &mut Context, wrapper: &JsObject, request: &CallRequest) -
 }
 
 fn json_arg(text: &str, context: &mut Context) -> Result<JsValue, Failure> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| failure(FailureKind::Thrown, format!("bad input from the host: {e}")))?;
-    JsValue::from_json(&value, context).map_err(|e| failure(FailureKind::Thrown, e.to_string()))
+    js_json::parse(text, context).map_err(|e| failure(FailureKind::Thrown, format!("bad input from the host: {e}")))
 }
 
 /// A readable message for a JS error.
