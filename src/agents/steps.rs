@@ -147,8 +147,21 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
             idle_since = None;
             continue;
         }
+        if idle_since.is_none() {
+            // Workers waiting on us look here to decide whether to give way.
+            lanes.iter().filter_map(|run| run.worker.as_ref()).for_each(WorkerProcess::note_waiting_here);
+        }
         let idle = now.duration_since(*idle_since.get_or_insert(now));
-        if idle < POLL_BEFORE_PARK {
+        let crowded = || {
+            lanes.iter().any(|run| !run.pending.is_empty() && run.worker.as_ref().is_some_and(WorkerProcess::shares_my_core))
+        };
+        if idle < POLL_BEFORE_PARK && crowded() {
+            // A worker we wait on runs on this very core: give it the core.
+            // SAFETY: sched_yield has no preconditions.
+            unsafe {
+                libc::sched_yield();
+            }
+        } else if idle < POLL_BEFORE_PARK {
             std::hint::spin_loop();
         } else if let Some(run) = lanes.iter_mut().find(|run| !run.pending.is_empty()) {
             // A long step: park on one lane for a while (it wakes us when it

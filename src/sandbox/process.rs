@@ -210,6 +210,18 @@ impl WorkerProcess {
         self.region.has_data(Direction::ToHost)
     }
 
+    /// Tells the worker which core the host is waiting on (see
+    /// [`Region::note_waiting_here`]).
+    pub fn note_waiting_here(&self) {
+        self.region.note_waiting_here();
+    }
+
+    /// Whether the worker last waited on the core the host noted (see
+    /// [`Region::peer_shares_my_core`]).
+    pub fn shares_my_core(&self) -> bool {
+        self.region.peer_shares_my_core()
+    }
+
     /// Waits until a message is waiting, `until` passes or the worker is found gone
     /// (true in that case, so the caller's next receive says how it ended).
     pub fn wait_for_message(&mut self, until: Instant) -> bool {

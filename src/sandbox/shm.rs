@@ -229,6 +229,20 @@ impl Region {
         ring.written.pos.load(Ordering::Acquire) != ring.read.pos.load(Ordering::Relaxed)
     }
 
+    /// Notes the core this side waits on, as a wait does, for a side that waits by
+    /// polling several regions instead: a peer on the same core then yields to it.
+    pub fn note_waiting_here(&self) {
+        self.whereabouts().0.store(this_cpu(), Ordering::Relaxed);
+    }
+
+    /// Whether the peer last waited on the core this side last noted: then it most
+    /// likely runs there still, and spinning here keeps it from running.
+    pub fn peer_shares_my_core(&self) -> bool {
+        let (mine, theirs) = self.whereabouts();
+        let cpu = mine.load(Ordering::Relaxed);
+        cpu != 0 && theirs.load(Ordering::Relaxed) == cpu
+    }
+
     /// Waits, as a read would, until bytes are waiting in `direction`, without
     /// reading them.
     pub fn wait_for_data(&self, direction: Direction, wait: &mut Wait) -> Result<(), WaitError> {
