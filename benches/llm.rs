@@ -68,7 +68,9 @@ fn world(base_url: &str, code: &str, clock: &str) -> Simulation {
 fn world_of(agents: usize, cap: Cap, base_url: &str, code: &str, clock: &str) -> Simulation {
     let (world_cap, endpoint_cap) = match cap {
         Cap::World => (String::new(), String::new()),
-        Cap::Endpoint => ("max_concurrency: 100000,".to_owned(), format!(", max_concurrency: {}", CONCURRENCY as usize)),
+        Cap::Endpoint => {
+            ("max_concurrency: 100000,".to_owned(), format!(", max_concurrency: {}", CONCURRENCY as usize))
+        }
     };
     let ron = format!(
         r#"Scene(

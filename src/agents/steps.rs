@@ -31,8 +31,9 @@ const BATCH_SPIN: Duration = Duration::from_micros(20);
 
 /// How long the host polls its lanes when none has a message, before it parks:
 /// long enough to catch a step's next host call, short enough not to hold a core
-/// the workers need. (Yielding between looks instead was tried: a yielding host is
-/// often not back for a whole time slice, and the workers wait on its answers.)
+/// the workers need. It spins, yielding only while a worker it waits on shares its
+/// core: yielding between every look was tried, and a yielding host is often not
+/// back for a whole time slice while the workers wait on its answers.
 const POLL_BEFORE_PARK: Duration = Duration::from_micros(30);
 
 /// How long a parked host sleeps on one lane (which wakes it when it speaks)
@@ -153,7 +154,9 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
         }
         let idle = now.duration_since(*idle_since.get_or_insert(now));
         let crowded = || {
-            lanes.iter().any(|run| !run.pending.is_empty() && run.worker.as_ref().is_some_and(WorkerProcess::shares_my_core))
+            lanes
+                .iter()
+                .any(|run| !run.pending.is_empty() && run.worker.as_ref().is_some_and(WorkerProcess::shares_my_core))
         };
         if idle < POLL_BEFORE_PARK && crowded() {
             // A worker we wait on runs on this very core: give it the core.
@@ -166,8 +169,8 @@ pub(crate) fn run(world: &mut World, jobs: Vec<StepJob>) -> Vec<(StepJob, StepOu
         } else if let Some(run) = lanes.iter_mut().find(|run| !run.pending.is_empty()) {
             // A long step: park on one lane for a while (it wakes us when it
             // speaks), then look at them all again.
-            let gone = run.worker.as_mut().is_some_and(|worker| worker.wait_for_message(now + PARK_SLICE));
-            if gone {
+            let ready = run.worker.as_mut().is_some_and(|worker| worker.wait_for_message(now + PARK_SLICE));
+            if ready {
                 receive_one(world, run, &jobs, &config, &mut outcomes);
             }
         }

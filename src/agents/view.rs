@@ -211,7 +211,9 @@ pub(super) fn job(
         recent
             .after(seen)
             .filter(|e| {
-                e.names(id.as_str()) || wake_on.as_ref().is_some_and(|f| e.matches(f)) || e.wanted_by(&id, subscriptions)
+                e.names(id.as_str())
+                    || wake_on.as_ref().is_some_and(|f| e.matches(f))
+                    || e.wanted_by(&id, subscriptions)
             })
             .map(|e| &e.json)
             .collect()

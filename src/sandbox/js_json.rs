@@ -13,7 +13,9 @@
 
 use std::fmt;
 
-use boa_engine::{Context, JsString, JsValue, object::ObjectInitializer, object::builtins::JsArray, property::Attribute};
+use boa_engine::{
+    Context, JsString, JsValue, object::ObjectInitializer, object::builtins::JsArray, property::Attribute,
+};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Parses `text` into a JS value built in `context`.

@@ -222,8 +222,9 @@ impl WorkerProcess {
         self.region.peer_shares_my_core()
     }
 
-    /// Waits until a message is waiting, `until` passes or the worker is found gone
-    /// (true in that case, so the caller's next receive says how it ended).
+    /// Waits until a message is waiting or the worker is found gone (true: the next
+    /// receive takes the message or says how the worker ended), or until `until`
+    /// passes (false).
     pub fn wait_for_message(&mut self, until: Instant) -> bool {
         if self.dead {
             return true;
