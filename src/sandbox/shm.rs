@@ -294,9 +294,12 @@ fn announce(seq: &AtomicU32, parked: &AtomicU32) {
     }
 }
 
-/// Waits until `seq` is no longer `seen`: spinning first, then parked on the futex.
 /// How long a waiting side spins on the word alone before it starts yielding.
 const HOT_SPIN: Duration = Duration::from_micros(2);
+
+/// A gap between two looks of a spinning wait that means the waiter was preempted
+/// (64 looks take well under a microsecond).
+const PREEMPTED: Duration = Duration::from_micros(15);
 
 /// The CPU this thread runs on, plus one (0 if unknown).
 fn this_cpu() -> u32 {
@@ -305,6 +308,7 @@ fn this_cpu() -> u32 {
     if cpu < 0 { 0 } else { cpu as u32 + 1 }
 }
 
+/// Waits until `seq` is no longer `seen`: spinning first, then parked on the futex.
 fn wait_for_change(
     seq: &AtomicU32,
     seen: u32,
@@ -313,16 +317,23 @@ fn wait_for_change(
     wait: &mut Wait,
 ) -> Result<(), WaitError> {
     let started = Instant::now();
+    let mut last_look = started;
     let mut cpu = this_cpu();
     mine.store(cpu, Ordering::Relaxed);
     let mut spins = 0u32;
     while seq.load(Ordering::Acquire) == seen {
         spins = spins.wrapping_add(1);
         if spins.is_multiple_of(64) {
-            let waited = started.elapsed();
-            if waited >= wait.spin {
+            let now = Instant::now();
+            let waited = now.duration_since(started);
+            // A gap between two looks means the core was taken from us while we
+            // spun: it is shared with something busy. Parked, we are woken the
+            // moment the peer moves (a woken task gets the core before one that
+            // kept running); spinning on, we would wait out the other's turn.
+            if waited >= wait.spin || now.duration_since(last_look) >= PREEMPTED {
                 return park(seq, seen, parked, wait);
             }
+            last_look = now;
             // When the peer last waited on this same core, it is most likely
             // queued behind us for it (the cores are shared with something else,
             // or the scheduler put both here): spinning would hold the core it
