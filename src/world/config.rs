@@ -58,13 +58,19 @@ impl Config {
     /// machine (the absolute paths of MCP servers' commands and working directories)
     /// and without how its model servers are reached (address, key variable, timeout,
     /// concurrency, rate: the same answers make the same world wherever they came
-    /// from): what a world's checksum sees, so that a run replays to the same
-    /// checksum from any directory and machine.
+    /// from), nor the run's length and clock mode: what a world's checksum sees, so
+    /// that a run replays to the same checksum from any directory and machine, and a
+    /// run saved in the window (realtime, open-ended) replays in a bounded lockstep run.
     pub(crate) fn portable(&self) -> Config {
         let mut portable = self.clone();
         // How many workers run the code is the machine's business: the same world
         // comes out with any number (tested with 1, 2 and 8).
         portable.sandbox.workers = 0;
+        // How long a run goes is not what its world is: step 12 of a 600-step run is
+        // the world a 12-step run ends with. Nor is how it waits for answers from
+        // outside: what came, and when, is in its state and its events.
+        portable.steps = 0;
+        portable.llm.clock = crate::bridge::config::ClockMode::default();
         for server in portable.mcp.servers.values_mut() {
             server.command = server.declared_command.clone();
             server.cwd = server.declared_cwd.clone();
