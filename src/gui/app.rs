@@ -75,6 +75,18 @@ impl FilePurpose {
     }
 }
 
+/// Keyboard shortcuts, as the window lists them.
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("Space", "play / pause"),
+    ("→ or .", "one step"),
+    ("Shift+→", "ten steps"),
+    ("+ / −", "faster / slower"),
+    ("M", "as fast as possible, on / off"),
+    ("1 … 7", "the tabs, in order"),
+    ("Esc", "close the inspector"),
+    ("F", "frame time, shown / hidden"),
+];
+
 pub struct EcologyApp {
     session: Session,
     pub model: Model,
@@ -93,6 +105,10 @@ pub struct EcologyApp {
     capabilities: CapabilitiesPanel,
     events: EventsPanel,
     inspector: InspectorPanel,
+    /// The CPU time of recent frames (smoothed), shown when `show_frame_time`.
+    frame_secs: f64,
+    show_frame_time: bool,
+    fonts_installed: bool,
 }
 
 impl EcologyApp {
@@ -115,6 +131,9 @@ impl EcologyApp {
             capabilities: CapabilitiesPanel::default(),
             events: EventsPanel::default(),
             inspector: InspectorPanel::default(),
+            frame_secs: 0.0,
+            show_frame_time: false,
+            fonts_installed: false,
         }
     }
 
@@ -164,8 +183,14 @@ impl EcologyApp {
 
     /// The whole window, inside `ui`.
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        let started = std::time::Instant::now();
+        if !self.fonts_installed {
+            ui.ctx().set_fonts(fonts());
+            self.fonts_installed = true;
+        }
         self.absorb_updates();
         let mut outbox = Outbox::default();
+        self.shortcuts(ui, &mut outbox);
 
         egui::Panel::top("run_controls").show(ui, |ui| self.controls_ui(ui, &mut outbox));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_ui(ui));
@@ -217,6 +242,66 @@ impl EcologyApp {
         // Updates arrive even when paused (answers to commands), just less often.
         let every = if playing { 1.0 / MAX_FPS } else { 0.25 };
         ui.ctx().request_repaint_after(Duration::from_secs_f64(every));
+        let took = started.elapsed().as_secs_f64();
+        self.frame_secs = if self.frame_secs == 0.0 { took } else { 0.9 * self.frame_secs + 0.1 * took };
+    }
+
+    /// Whether the frame time is shown.
+    pub fn shows_frame_time(&self) -> bool {
+        self.show_frame_time
+    }
+
+    /// The keys of [`SHORTCUTS`], unless a text field has the keyboard.
+    fn shortcuts(&mut self, ui: &egui::Ui, outbox: &mut Outbox) {
+        if ui.ctx().egui_wants_keyboard_input() {
+            return;
+        }
+        use egui::Key;
+        let (pressed, shift) = ui.input(|input| {
+            let keys: Vec<Key> = input
+                .events
+                .iter()
+                .filter_map(|event| match event {
+                    egui::Event::Key { key, pressed: true, repeat: false, .. } => Some(*key),
+                    _ => None,
+                })
+                .collect();
+            (keys, input.modifiers.shift)
+        });
+        let playing = self.model.status.as_ref().is_some_and(|s| s.playing);
+        for key in pressed {
+            match key {
+                Key::Space => outbox.send(if playing { Command::Pause } else { Command::Play }),
+                Key::ArrowRight if shift => outbox.send(Command::Step(10)),
+                Key::ArrowRight | Key::Period => outbox.send(Command::Step(1)),
+                Key::Plus | Key::Equals => self.change_speed(2.0, outbox),
+                Key::Minus => self.change_speed(0.5, outbox),
+                Key::M => {
+                    self.max_speed = !self.max_speed;
+                    self.send_speed(outbox);
+                }
+                Key::F => self.show_frame_time = !self.show_frame_time,
+                Key::Escape => outbox.select = Some(None),
+                _ => {
+                    const DIGITS: [Key; 7] =
+                        [Key::Num1, Key::Num2, Key::Num3, Key::Num4, Key::Num5, Key::Num6, Key::Num7];
+                    if let Some(index) = DIGITS.iter().position(|&digit| digit == key) {
+                        self.tab = Tab::ALL[index];
+                    }
+                }
+            }
+        }
+    }
+
+    fn change_speed(&mut self, factor: f64, outbox: &mut Outbox) {
+        self.max_speed = false;
+        self.speed_steps_per_sec = (self.speed_steps_per_sec * factor).clamp(1.0, 2000.0);
+        self.send_speed(outbox);
+    }
+
+    fn send_speed(&self, outbox: &mut Outbox) {
+        let speed = if self.max_speed { Speed::Max } else { Speed::StepsPerSec(self.speed_steps_per_sec) };
+        outbox.send(Command::SetSpeed(speed));
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui, outbox: &mut Outbox) {
@@ -242,8 +327,7 @@ impl EcologyApp {
                 .labelled_by(label.id);
             let max = ui.checkbox(&mut self.max_speed, "as fast as possible");
             if slider.changed() || max.changed() {
-                let speed = if self.max_speed { Speed::Max } else { Speed::StepsPerSec(self.speed_steps_per_sec) };
-                outbox.send(Command::SetSpeed(speed));
+                self.send_speed(outbox);
             }
             ui.separator();
             let label = ui.label("Seed");
@@ -271,6 +355,15 @@ impl EcologyApp {
         });
         if let Some(status) = &self.model.status {
             ui.horizontal(|ui| {
+                ui.label("⌨").on_hover_ui(|ui| {
+                    egui::Grid::new("shortcuts").num_columns(2).show(ui, |ui| {
+                        for (keys, what) in SHORTCUTS {
+                            ui.strong(*keys);
+                            ui.label(*what);
+                            ui.end_row();
+                        }
+                    });
+                });
                 ui.strong(format!("t = {:.1} s", status.now_secs));
                 ui.label(format!("step {}", status.steps));
                 // Rates are of wall-clock time; a paused world does nothing, so it shows
@@ -292,6 +385,15 @@ impl EcologyApp {
     }
 
     fn status_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(notice) = self.model.notices.back() {
+            // On a line of its own, wrapped: it may hold a command to copy.
+            let color = if notice.error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
+            let older: Vec<&str> = self.model.notices.iter().rev().skip(1).take(10).map(|n| n.text.as_str()).collect();
+            let label = ui.add(egui::Label::new(egui::RichText::new(&notice.text).color(color)).wrap());
+            if !older.is_empty() {
+                label.on_hover_text(format!("Before:\n{}", older.join("\n")));
+            }
+        }
         ui.horizontal(|ui| {
             if let Some(status) = &self.model.status {
                 ui.label(format!(
@@ -308,13 +410,11 @@ impl EcologyApp {
                     status.interventions_by_hand,
                 ));
             }
-            if let Some(notice) = self.model.notices.back() {
-                ui.separator();
-                if notice.error {
-                    ui.colored_label(ui.visuals().error_fg_color, &notice.text);
-                } else {
-                    ui.label(&notice.text);
-                }
+            if self.show_frame_time {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.monospace(format!("frame {:.2} ms", self.frame_secs * 1e3))
+                        .on_hover_text("CPU time the window spends on a frame (F hides it)");
+                });
             }
         });
     }
@@ -368,6 +468,20 @@ impl EcologyApp {
             self.dialog = None;
         }
     }
+}
+
+/// egui's fonts, with its monospace font as the last resort of the proportional one:
+/// agents write arrows, box drawing and mathematical signs that the proportional
+/// font lacks, and a missing glyph shows as a box.
+pub fn fonts() -> egui::FontDefinitions {
+    let mut fonts = egui::FontDefinitions::default();
+    let monospace = fonts.families.get(&egui::FontFamily::Monospace).and_then(|f| f.first()).cloned();
+    if let (Some(monospace), Some(proportional)) = (monospace, fonts.families.get_mut(&egui::FontFamily::Proportional))
+        && !proportional.contains(&monospace)
+    {
+        proportional.push(monospace);
+    }
+    fonts
 }
 
 impl eframe::App for EcologyApp {

@@ -41,7 +41,7 @@ use crate::{
         mint::{Mint, Resolution},
     },
     kernel::{
-        Event, EventLog, InvocationStats,
+        Event, EventKind, EventLog, InvocationStats,
         llm::Thoughts,
         query::{self, ArtifactKind},
     },
@@ -397,6 +397,9 @@ struct Runner {
     interest: Interest,
     selected: Option<ArtifactId>,
     by_hand: Vec<InterventionSpec>,
+    /// Interventions queued by hand and not yet applied: the step they were queued
+    /// at, its time, and the last event before them, to tell how they went.
+    queued: Option<(u64, f64, u64)>,
     sent: Sent,
     history: HashMap<ArtifactId, History>,
     meter: Meter,
@@ -492,6 +495,7 @@ impl Runner {
             interest: Interest::default(),
             selected: None,
             by_hand: Vec::new(),
+            queued: None,
             sent: Sent::default(),
             history: HashMap::new(),
             meter: Meter::new(),
@@ -541,6 +545,7 @@ impl Runner {
         self.generation += 1;
         self.sim = Some(sim);
         self.by_hand.clear();
+        self.queued = None;
         self.sent = Sent::default();
         self.history.clear();
         self.meter = Meter::new();
@@ -630,6 +635,7 @@ impl Runner {
             }
             let was_running = self.running();
             self.advance();
+            self.report_applied();
             // The window hears at once when the world stops (a run of steps ended).
             let stopped = was_running && !self.running();
             let due = self.last_publish.elapsed().as_secs_f64() >= 1.0 / PUBLISH_HZ;
@@ -772,17 +778,7 @@ impl Runner {
                 };
                 self.save(&path, result, "world");
             }
-            Command::SaveRun(path) => {
-                let result = match &self.resumed_from {
-                    Some(from) => Err(format!(
-                        "this world was opened from the checkpoint {}, not started from a scene: \
-                         save a checkpoint instead",
-                        from.display()
-                    )),
-                    None => self.run_scene().to_ron_string().map_err(|e| e.to_string()),
-                };
-                self.save(&path, result, "run");
-            }
+            Command::SaveRun(path) => self.save_run(&path),
             Command::Intervene(act) => self.intervene(*act),
             Command::Interview { agent, question } => {
                 let answered = match self.sim.as_mut() {
@@ -802,26 +798,98 @@ impl Runner {
     }
 
     fn save(&mut self, path: &Path, text: Result<String, String>, what: &str) {
-        let notice = match text.and_then(|text| write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())) {
-            Ok(()) => Notice::ok(format!("saved the {what} to {}", path.display())),
-            Err(error) => Notice::error(format!("cannot save {}: {error}", path.display())),
-        };
-        self.messages.push(notice);
+        if self.write(path, text) {
+            self.messages.push(Notice::ok(format!("saved the {what} to {}", path.display())));
+        }
     }
 
-    /// The starting scene with its seed and clock fixed and the interventions made by
-    /// hand added: running it gives this run again.
-    fn run_scene(&self) -> Scene {
+    /// Writes `text` to `path`; says why not in a notice when it cannot.
+    fn write(&mut self, path: &Path, text: Result<String, String>) -> bool {
+        match text.and_then(|text| write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())) {
+            Ok(()) => true,
+            Err(error) => {
+                self.messages.push(Notice::error(format!("cannot save {}: {error}", path.display())));
+                false
+            }
+        }
+    }
+
+    /// Saves the run as a scene that `ecology run FILE` replays to this very world,
+    /// and says so with the command and the checksum to expect.
+    fn save_run(&mut self, path: &Path) {
+        let text = match (&self.resumed_from, &self.sim) {
+            (Some(from), _) => Err(format!(
+                "this world was opened from the checkpoint {}, not started from a scene: \
+                 save a checkpoint instead",
+                from.display()
+            )),
+            (None, None) => Err("no world to save".to_owned()),
+            (None, Some(sim)) => self.run_scene(sim).to_ron_string().map_err(|e| e.to_string()),
+        };
+        if !self.write(path, text) {
+            return;
+        }
+        let Some(sim) = &self.sim else { return };
+        // Calls to models replay only from their recording.
+        let recorded = match &self.options.bridge.cache_dir {
+            Some(dir) => format!(" --llm-cache {} --replay", dir.display()),
+            None => String::new(),
+        };
+        let mut text = format!(
+            "saved the run to {path}: `ecology run {path}{recorded}` replays it to step {step}, checksum {checksum}",
+            path = path.display(),
+            step = sim.steps_done(),
+            checksum = sim.checksum(),
+        );
+        if let Some(why) = self.replay_caveat(sim.world()) {
+            text.push_str(&format!(" — but {why}"));
+        }
+        self.messages.push(Notice::ok(text));
+    }
+
+    /// Why a replay of this run may not reach the checksum of this world, if it may
+    /// not: what the world took from outside that a replay cannot have again.
+    fn replay_caveat(&self, world: &World) -> Option<String> {
+        let llm = world.resource::<Thoughts>();
+        let mcp = world.resource::<crate::kernel::mcp::McpCalls>();
+        let asked = llm.requests() + mcp.by_server().values().map(|u| u.calls + u.failed).sum::<u64>();
+        if asked == 0 {
+            return None;
+        }
+        if world.resource::<Config>().llm.clock == ClockMode::Realtime {
+            return Some(format!(
+                "this world made {asked} calls to models and tools in realtime, where an answer lands whenever \
+                 it comes: the replay waits for each, so it takes a path of its own (start the window with \
+                 `--clock lockstep --llm-cache DIR` for runs that replay exactly)"
+            ));
+        }
+        if self.options.bridge.cache_dir.is_none() {
+            return Some(format!(
+                "this world made {asked} calls to models and tools and recorded none: the replay asks them \
+                 again (start the window with `--llm-cache DIR` for runs that replay exactly)"
+            ));
+        }
+        let in_flight = llm.in_flight() + mcp.in_flight();
+        (in_flight > 0).then(|| {
+            format!(
+                "{in_flight} calls are in flight now: a run ends such calls when it stops (refunded, with an \
+                 event each), so the replay's checksum differs by that"
+            )
+        })
+    }
+
+    /// The starting scene with its seed fixed, the interventions made by hand added,
+    /// in lockstep and as long as the world has run so far: running it gives this
+    /// run again, step for step.
+    fn run_scene(&self, sim: &Simulation) -> Scene {
         let mut scene = self.origin.clone();
         let file = scene.file_mut();
         file.config.seed = Some(self.seed);
-        if let Some(clock) = self.options.clock {
-            file.config.llm.get_or_insert_with(Default::default).clock = Some(clock);
-        }
+        file.config.steps = Some(sim.steps_done());
+        // A replay must not wait on the wall clock, nor depend on it.
+        file.config.llm.get_or_insert_with(Default::default).clock = Some(ClockMode::Lockstep);
         // The model chosen on the command line becomes the scene's own.
-        if !self.options.model.is_empty()
-            && let Some(sim) = &self.sim
-        {
+        if !self.options.model.is_empty() {
             let chosen = &sim.world().resource::<crate::world::config::Config>().llm;
             crate::scene::put_default_model(chosen, file.config.llm.get_or_insert_with(Default::default));
         }
@@ -844,10 +912,38 @@ impl Runner {
             }
         });
         sim.world_mut().resource_mut::<Timeline>().schedule(ScheduledIntervention { at, act });
+        let seen = sim.world().resource::<EventLog>().total();
+        self.queued.get_or_insert((sim.steps_done(), at.as_secs_f64(), seen));
         self.messages.push(Notice::ok(format!(
             "intervention queued for t = {:.1} s (applies at the next step)",
             at.as_secs_f64()
         )));
+    }
+
+    /// Once the interventions queued by hand have been applied, says how they went,
+    /// so the status bar does not go on saying they are queued.
+    fn report_applied(&mut self) {
+        let (Some((step, at, seen)), Some(sim)) = (self.queued, &self.sim) else { return };
+        if sim.steps_done() <= step {
+            return;
+        }
+        self.queued = None;
+        let log = sim.world().resource::<EventLog>();
+        let failures: Vec<String> = log
+            .since(seen)
+            .filter_map(|event| match &event.kind {
+                EventKind::InterventionFailed { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        let at = format!("t = {at:.1} s");
+        self.messages.push(match failures.as_slice() {
+            [] => Notice::ok(format!("the interventions queued were applied at {at}")),
+            [only] => Notice::error(format!("an intervention applied at {at} failed: {only}")),
+            [first, ..] => {
+                Notice::error(format!("{} interventions applied at {at} failed; the first: {first}", failures.len()))
+            }
+        });
     }
 
     fn meter_mark(&mut self) {
