@@ -181,6 +181,15 @@ impl EcologyApp {
         self.selected.as_ref()
     }
 
+    /// Shows `id` in the inspector (or closes it), as a click on it would.
+    pub fn select(&mut self, id: Option<ArtifactId>) {
+        if id != self.selected {
+            self.selected = id.clone();
+            self.session.send(Command::Select(id));
+            self.session.send(Command::Refresh);
+        }
+    }
+
     /// The whole window, inside `ui`.
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
         let started = std::time::Instant::now();
@@ -228,12 +237,8 @@ impl EcologyApp {
             outbox.send(Command::Want(interest));
             outbox.send(Command::Refresh);
         }
-        if let Some(selection) = outbox.select.take()
-            && selection != self.selected
-        {
-            self.selected = selection.clone();
-            outbox.send(Command::Select(selection));
-            outbox.send(Command::Refresh);
+        if let Some(selection) = outbox.select.take() {
+            self.select(selection);
         }
         for command in outbox.commands {
             self.session.send(command);

@@ -53,8 +53,8 @@ use crate::{
     },
     world::{
         components::{
-            AccessContract, Artifact, Executable, Frozen, Interface, LastAction, Loop, ModelChoice, Pricing, System,
-            Thinking, Tombstone,
+            AccessContract, Artifact, Capabilities, Executable, Frozen, Interface, LastAction, Loop, ModelChoice,
+            Pricing, System, Thinking, Tombstone,
         },
         config::Config,
         ids::{ArtifactId, Ids},
@@ -208,6 +208,98 @@ pub struct RateUse {
     pub limit: u64,
 }
 
+/// What a principal is doing, in order of what matters most when several hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StateKind {
+    /// Frozen: it cannot act until someone brings it what it lacks (or unfreezes it).
+    Frozen,
+    /// An agent stopped after failing step after step.
+    Paused,
+    /// An agent waiting for its model's answer.
+    Thinking,
+    /// An agent that chose to sleep (until a time, or an event).
+    Sleeping,
+    /// An agent stepping at its interval.
+    Active,
+    /// A principal without a loop: it acts only when others or interventions do.
+    Passive,
+}
+
+impl StateKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            StateKind::Frozen => "frozen",
+            StateKind::Paused => "paused",
+            StateKind::Thinking => "thinking",
+            StateKind::Sleeping => "sleeping",
+            StateKind::Active => "active",
+            StateKind::Passive => "no loop",
+        }
+    }
+}
+
+/// A principal's state, why it is in it, and since when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrincipalState {
+    pub kind: StateKind,
+    /// In words: the freeze's reason, the error that paused it, what it sleeps for.
+    pub reason: String,
+    /// Simulated seconds, when known.
+    pub since: Option<f64>,
+}
+
+/// What the principal of `entity` is doing now.
+pub fn principal_state(world: &World, entity: Entity, id: &ArtifactId) -> PrincipalState {
+    let state = |kind, reason: String, since| PrincipalState { kind, reason, since };
+    if let Some(frozen) = world.get::<Frozen>(entity) {
+        return state(StateKind::Frozen, frozen.reason().to_owned(), Some(frozen.since().as_secs_f64()));
+    }
+    let Some(agent) = world.get::<Loop>(entity) else {
+        return state(StateKind::Passive, String::new(), None);
+    };
+    if agent.paused() {
+        // The error that paused it is the last one it reported.
+        let last_error = world.resource::<EventLog>().recent().rev().find_map(|event| match &event.kind {
+            EventKind::AgentError { principal, message, .. } if principal == id => {
+                Some((message.clone(), event.time.as_secs_f64()))
+            }
+            _ => None,
+        });
+        let (error, at) = last_error.map_or((String::from("its steps kept failing"), None), |(m, t)| (m, Some(t)));
+        return state(StateKind::Paused, format!("after {} failed steps: {error}", agent.errors_in_row()), at);
+    }
+    if let Some(thinking) = world.get::<Thinking>(entity) {
+        let reason = format!("waiting for the answer to llm_{}", thinking.request());
+        return state(StateKind::Thinking, reason, Some(thinking.since().as_secs_f64()));
+    }
+    let now = world.resource::<SimClock>().now();
+    let wake = agent.wake_at().as_secs_f64();
+    let on = agent.wake_on().map(|filter| {
+        let mut what = filter.kind.clone().unwrap_or_else(|| "an event".to_owned());
+        if let Some(actor) = &filter.actor {
+            what.push_str(&format!(" by {actor}"));
+        }
+        if let Some(artifact) = &filter.artifact {
+            what.push_str(&format!(" naming {artifact}"));
+        }
+        what
+    });
+    if on.is_some() || agent.wake_at().millis() > now.millis() + agent.interval().millis() {
+        let until = match on {
+            Some(on) => format!("until t = {wake:.0} s or {on}"),
+            None => format!("until t = {wake:.0} s"),
+        };
+        return state(StateKind::Sleeping, until, None);
+    }
+    let errors = agent.errors_in_row();
+    let reason = if errors > 0 {
+        format!("next step at t = {wake:.0} s, after {errors} failed in a row")
+    } else {
+        format!("next step at t = {wake:.0} s")
+    };
+    state(StateKind::Active, reason, None)
+}
+
 /// A row of the principals table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrincipalRow {
@@ -220,6 +312,7 @@ pub struct PrincipalRow {
     pub rates: Vec<RateUse>,
     pub frozen: bool,
     pub thinking: bool,
+    pub state: PrincipalState,
     pub last_action: Option<(f64, &'static str)>,
     pub owned: u32,
     pub model: Option<String>,
@@ -266,6 +359,10 @@ pub struct Detail {
     /// Who invoked it / what it invoked.
     pub called_by: Vec<ArtifactId>,
     pub calls: Vec<ArtifactId>,
+    /// Its holdings, limits and state, when it is a principal.
+    pub principal: Option<PrincipalRow>,
+    /// The last action of its that was refused or failed, with the reason.
+    pub last_refused: Option<Event>,
 }
 
 /// What the thread sends the window.
@@ -1094,6 +1191,17 @@ impl Runner {
             .filter(|&e| world.get::<Tombstone>(e).is_none())
             .and_then(|e| world.get::<Artifact>(e))
             .map(|a| a.content().to_owned());
+        let last_refused = log
+            .recent()
+            .rev()
+            .find(|event| &event.actor == id && matches!(event.kind, EventKind::ActionFailed { .. }))
+            .cloned();
+        let owned = crate::kernel::state::owned_artifacts(world, id);
+        let principal = world.get::<Standing>(entity).map(|standing| {
+            let mut row = principal_row(world, entity, id, standing);
+            row.owned = owned.len() as u32;
+            row
+        });
         let calls_map = world.resource::<crate::kernel::activity::Activity>().calls();
         let calls = calls_map.get(id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
         let called_by = calls_map.iter().filter(|(_, to)| to.contains(id)).map(|(from, _)| from.clone()).collect();
@@ -1108,10 +1216,12 @@ impl Runner {
             history: self.history.get(id).map(|h| h.points.clone()).unwrap_or_default(),
             recent,
             thoughts,
-            owned: crate::kernel::state::owned_artifacts(world, id),
+            owned,
             memory,
             called_by,
             calls,
+            principal,
+            last_refused,
         })
     }
 }
@@ -1145,7 +1255,6 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
 /// The principals of the world, in creation order (the world's machinery left out).
 pub fn principal_rows(world: &World) -> Vec<PrincipalRow> {
     let ids = world.resource::<Ids>();
-    let now = world.resource::<SimClock>().now();
     let mut owned: HashMap<&ArtifactId, u32> = HashMap::new();
     let mut rows = Vec::new();
     for &entity in ids.in_creation_order() {
@@ -1159,39 +1268,54 @@ pub fn principal_rows(world: &World) -> Vec<PrincipalRow> {
             *owned.entry(artifact.owner()).or_default() += 1;
         }
         let Some(standing) = world.get::<Standing>(entity) else { continue };
-        let rates = world.get::<Quota>(entity).map_or_else(Vec::new, |quota| {
-            quota
-                .limits()
-                .iter()
-                .filter(|(name, _)| &***name != crate::kernel::quotas::MEMORY)
-                .map(|(name, &limit)| RateUse {
-                    resource: name.clone(),
-                    used: crate::kernel::quotas::used_at(world, entity, name, now),
-                    limit,
-                })
-                .collect()
-        });
-        rows.push(PrincipalRow {
-            id: id.clone(),
-            agent: world.get::<Loop>(entity).is_some(),
-            scrip: standing.scrip(),
-            llm_budget_micro_usd: standing.llm_budget_micro_usd(),
-            disk_used: standing.disk_used(),
-            disk_quota: standing.disk_quota(),
-            rates,
-            frozen: world.get::<Frozen>(entity).is_some(),
-            thinking: world.get::<Thinking>(entity).is_some(),
-            last_action: world
-                .get::<LastAction>(entity)
-                .and_then(|l| Some((l.at()?.as_secs_f64(), l.action()?.as_str()))),
-            owned: 0,
-            model: world.get::<ModelChoice>(entity).map(|m| m.model().to_owned()),
-        });
+        rows.push(principal_row(world, entity, id, standing));
     }
     for row in &mut rows {
         row.owned = owned.get(&row.id).copied().unwrap_or(0);
     }
     rows
+}
+
+/// One principal's row (with `owned` left at 0: counting needs every artifact).
+fn principal_row(world: &World, entity: Entity, id: &ArtifactId, standing: &Standing) -> PrincipalRow {
+    let now = world.resource::<SimClock>().now();
+    let rates = world.get::<Quota>(entity).map_or_else(Vec::new, |quota| {
+        quota
+            .limits()
+            .iter()
+            .filter(|(name, _)| &***name != crate::kernel::quotas::MEMORY)
+            .map(|(name, &limit)| RateUse {
+                resource: name.clone(),
+                used: crate::kernel::quotas::used_at(world, entity, name, now),
+                limit,
+            })
+            .collect()
+    });
+    PrincipalRow {
+        id: id.clone(),
+        agent: world.get::<Loop>(entity).is_some(),
+        scrip: standing.scrip(),
+        llm_budget_micro_usd: standing.llm_budget_micro_usd(),
+        disk_used: standing.disk_used(),
+        disk_quota: standing.disk_quota(),
+        rates,
+        frozen: world.get::<Frozen>(entity).is_some(),
+        thinking: world.get::<Thinking>(entity).is_some(),
+        state: principal_state(world, entity, id),
+        last_action: world.get::<LastAction>(entity).and_then(|l| Some((l.at()?.as_secs_f64(), l.action()?.as_str()))),
+        owned: 0,
+        model: model_of(world, entity),
+    }
+}
+
+/// The model a principal thinks with: its own choice, or the world's default when
+/// it may call one.
+fn model_of(world: &World, entity: Entity) -> Option<String> {
+    if let Some(choice) = world.get::<ModelChoice>(entity) {
+        return Some(choice.model().to_owned());
+    }
+    let may_think = world.get::<Capabilities>(entity).is_some_and(|c| c.has(crate::kernel::llm::CAN_CALL_LLM));
+    may_think.then(|| world.resource::<Config>().llm.default_model.clone()).flatten()
 }
 
 /// Every artifact of the world, in creation order, the world's machinery included.

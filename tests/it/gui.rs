@@ -466,3 +466,126 @@ fn the_window_has_glyphs_for_arrows_and_signs() {
         assert!(harness.ctx.fonts_mut(|fonts| fonts.has_glyphs(&font, text)), "no glyph in {text}");
     }
 }
+
+/// Selects `id` through the session and waits until its inspector has arrived.
+fn inspect(harness: &mut Harness<'static, EcologyApp>, id: &str) {
+    let wanted = ArtifactId::parse(id).unwrap();
+    harness.state_mut().select(Some(wanted.clone()));
+    assert!(harness.state_mut().wait_for(WAIT, |m| m.detail.as_ref().is_some_and(|d| d.id == wanted)));
+    harness.run_steps(4);
+}
+
+/// The inspector answers "why" on top — a frozen agent (with the reason), an LLM
+/// agent thinking (with its last thought), a tool (its code first) — at the smallest
+/// window size supported and at a large one, without overlapping text.
+#[test]
+fn snapshots_of_the_inspector_at_two_sizes() {
+    use crate::fake_llm::{FakeLlm, Reply};
+    let mut results = Vec::new();
+    for (width, height) in [(1024.0, 700.0), (1600.0, 1000.0)] {
+        let mut harness = harness(default_app());
+        harness.set_size(egui::vec2(width, height));
+        harness.state().send(agent_ecology::gui::Command::Step(200));
+        assert!(
+            harness.state_mut().wait_for(WAIT, |m| m.status.as_ref().is_some_and(|s| s.steps == 200 && !s.playing))
+        );
+        for id in ["heidi", "text_tools"] {
+            inspect(&mut harness, id);
+            if id == "heidi" {
+                let state = harness.state().model.detail.as_ref().and_then(|d| d.principal.clone()).unwrap().state;
+                assert_eq!(state.kind, agent_ecology::gui::session::StateKind::Frozen);
+                assert!(harness.query_all_by_label_contains("is below the 5 a step needs").count() >= 1);
+            }
+            results.push(harness.try_snapshot(format!("inspector_{id}_{width}")));
+        }
+    }
+
+    // An LLM agent, thinking: its first answer came at once, its second is slow.
+    let fake = FakeLlm::start();
+    fake.set_default(Reply::text("I will watch the market for a while before I act → then buy.", 40, 12));
+    let text = format!(
+        r#"Scene(
+            config: (llm: (default_model: "fake",
+                endpoints: {{"local": (base_url: {url:?})}},
+                models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}})),
+            principals: [(id: "tess", agent: true, llm_budget_usd: 1.0, capabilities: ["can_call_llm"],
+                          code_file: "assets/agents/llm_agent.js", content: "A careful trader.",
+                          interface: (tools: [(name: "step")]))],
+        )"#,
+        url = fake.base_url()
+    );
+    // In lockstep the answer to a question asked at one step comes at the next, so
+    // where the world stops is the same every time.
+    let options =
+        SessionOptions { clock: Some(agent_ecology::bridge::config::ClockMode::Lockstep), ..SessionOptions::default() };
+    for (width, height) in [(1024.0, 700.0), (1600.0, 1000.0)] {
+        let scene = Scene::from_ron_str("thinking.ron", &text).unwrap();
+        let mut harness = harness(EcologyApp::new(Session::start(scene, options.clone())));
+        harness.set_size(egui::vec2(width, height));
+        inspect(&mut harness, "tess");
+        let ready = |m: &agent_ecology::gui::model::Model| {
+            m.detail
+                .as_ref()
+                .is_some_and(|d| !d.thoughts.is_empty() && d.principal.as_ref().is_some_and(|p| p.thinking))
+        };
+        let mut steps = 0;
+        while !ready(&harness.state().model) {
+            steps += 1;
+            assert!(steps <= 20, "no step found it thinking after a thought");
+            harness.state().send(agent_ecology::gui::Command::Step(1));
+            let reached = harness
+                .state_mut()
+                .wait_for(WAIT, |m| m.status.as_ref().is_some_and(|s| s.steps == steps && !s.playing));
+            assert!(reached);
+            harness.state().send(agent_ecology::gui::Command::Refresh);
+            std::thread::sleep(Duration::from_millis(100));
+            harness.state_mut().absorb_updates();
+        }
+        harness.run_steps(4);
+        assert!(harness.query_all_by_label_contains("waiting for the answer").count() >= 1);
+        assert!(harness.query_all_by_label_contains("then buy").count() >= 1);
+        results.push(harness.try_snapshot(format!("inspector_thinking_{width}")));
+    }
+    for result in results {
+        result.unwrap();
+    }
+}
+
+/// A replay that asks for a call never recorded stops the world, as `ecology run
+/// --replay` exits: the agents are not fed a failure and left to go on.
+#[test]
+fn a_replay_miss_stops_the_world() {
+    let recording = tempfile::tempdir().unwrap();
+    let code = r#"function step(view) {
+        return [{action: "invoke", id: "kernel_llm_gateway", method: "chat",
+                 args: {messages: [{role: "user", content: "hello"}]}}];
+    }"#;
+    let text = format!(
+        r#"Scene(config: (llm: (default_model: "gpt-4o-mini")),
+                 principals: [(id: "tess", agent: true, capabilities: ["can_call_llm"], code: {code:?},
+                              interface: (tools: [(name: "step")]))])"#
+    );
+    let scene = Scene::from_ron_str("miss.ron", &text).unwrap();
+    let options = SessionOptions {
+        bridge: agent_ecology::bridge::BridgeOptions { cache_dir: Some(recording.path().to_owned()), replay: true },
+        playing: true,
+        speed: agent_ecology::gui::Speed::Max,
+        ..SessionOptions::default()
+    };
+    let mut harness = harness(EcologyApp::new(Session::start(scene, options)));
+    let stopped =
+        |m: &agent_ecology::gui::model::Model| m.status.as_ref().is_some_and(|s| s.fatal.is_some() && !s.playing);
+    assert!(harness.state_mut().wait_for(WAIT, stopped), "the world went on after a replay miss");
+    let at = steps(&harness);
+    std::thread::sleep(Duration::from_millis(300));
+    harness.state_mut().absorb_updates();
+    assert_eq!(steps(&harness), at, "a stopped world does not step");
+    // Play cannot start it again.
+    harness.step();
+    harness.get_by_label("▶ Play").click();
+    harness.step();
+    std::thread::sleep(Duration::from_millis(300));
+    harness.state_mut().absorb_updates();
+    assert_eq!(steps(&harness), at);
+    assert!(harness.query_all_by_label_contains("stopped:").count() >= 1);
+}

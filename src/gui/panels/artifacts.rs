@@ -33,9 +33,8 @@ const DEPENDENCIES_SHOWN: usize = 6;
 const KINDS: [ArtifactKind; 6] = ArtifactKind::ALL;
 
 /// What the artifacts can be sorted by.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SortKey {
-    #[default]
     Id,
     Owner,
     Kind,
@@ -61,13 +60,25 @@ const COLUMNS: [(SortKey, &str); 9] = [
 ];
 
 /// Everything that decides which rows show, and in what order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Query {
     sort: Sort<SortKey>,
     filter: String,
     /// `None`: every kind.
     kind: Option<ArtifactKind>,
     show_system: bool,
+}
+
+impl Default for Query {
+    /// The most used first: the tools, not the hundreds of notes nobody calls.
+    fn default() -> Self {
+        Self {
+            sort: Sort { key: SortKey::Invocations, descending: true },
+            filter: String::new(),
+            kind: None,
+            show_system: false,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -112,7 +123,13 @@ impl ArtifactsPanel {
         let query = &self.query;
         self.order.clear();
         self.order.extend((0..rows.len()).filter(|&i| passes(&rows[i], query)));
-        self.order.sort_by(|&a, &b| query.sort.apply(compare(&rows[a], &rows[b], query.sort.key)));
+        // Ties in id order, as people read ids, whichever way the column sorts.
+        self.order.sort_by(|&a, &b| {
+            query
+                .sort
+                .apply(compare(&rows[a], &rows[b], query.sort.key))
+                .then_with(|| super::natural_cmp(rows[a].id.as_str(), rows[b].id.as_str()))
+        });
         self.computed_for = Some((version, self.query.clone()));
     }
 
@@ -234,8 +251,8 @@ fn passes(row: &ArtifactRow, query: &Query) -> bool {
 /// Ascending order by `key`; ties keep the table's order (the sort is stable).
 fn compare(a: &ArtifactRow, b: &ArtifactRow, key: SortKey) -> Ordering {
     match key {
-        SortKey::Id => a.id.cmp(&b.id),
-        SortKey::Owner => a.owner.cmp(&b.owner),
+        SortKey::Id => super::natural_cmp(a.id.as_str(), b.id.as_str()),
+        SortKey::Owner => super::natural_cmp(a.owner.as_str(), b.owner.as_str()),
         SortKey::Kind => kind_label(a.kind).cmp(kind_label(b.kind)),
         SortKey::Price => a.price.cmp(&b.price),
         SortKey::Invocations => a.invocations.cmp(&b.invocations),

@@ -31,11 +31,71 @@ struct Filter {
     principal: Option<Result<ArtifactId, ()>>,
     /// Lowercased; empty: no text search.
     search: String,
+    /// Hides agents rewriting their own memory (most of a scripted run's events).
+    hide_memory_writes: bool,
+}
+
+/// Types that say something went wrong: the "only failures" preset.
+const FAILURES: &[&str] = &[
+    "ACTION_FAILED",
+    "INTENT_REFUSED",
+    "INTERVENTION_FAILED",
+    "INVOKE_FAILURE",
+    "CONTRACT_FALLBACK",
+    "AGENT_ERROR",
+    "AGENT_PAUSED",
+    "AGENT_FROZEN",
+    "AGENT_THROTTLED",
+    "THINKING_FAILED",
+    "MCP_SERVER_FAILED",
+    "MCP_CALL_FAILED",
+    "DEBT_DEFAULTED",
+    "CAPABILITY_DENIED",
+    "CAPABILITY_EXHAUSTED",
+    "TASK_REJECTED",
+    "TASK_EXPIRED",
+];
+
+/// Types where scrip or resources change hands: the "only money" preset.
+const MONEY: &[&str] = &[
+    "SCRIP_TRANSFER",
+    "RESOURCE_TRANSFER",
+    "SCRIP_GRANTED",
+    "RESOURCE_GRANTED",
+    "INVOKE_SUCCESS",
+    "MINT_BID",
+    "MINT_BID_CANCELLED",
+    "MINT_RESOLVED",
+    "UBI_PAID",
+    "ESCROW_LISTED",
+    "ESCROW_SOLD",
+    "ESCROW_CANCELLED",
+    "DEBT_OFFERED",
+    "DEBT_ACCEPTED",
+    "DEBT_REPAID",
+    "DEBT_COLLECTED",
+    "DEBT_DEFAULTED",
+    "DEBT_CANCELLED",
+];
+
+/// Whether `event` is an agent writing its own memory: its own content, or its
+/// notebook.
+fn is_memory_write(event: &Event) -> bool {
+    match &event.kind {
+        EventKind::ArtifactWritten { id, .. } | EventKind::ArtifactEdited { id, .. } => {
+            let (written, actor) = (id.as_str(), event.actor.as_str());
+            written == actor || written.strip_prefix(actor).is_some_and(|rest| rest == "_notebook")
+        }
+        _ => false,
+    }
 }
 
 impl Filter {
     fn matches(&self, event: &Event, line: Option<&str>) -> bool {
         if !self.types.get(event.kind.event_type() as usize).copied().unwrap_or(true) {
+            return false;
+        }
+        if self.hide_memory_writes && is_memory_write(event) {
             return false;
         }
         match &self.principal {
@@ -113,6 +173,7 @@ struct Snapshot {
 
 pub struct EventsPanel {
     types: Vec<bool>,
+    hide_memory_writes: bool,
     principal: String,
     search: String,
     paused: bool,
@@ -125,6 +186,7 @@ impl Default for EventsPanel {
     fn default() -> Self {
         Self {
             types: vec![true; EventKind::TYPES.len()],
+            hide_memory_writes: false,
             principal: String::new(),
             search: String::new(),
             paused: false,
@@ -182,6 +244,7 @@ impl EventsPanel {
             }
             ui.separator();
             self.types_ui(ui);
+            self.presets_ui(ui);
             ui.separator();
             ui.label("Principal");
             let edit = egui::TextEdit::singleline(&mut self.principal).hint_text("any").desired_width(140.0);
@@ -233,6 +296,23 @@ impl EventsPanel {
         });
     }
 
+    /// One-click filters for the questions asked most.
+    fn presets_ui(&mut self, ui: &mut egui::Ui) {
+        ui.checkbox(&mut self.hide_memory_writes, "hide memory writes")
+            .on_hover_text("Agents rewriting their own memory or notebook");
+        let only = |types: &mut Vec<bool>, wanted: &[&str]| {
+            for (shown, name) in types.iter_mut().zip(EventKind::TYPES) {
+                *shown = wanted.contains(name);
+            }
+        };
+        if ui.small_button("only failures").on_hover_text(FAILURES.join(", ")).clicked() {
+            only(&mut self.types, FAILURES);
+        }
+        if ui.small_button("only money").on_hover_text(MONEY.join(", ")).clicked() {
+            only(&mut self.types, MONEY);
+        }
+    }
+
     /// Principals whose id starts with what was typed, to pick with a click.
     fn principal_suggestions_ui(&mut self, ui: &mut egui::Ui, model: &Model) {
         let typed = self.principal.trim();
@@ -254,6 +334,7 @@ impl EventsPanel {
             types: self.types.clone(),
             principal: (!principal.is_empty()).then(|| ArtifactId::parse(principal).map_err(|_| ())),
             search: self.search.trim().to_lowercase(),
+            hide_memory_writes: self.hide_memory_writes,
         }
     }
 
@@ -453,6 +534,33 @@ mod tests {
         let seqs = listed(&mut panel, &model);
         assert_eq!(seqs.len(), 33);
         assert!(seqs.iter().all(|s| s % 3 == 1));
+    }
+
+    #[test]
+    fn presets_name_real_types_and_memory_writes_can_be_hidden() {
+        for name in FAILURES.iter().chain(MONEY) {
+            assert!(EventKind::TYPES.contains(name), "{name} is no event type");
+        }
+        let write = |seq: u64, actor: &str, written: &str| Event {
+            seq,
+            time: SimTime::from_secs_f64(1.0).expect("time"),
+            actor: id(actor),
+            kind: EventKind::ArtifactWritten {
+                id: id(written),
+                created: false,
+                bytes: 10,
+                disk_delta: 0,
+                charged_to: id(actor),
+            },
+            reverted: false,
+        };
+        let mut model = Model::default();
+        model.events.extend([write(1, "bob", "bob"), write(2, "bob", "bob_notebook"), write(3, "bob", "tool")]);
+        model.events_version = 1;
+        let mut panel = EventsPanel { hide_memory_writes: true, ..Default::default() };
+        assert_eq!(listed(&mut panel, &model), vec![3]);
+        panel.hide_memory_writes = false;
+        assert_eq!(listed(&mut panel, &model), vec![1, 2, 3]);
     }
 
     #[test]

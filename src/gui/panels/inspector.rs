@@ -4,19 +4,23 @@
 //! Interventions are sent as [`Command::Intervene`]: the world applies them at its
 //! next step and records each as an `INTERVENTION` event.
 
-use egui_plot::{Legend, Line, Plot, PlotPoints};
 use serde_json::Value;
 
-use super::Outbox;
+use super::{
+    Outbox, bytes,
+    charts::{self, ChartSpec, Series},
+    rate_text, usd,
+};
 use crate::{
     gui::{
         model::Model,
-        session::{Command, Detail},
+        session::{Command, Detail, PrincipalRow, StateKind},
     },
     kernel::{Action, Event, actions::Amount, actions::TransferSpec},
     scene::{raw::SystemAct, timeline::InterventionAct},
     world::ids::ArtifactId,
 };
+use egui::RichText;
 
 /// The intervention form's fields, kept between frames.
 pub struct InspectorPanel {
@@ -54,22 +58,57 @@ impl InspectorPanel {
             ui.label("Loading…");
             return;
         };
+        // Scroll position and open sections of its own per selection: a new one
+        // starts at its top, with the sections open that matter for its kind.
+        ui.push_id(selected.as_str(), |ui| self.sections_ui(ui, model, selected, detail, outbox));
+    }
+
+    fn sections_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &Model,
+        selected: &ArtifactId,
+        detail: &Detail,
+        outbox: &mut Outbox,
+    ) {
         let meta = &detail.metadata;
-        let is_principal = meta.get("has_standing").and_then(Value::as_bool).unwrap_or(false);
+        let is_principal = detail.principal.is_some();
         egui::ScrollArea::vertical().id_salt("inspector_scroll").show(ui, |ui| {
-            facts_ui(ui, meta, outbox);
-            if is_principal {
+            if let Some(principal) = &detail.principal {
+                why_ui(ui, principal, detail);
                 balances_ui(ui, detail);
                 egui::CollapsingHeader::new("Interventions").default_open(true).show(ui, |ui| {
                     self.interventions_ui(ui, selected, meta, outbox);
                 });
             }
             // Agents may be asked; one whose world has no model for it is told so.
-            let agent = model.principals.iter().any(|p| &p.id == selected && p.agent) || !detail.thoughts.is_empty();
+            let agent = detail.principal.as_ref().is_some_and(|p| p.agent) || !detail.thoughts.is_empty();
             if is_principal && agent {
                 egui::CollapsingHeader::new("Interview").default_open(true).show(ui, |ui| {
                     self.interview_ui(ui, selected, model, outbox);
                 });
+            }
+            // What an artifact is comes before what happened to it.
+            if !detail.content.is_empty() {
+                egui::CollapsingHeader::new("Content").default_open(!is_principal).show(ui, |ui| {
+                    text_ui(ui, "content", &detail.content);
+                });
+            }
+            if let Some(code) = &detail.code {
+                egui::CollapsingHeader::new("Code").default_open(!is_principal).show(ui, |ui| {
+                    let theme = egui_extras::syntax_highlighting::CodeTheme::from_style(ui.style());
+                    egui::ScrollArea::both().id_salt("code").max_height(420.0).show(ui, |ui| {
+                        egui_extras::syntax_highlighting::code_view_ui(ui, &theme, code, "js");
+                    });
+                });
+            }
+            for (title, text) in [("Interface", &detail.interface), ("Pricing", &detail.pricing)] {
+                if let Some(text) = text {
+                    egui::CollapsingHeader::new(title).default_open(!is_principal).show(ui, |ui| {
+                        let theme = egui_extras::syntax_highlighting::CodeTheme::from_style(ui.style());
+                        egui_extras::syntax_highlighting::code_view_ui(ui, &theme, text, "json");
+                    });
+                }
             }
             if !detail.owned.is_empty() {
                 egui::CollapsingHeader::new(format!("Owns {} artifacts", detail.owned.len())).show(ui, |ui| {
@@ -95,30 +134,9 @@ impl InspectorPanel {
                 .default_open(is_principal)
                 .show(ui, |ui| {
                     for event in &detail.recent {
-                        ui.label(event_line(event));
+                        ui.add(egui::Label::new(event_line(event)).wrap());
                     }
                 });
-            if !detail.content.is_empty() {
-                egui::CollapsingHeader::new("Content").default_open(!is_principal).show(ui, |ui| {
-                    text_ui(ui, "content", &detail.content);
-                });
-            }
-            if let Some(code) = &detail.code {
-                egui::CollapsingHeader::new("Code").default_open(!is_principal).show(ui, |ui| {
-                    let theme = egui_extras::syntax_highlighting::CodeTheme::from_style(ui.style());
-                    egui::ScrollArea::both().id_salt("code").max_height(360.0).show(ui, |ui| {
-                        egui_extras::syntax_highlighting::code_view_ui(ui, &theme, code, "js");
-                    });
-                });
-            }
-            for (title, text) in [("Interface", &detail.interface), ("Pricing", &detail.pricing)] {
-                if let Some(text) = text {
-                    egui::CollapsingHeader::new(title).show(ui, |ui| {
-                        let theme = egui_extras::syntax_highlighting::CodeTheme::from_style(ui.style());
-                        egui_extras::syntax_highlighting::code_view_ui(ui, &theme, text, "json");
-                    });
-                }
-            }
             if !detail.calls.is_empty() || !detail.called_by.is_empty() {
                 egui::CollapsingHeader::new("Invocation graph").show(ui, |ui| {
                     ui.label("Invokes:");
@@ -127,6 +145,9 @@ impl InspectorPanel {
                     ids_ui(ui, &detail.called_by, outbox);
                 });
             }
+            egui::CollapsingHeader::new("Facts").default_open(!is_principal).show(ui, |ui| {
+                facts_ui(ui, meta, is_principal, outbox);
+            });
         });
     }
 
@@ -248,12 +269,17 @@ impl InspectorPanel {
     }
 }
 
-/// The kernel's public facts about the artifact, as a table.
-fn facts_ui(ui: &mut egui::Ui, meta: &Value, outbox: &mut Outbox) {
+/// The kernel's public facts about the artifact, as a table of one line per fact
+/// (a nested fact wraps within its cell). A principal's holdings, limits and state
+/// are in its header instead.
+fn facts_ui(ui: &mut egui::Ui, meta: &Value, is_principal: bool, outbox: &mut Outbox) {
     let Some(fields) = meta.as_object() else { return };
-    egui::Grid::new("facts").num_columns(2).striped(true).show(ui, |ui| {
+    let in_header: &[&str] =
+        if is_principal { &["scrip", "resources", "quota", "frozen", "has_standing"] } else { &[] };
+    let width = ui.available_width();
+    egui::Grid::new("facts").num_columns(2).striped(true).max_col_width(width * 0.7).show(ui, |ui| {
         for (key, value) in fields {
-            if matches!(key.as_str(), "id" | "interface" | "pricing") {
+            if matches!(key.as_str(), "id" | "interface" | "pricing") || in_header.contains(&key.as_str()) {
                 continue;
             }
             ui.label(key);
@@ -263,23 +289,100 @@ fn facts_ui(ui: &mut egui::Ui, meta: &Value, outbox: &mut Outbox) {
                         outbox.select(ArtifactId::trusted(id));
                     }
                 }
-                (_, Value::String(s)) => {
-                    ui.label(s);
-                }
                 (_, Value::Object(map)) => {
-                    ui.vertical(|ui| {
-                        for (k, v) in map {
-                            ui.label(format!("{k}: {}", compact(v)));
-                        }
-                    });
+                    let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {}", compact(v))).collect();
+                    ui.add(egui::Label::new(parts.join(" · ")).wrap());
                 }
                 (_, other) => {
-                    ui.label(compact(other));
+                    ui.add(egui::Label::new(compact(other)).wrap());
                 }
             }
             ui.end_row();
         }
     });
+}
+
+/// Why the principal is as it is, at a glance: its state and since when, the last
+/// action of its that was refused and why, its last thought, and its holdings with
+/// each limited rate as a bar against its quota.
+fn why_ui(ui: &mut egui::Ui, principal: &PrincipalRow, detail: &Detail) {
+    let state = &principal.state;
+    let color = match state.kind {
+        StateKind::Frozen | StateKind::Paused => ui.visuals().error_fg_color,
+        StateKind::Thinking | StateKind::Sleeping => ui.visuals().warn_fg_color,
+        StateKind::Active | StateKind::Passive => ui.visuals().strong_text_color(),
+    };
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(format!("● {}", state.kind.label())).color(color).strong());
+        if !state.reason.is_empty() {
+            ui.label(&state.reason);
+        }
+        if let Some(since) = state.since {
+            ui.weak(format!("since t = {since:.0} s"));
+        }
+    });
+    if let Some(event) = &detail.last_refused {
+        let payload =
+            serde_json::to_value(&event.kind).ok().and_then(|v| v.get("payload").cloned()).unwrap_or_default();
+        let field = |k: &str| payload.get(k).map(compact).unwrap_or_default();
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Last refused").strong());
+            ui.label(format!(
+                "{} at t = {:.0} s: {} — {}",
+                field("action"),
+                event.time.as_secs_f64(),
+                field("code"),
+                field("message")
+            ));
+        });
+    }
+    if let Some(thought) = detail.thoughts.first() {
+        let payload =
+            serde_json::to_value(&thought.kind).ok().and_then(|v| v.get("payload").cloned()).unwrap_or_default();
+        let excerpt = payload.get("excerpt").or_else(|| payload.get("message")).map(compact).unwrap_or_default();
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Last thought").strong());
+            ui.weak(format!("t = {:.0} s", thought.time.as_secs_f64()));
+            ui.label(excerpt);
+        });
+    }
+    egui::Grid::new("holdings").num_columns(2).show(ui, |ui| {
+        ui.label("scrip");
+        ui.strong(charts::count(principal.scrip as f64));
+        ui.end_row();
+        ui.label("LLM budget");
+        ui.strong(usd(principal.llm_budget_micro_usd));
+        ui.end_row();
+        if let Some(model) = &principal.model {
+            ui.label("model");
+            ui.label(model);
+            ui.end_row();
+        }
+        ui.label("disk");
+        bar_ui(
+            ui,
+            principal.disk_used,
+            principal.disk_quota,
+            format!("{} of {}", bytes(principal.disk_used), bytes(principal.disk_quota)),
+        );
+        ui.end_row();
+        for rate in &principal.rates {
+            ui.label(rate.resource.as_ref()).on_hover_text("Use in the current window of the rate limit");
+            bar_ui(ui, rate.used, rate.limit, rate_text(&rate.resource, rate.used, rate.limit));
+            ui.end_row();
+        }
+    });
+    ui.separator();
+}
+
+/// A bar of `used` against `limit`, in the error colour when the limit is reached.
+fn bar_ui(ui: &mut egui::Ui, used: u64, limit: u64, text: String) {
+    let fraction = if limit == 0 { f32::from(used > 0) } else { (used as f64 / limit as f64).min(1.0) as f32 };
+    let mut bar = egui::ProgressBar::new(fraction).text(text).desired_width(220.0);
+    if limit > 0 && used >= limit {
+        bar = bar.fill(ui.visuals().error_fg_color);
+    }
+    ui.add(bar);
 }
 
 fn compact(value: &Value) -> String {
@@ -290,18 +393,19 @@ fn compact(value: &Value) -> String {
     }
 }
 
-/// Scrip and LLM budget over time.
+/// Scrip and LLM budget over time, each in its own unit on its own chart.
 fn balances_ui(ui: &mut egui::Ui, detail: &Detail) {
-    if detail.history.len() < 2 {
+    if detail.history.is_empty() {
         return;
     }
-    ui.strong("Balances over time");
+    let width = ui.available_width().max(200.0);
     let scrip: Vec<[f64; 2]> = detail.history.iter().map(|(t, s, _)| [*t, *s as f64]).collect();
     let budget: Vec<[f64; 2]> = detail.history.iter().map(|(t, _, b)| [*t, *b as f64 / 1e6]).collect();
-    Plot::new("balances").height(140.0).legend(Legend::default()).include_y(0.0).show(ui, |plot| {
-        plot.line(Line::new("scrip", PlotPoints::from(scrip)));
-        plot.line(Line::new("LLM budget ($)", PlotPoints::from(budget)));
-    });
+    let spec = |id, format| ChartSpec { id, height: 90.0, width, format, y_range: None, link: None };
+    ui.strong("Scrip over time");
+    charts::time_chart(ui, &spec("balance_scrip", charts::count), &[Series { name: "scrip", points: scrip }]);
+    ui.strong("LLM budget over time");
+    charts::time_chart(ui, &spec("balance_budget", charts::dollars), &[Series { name: "budget", points: budget }]);
 }
 
 fn ids_ui(ui: &mut egui::Ui, ids: &[ArtifactId], outbox: &mut Outbox) {

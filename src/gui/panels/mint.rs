@@ -10,9 +10,11 @@
 
 use egui::RichText;
 use egui_extras::{Column, TableBuilder};
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use super::Outbox;
+use super::{
+    Outbox,
+    charts::{self, ChartSpec, Series},
+};
 use crate::{
     economy::mint::{Resolution, Winner},
     gui::model::Model,
@@ -97,17 +99,22 @@ impl MintPanel {
     }
 
     fn chart_ui(&self, ui: &mut egui::Ui) {
-        Plot::new("mint_minted_plot")
-            .height(150.0)
-            .legend(Legend::default())
-            .x_axis_label("simulated s")
-            .y_axis_label("scrip")
-            .include_y(0.0)
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                plot.points(Points::new("minted", PlotPoints::from(self.minted_points.clone())).radius(2.5).stems(0.0));
-                plot.line(Line::new("paid by winners", PlotPoints::from(self.paid_points.clone())));
-            });
+        let spec = ChartSpec {
+            id: "mint_minted_plot",
+            height: 150.0,
+            width: ui.available_width(),
+            format: charts::count,
+            y_range: None,
+            link: None,
+        };
+        charts::time_points_chart(
+            ui,
+            &spec,
+            &[
+                Series { name: "minted (scrip)", points: self.minted_points.clone() },
+                Series { name: "paid by winners (scrip)", points: self.paid_points.clone() },
+            ],
+        );
     }
 
     fn table_ui(&self, ui: &mut egui::Ui, model: &Model, outbox: &mut Outbox) {

@@ -247,6 +247,9 @@ pub struct NetworkPanel {
     drag: Option<Drag>,
     /// The node last clicked here: it and its edges are drawn highlighted.
     focus: Option<ArtifactId>,
+    /// The selection last taken from the inspector, to follow selections made
+    /// elsewhere (a table row, a link) without undoing a click here.
+    followed: Option<ArtifactId>,
 }
 
 impl Default for NetworkPanel {
@@ -269,6 +272,7 @@ impl Default for NetworkPanel {
             auto_fit: true,
             drag: None,
             focus: None,
+            followed: None,
         }
     }
 }
@@ -281,6 +285,12 @@ enum Hover {
 
 impl NetworkPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, model: &Model, outbox: &mut Outbox) {
+        // What is selected anywhere is highlighted here.
+        let selected = model.detail.as_ref().map(|d| d.id.clone());
+        if selected != self.followed {
+            self.focus.clone_from(&selected);
+            self.followed = selected;
+        }
         let relayout = self.toolbar_ui(ui);
         self.legend_ui(ui);
         self.refresh(model, ui.input(|i| i.time));
@@ -646,7 +656,12 @@ impl NetworkPanel {
                     outbox.select(id.clone());
                     self.focus = Some(id);
                 }
-                None => self.focus = None,
+                None => {
+                    // A click on empty canvas clears the selection.
+                    if self.focus.take().is_some() {
+                        outbox.select = Some(None);
+                    }
+                }
             }
         }
         match node {
@@ -722,6 +737,10 @@ impl NetworkPanel {
                 Stroke::new(1.0, ui.visuals().extreme_bg_color)
             };
             paint_node(painter, center, radius, node.role, stroke);
+            if is_focus {
+                // The selection's ring, in the colour egui marks selections with.
+                painter.circle_stroke(center, radius + 4.0, ui.visuals().selection.stroke);
+            }
             if self.pinned.contains(&node.id) {
                 painter.circle_filled(center + vec2(radius, -radius) * 0.7, 2.0, text_color);
             }
@@ -1384,6 +1403,11 @@ mod tests {
                     rates: Vec::new(),
                     frozen: i % 7 == 0,
                     thinking: false,
+                    state: crate::gui::session::PrincipalState {
+                        kind: crate::gui::session::StateKind::Active,
+                        reason: String::new(),
+                        since: None,
+                    },
                     last_action: None,
                     owned: 0,
                     model: None,

@@ -1,13 +1,13 @@
 //! The economy at a glance: its health indicators over simulated time, and how
 //! scrip is spread across principals now.
 
-use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
+use egui_plot::{Bar, BarChart, Plot};
 
-use super::Outbox;
+use super::{
+    Outbox,
+    charts::{self, ChartSpec, Series},
+};
 use crate::gui::{model::Model, session::ChartPoint};
-
-/// A named series of the charts, read from each point.
-type Series<'a> = (&'a str, fn(&ChartPoint) -> f64);
 
 /// Bins of the scrip distribution.
 const BINS: usize = 24;
@@ -17,58 +17,71 @@ pub struct OverviewPanel {}
 
 impl OverviewPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, model: &Model, _outbox: &mut Outbox) {
-        if model.chart.is_empty() {
-            ui.label("No samples yet: the health indicators are sampled every few steps once the world runs.");
-        }
-        let height = ((ui.available_height() - 80.0) / 3.0).max(120.0);
+        // Three rows of two charts, each with its legend line above it.
+        let height = ((ui.available_height() - 3.0 * 60.0) / 3.0).max(110.0);
         let width = (ui.available_width() / 2.0 - 12.0).max(200.0);
-        let link = egui::Id::unique("overview_time");
-        let chart = |ui: &mut egui::Ui, id: &str, title: &str, series: &[Series<'_>]| {
-            ui.vertical(|ui| {
-                ui.strong(title);
-                Plot::new(id)
-                    .height(height)
-                    .width(width)
-                    .legend(Legend::default())
-                    .link_axis(link, [true, false])
-                    .x_axis_label("simulated s")
-                    .include_y(0.0)
-                    .show(ui, |plot| {
-                        for (name, value) in series {
-                            let points: Vec<[f64; 2]> = model.chart.iter().map(|p| [p.time_secs, value(p)]).collect();
-                            plot.line(Line::new(*name, PlotPoints::from(points)));
-                        }
-                    });
-            });
+        let link = Some(egui::Id::unique("overview_time"));
+        let series = |name: &'static str, value: fn(&ChartPoint) -> f64| Series {
+            name,
+            points: model.chart.iter().map(|p| [p.time_secs, value(p)]).collect(),
         };
+        let chart =
+            |ui: &mut egui::Ui, id: &str, title: &str, format: fn(f64) -> String, y_range, lines: &[Series<'_>]| {
+                ui.vertical(|ui| {
+                    ui.strong(title);
+                    charts::time_chart(ui, &ChartSpec { id, height, width, format, y_range, link }, lines);
+                });
+            };
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.horizontal(|ui| {
                 chart(
                     ui,
                     "scrip",
                     "Scrip",
-                    &[("supply", |p| p.scrip_supply as f64), ("minted (total)", |p| p.minted_total as f64)],
+                    charts::count,
+                    None,
+                    &[series("supply", |p| p.scrip_supply as f64), series("minted (total)", |p| p.minted_total as f64)],
                 );
                 chart(
                     ui,
                     "gini",
-                    "Inequality and money velocity",
-                    &[("Gini", |p| p.gini), ("velocity", |p| p.velocity)],
+                    "Inequality (Gini) and money velocity",
+                    charts::decimal,
+                    None,
+                    &[series("Gini", |p| p.gini), series("velocity", |p| p.velocity)],
                 );
             });
             ui.horizontal(|ui| {
-                chart(ui, "frozen", "Frozen share of agents", &[("frozen share", |p| p.frozen_share)]);
-                chart(ui, "llm", "LLM spend ($)", &[("spent", |p| p.llm_spend_micro_usd as f64 / 1e6)]);
+                chart(
+                    ui,
+                    "frozen",
+                    "Frozen share of agents",
+                    charts::percent,
+                    Some([0.0, 1.0]),
+                    &[series("frozen", |p| p.frozen_share)],
+                );
+                chart(
+                    ui,
+                    "llm",
+                    "LLM spend",
+                    charts::dollars,
+                    None,
+                    &[series("spent", |p| p.llm_spend_micro_usd as f64 / 1e6)],
+                );
             });
             ui.horizontal(|ui| {
                 chart(
                     ui,
                     "artifacts",
                     "Artifacts and use",
-                    &[("artifacts", |p| p.artifacts as f64), ("invocations", |p| p.invocations as f64)],
+                    charts::count,
+                    None,
+                    &[series("artifacts", |p| p.artifacts as f64), series("invocations", |p| p.invocations as f64)],
                 );
                 ui.vertical(|ui| {
                     ui.strong("Scrip across principals (now)");
+                    // The line the time charts keep for their legends.
+                    ui.label(format!("{} principals", model.principals.len()));
                     distribution_ui(ui, model, height, width);
                 });
             });

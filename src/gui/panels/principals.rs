@@ -16,7 +16,7 @@ use egui_extras::{Column, TableBuilder};
 use super::{Outbox, bytes, usd};
 use crate::gui::{
     model::Model,
-    session::{PrincipalRow, RateUse},
+    session::{PrincipalRow, PrincipalState, RateUse, StateKind},
 };
 
 /// Widths the columns start at (the user can resize them).
@@ -24,6 +24,7 @@ const ID_WIDTH: f32 = 200.0;
 const NUMBER_WIDTH: f32 = 80.0;
 const BAR_WIDTH: f32 = 130.0;
 const FLAG_WIDTH: f32 = 55.0;
+const STATE_WIDTH: f32 = 220.0;
 const LAST_ACTION_WIDTH: f32 = 150.0;
 
 /// A sort order: the column, and which way.
@@ -82,7 +83,7 @@ enum SortKey {
     Disk,
     /// The share of this rate limit used in the current window.
     Rate(Arc<str>),
-    Frozen,
+    State,
     LastAction,
     Owned,
     Model,
@@ -159,7 +160,7 @@ impl PrincipalsPanel {
             .columns(Column::initial(NUMBER_WIDTH).clip(true), 2)
             .column(Column::initial(BAR_WIDTH).clip(true))
             .columns(Column::initial(BAR_WIDTH).clip(true), rates.len())
-            .column(Column::initial(FLAG_WIDTH).clip(true))
+            .column(Column::initial(STATE_WIDTH).clip(true))
             .column(Column::initial(LAST_ACTION_WIDTH).clip(true))
             .column(Column::initial(FLAG_WIDTH).clip(true))
             .column(Column::remainder().at_least(NUMBER_WIDTH).clip(true))
@@ -193,7 +194,7 @@ fn header_labels(rates: &[Arc<str>]) -> Vec<(SortKey, String)> {
     ];
     labels.extend(rates.iter().map(|name| (SortKey::Rate(name.clone()), name.to_string())));
     labels.extend([
-        (SortKey::Frozen, "frozen".to_owned()),
+        (SortKey::State, "state".to_owned()),
         (SortKey::LastAction, "last action".to_owned()),
         (SortKey::Owned, "owns".to_owned()),
         (SortKey::Model, "model".to_owned()),
@@ -214,11 +215,7 @@ fn row_cells_ui(row: &mut egui_extras::TableRow<'_, '_>, principal: &PrincipalRo
     for name in rates {
         row.col(|ui| rate_cell_ui(ui, rate_of(principal, name)));
     }
-    row.col(|ui| {
-        if principal.frozen {
-            ui.label("❄ yes");
-        }
-    });
+    row.col(|ui| state_cell_ui(ui, &principal.state));
     row.col(|ui| last_action_cell_ui(ui, principal, now));
     row.col(|ui| {
         ui.label(principal.owned.to_string());
@@ -242,6 +239,26 @@ fn id_cell_ui(ui: &mut egui::Ui, principal: &PrincipalRow) {
     }
 }
 
+/// The state, and why: frozen or paused in the error colour, the reason beside it
+/// (whole on hover).
+fn state_cell_ui(ui: &mut egui::Ui, state: &PrincipalState) {
+    let label = state.kind.label();
+    let text = match state.kind {
+        StateKind::Frozen | StateKind::Paused => egui::RichText::new(label).color(ui.visuals().error_fg_color),
+        StateKind::Thinking | StateKind::Sleeping => egui::RichText::new(label).color(ui.visuals().warn_fg_color),
+        StateKind::Active | StateKind::Passive => egui::RichText::new(label),
+    };
+    let mut hover = state.reason.clone();
+    if let Some(since) = state.since {
+        hover.push_str(&format!(" (since t = {since:.0} s)"));
+    }
+    let response = ui.label(text);
+    if !state.reason.is_empty() {
+        ui.weak(&state.reason);
+        response.on_hover_text(hover);
+    }
+}
+
 fn disk_cell_ui(ui: &mut egui::Ui, principal: &PrincipalRow) {
     let text = format!("{} / {}", bytes(principal.disk_used), bytes(principal.disk_quota));
     usage_bar_ui(ui, principal.disk_used, principal.disk_quota, text);
@@ -250,7 +267,7 @@ fn disk_cell_ui(ui: &mut egui::Ui, principal: &PrincipalRow) {
 fn rate_cell_ui(ui: &mut egui::Ui, rate: Option<&RateUse>) {
     match rate {
         Some(rate) => {
-            let text = format!("{} / {}", rate.used, rate.limit);
+            let text = super::rate_text(&rate.resource, rate.used, rate.limit);
             let hover = format!("{}: {text} in the current window", rate.resource);
             usage_bar_ui(ui, rate.used, rate.limit, text).on_hover_text(hover);
         }
@@ -305,12 +322,12 @@ fn passes(row: &PrincipalRow, query: &Query) -> bool {
 /// Ascending order by `key`; ties keep the table's order (the sort is stable).
 fn compare(a: &PrincipalRow, b: &PrincipalRow, key: &SortKey) -> Ordering {
     match key {
-        SortKey::Id => a.id.cmp(&b.id),
+        SortKey::Id => super::natural_cmp(a.id.as_str(), b.id.as_str()),
         SortKey::Scrip => a.scrip.cmp(&b.scrip),
         SortKey::Budget => a.llm_budget_micro_usd.cmp(&b.llm_budget_micro_usd),
         SortKey::Disk => a.disk_used.cmp(&b.disk_used),
         SortKey::Rate(name) => rate_share(a, name).total_cmp(&rate_share(b, name)),
-        SortKey::Frozen => a.frozen.cmp(&b.frozen),
+        SortKey::State => a.state.kind.cmp(&b.state.kind).then_with(|| a.state.reason.cmp(&b.state.reason)),
         SortKey::LastAction => last_at(a).total_cmp(&last_at(b)),
         SortKey::Owned => a.owned.cmp(&b.owned),
         SortKey::Model => a.model.cmp(&b.model),
@@ -348,6 +365,7 @@ mod tests {
             rates: vec![RateUse { resource: Arc::from("llm_calls"), used: (n % 10) as u64, limit: 10 }],
             frozen: n.is_multiple_of(5),
             thinking: n.is_multiple_of(7),
+            state: PrincipalState { kind: StateKind::Active, reason: String::new(), since: None },
             last_action: n.is_multiple_of(2).then_some((n as f64, "write")),
             owned: (n % 4) as u32,
             model: Some("test-model".into()),
