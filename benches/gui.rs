@@ -34,6 +34,10 @@
 //!    costs. The three alternate for a few rounds so that whatever else the machine
 //!    does weighs on all alike; building each fresh world is counted in all three.
 //!
+//! 3. **Idle and paused, the window uses under 5 % of a core**: frames at the paused
+//!    repaint rate on the Principals tab, the world's thread waiting for commands,
+//!    the process's CPU over a few seconds (default scene and 1 000 traders).
+//!
 //! Criterion times the frames of target 1 (wall time per frame, steady and after an
 //! update, per tab), and what building the tables of an update costs the world's
 //! thread in a world of 10 000 principals (the speed figures of target 2 come from the
@@ -58,7 +62,7 @@ use agent_ecology::{
         Command, EcologyApp, Session, SessionOptions, Speed,
         app::Tab,
         model::{MAX_EVENTS, Model},
-        session::{ArtifactRow, ChartPoint, Interest, PrincipalRow, RateUse},
+        session::{ArtifactRow, ChartPoint, Interest, PrincipalRow, PrincipalState, RateUse, StateKind},
     },
     kernel::{ActionKind, ErrorCode, Event, EventKind, query::ArtifactKind},
     run::Simulation,
@@ -175,6 +179,7 @@ impl Synthetic {
                             RateUse { resource: name.clone(), used: stream.below(limit as usize + 1) as u64, limit }
                         })
                         .collect();
+                    let thinking = agent && stream.chance(10);
                     PrincipalRow {
                         id: id.clone(),
                         agent,
@@ -184,7 +189,28 @@ impl Synthetic {
                         disk_quota: 100_000,
                         rates,
                         frozen: i % 13 == 0,
-                        thinking: agent && stream.chance(10),
+                        thinking,
+                        state: if i % 13 == 0 {
+                            PrincipalState {
+                                kind: StateKind::Frozen,
+                                reason: "scrip 3 is below the 5 a step needs".to_owned(),
+                                since: Some(17_000.0),
+                            }
+                        } else if thinking {
+                            PrincipalState {
+                                kind: StateKind::Thinking,
+                                reason: format!("waiting for the answer to llm_{i}"),
+                                since: Some(17_990.0),
+                            }
+                        } else if agent {
+                            PrincipalState {
+                                kind: StateKind::Active,
+                                reason: "next step at t = 18 005 s".to_owned(),
+                                since: None,
+                            }
+                        } else {
+                            PrincipalState { kind: StateKind::Passive, reason: String::new(), since: None }
+                        },
                         last_action: stream
                             .chance(90)
                             .then(|| (17_400.0 + stream.below(600) as f64, ["invoke", "transfer", "write"][i % 3])),
@@ -981,6 +1007,55 @@ fn speed_figures(name: &str, scene: &Scene) {
     eprintln!("   ({} cores here; the session steps its world on a thread of its own)", num_cores());
 }
 
+/// The CPU this process has used (all its threads: the window's and the world's).
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Target 3: a paused window, idle: frames at its paused repaint rate on the
+/// Principals tab of `scene` after `steps` steps, and the world's thread waiting for
+/// commands; the share of one core the process uses over a few seconds.
+fn idle_figures(name: &str, scene: &Scene, steps: u64) {
+    let mut app = EcologyApp::new(Session::start(scene.clone(), SessionOptions::default()));
+    app.tab = Tab::Principals;
+    app.send(Command::Want(Interest { principals: true, artifacts: false }));
+    app.send(Command::Step(steps));
+    let done = |m: &Model| m.status.as_ref().is_some_and(|s| s.steps >= steps && !s.playing);
+    assert!(app.wait_for(Duration::from_secs(120), done), "the world did not run its steps");
+    let mut ui = Window::new();
+    let period = Duration::from_secs_f64(1.0 / agent_ecology::gui::app::PAUSED_FPS);
+    for _ in 0..4 {
+        ui.frame(&mut app, Vec::new());
+    }
+    let (cpu, started) = (process_cpu(), Instant::now());
+    let mut frames = 0;
+    while started.elapsed() < IDLE_WINDOW {
+        let frame_started = Instant::now();
+        ui.frame(&mut app, Vec::new());
+        frames += 1;
+        std::thread::sleep(period.saturating_sub(frame_started.elapsed()));
+    }
+    let share = (process_cpu() - cpu).as_secs_f64() / started.elapsed().as_secs_f64();
+    eprintln!();
+    eprintln!("== the window idle and paused: {name} ==");
+    eprintln!(
+        "   {frames} frames in {:.0} s; the process used {:.1} % of one core (target < 5 %: {})",
+        started.elapsed().as_secs_f64(),
+        100.0 * share,
+        if share < 0.05 { "met" } else { "MISSED" }
+    );
+}
+
+/// How long the idle window is watched.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
+
 /// `n` copies of the example trader, as a population, for 120 steps.
 fn traders(n: usize) -> Scene {
     let code = include_str!("../assets/agents/trader.js");
@@ -1046,6 +1121,8 @@ fn benches(c: &mut Criterion) {
     publish_figures(c);
     speed_figures("default scene", &Scene::embedded_default().unwrap());
     speed_figures("1 000 traders", &traders(1000));
+    idle_figures("default scene after 120 steps", &Scene::embedded_default().unwrap(), 120);
+    idle_figures("1 000 traders after 120 steps", &traders(1000), 120);
     let data = Synthetic::new();
     let (mut main, mut scrolled) = frame_figures(&data);
 

@@ -21,6 +21,10 @@ use crate::world::ids::ArtifactId;
 /// Repaints per second while the world runs.
 pub const MAX_FPS: f64 = 30.0;
 
+/// Repaints per second while it is paused: answers to commands still show, and the
+/// window costs next to nothing.
+pub const PAUSED_FPS: f64 = 4.0;
+
 /// The panels of the central area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -109,6 +113,9 @@ pub struct EcologyApp {
     frame_secs: f64,
     show_frame_time: bool,
     fonts_installed: bool,
+    /// The step the timeline's slider is at, and the step last shown.
+    travel_target: Option<u64>,
+    shown_step: u64,
 }
 
 impl EcologyApp {
@@ -134,6 +141,8 @@ impl EcologyApp {
             frame_secs: 0.0,
             show_frame_time: false,
             fonts_installed: false,
+            travel_target: None,
+            shown_step: 0,
         }
     }
 
@@ -150,8 +159,9 @@ impl EcologyApp {
     }
 
     fn take(&mut self, update: super::session::Update) {
-        if self.model.status.as_ref().is_none_or(|s| s.generation != update.status.generation) {
-            // A new world: what was selected may not exist in it.
+        if self.model.status.as_ref().is_none_or(|s| s.lineage != update.status.lineage) {
+            // Another run: what was selected may not exist in it. (A trip in time
+            // keeps the run, and the selection.)
             self.selected = None;
             self.seed_text = update.status.seed.to_string();
         }
@@ -203,6 +213,7 @@ impl EcologyApp {
 
         egui::Panel::top("run_controls").show(ui, |ui| self.controls_ui(ui, &mut outbox));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_ui(ui));
+        egui::Panel::bottom("timeline").show(ui, |ui| self.timeline_ui(ui, &mut outbox));
         if self.selected.is_some() {
             egui::Panel::right("inspector").default_size(420.0).show(ui, |ui| {
                 self.inspector.ui(ui, &self.model, self.selected.as_ref(), &mut outbox);
@@ -245,7 +256,7 @@ impl EcologyApp {
         }
         let playing = self.model.status.as_ref().is_some_and(|s| s.playing);
         // Updates arrive even when paused (answers to commands), just less often.
-        let every = if playing { 1.0 / MAX_FPS } else { 0.25 };
+        let every = if playing { 1.0 / MAX_FPS } else { 1.0 / PAUSED_FPS };
         ui.ctx().request_repaint_after(Duration::from_secs_f64(every));
         let took = started.elapsed().as_secs_f64();
         self.frame_secs = if self.frame_secs == 0.0 { took } else { 0.9 * self.frame_secs + 0.1 * took };
@@ -389,6 +400,47 @@ impl EcologyApp {
         }
     }
 
+    /// The run's steps on a slider: drag back to see the world as it was (tables,
+    /// network, inspector), forward to run to a step; marks are the exact
+    /// checkpoints a trip back starts from.
+    fn timeline_ui(&mut self, ui: &mut egui::Ui, outbox: &mut Outbox) {
+        let Some(status) = &self.model.status else { return };
+        let shown = status.steps;
+        let now = status.present_step.unwrap_or(shown);
+        let target = self.travel_target.get_or_insert(shown);
+        ui.horizontal(|ui| {
+            ui.label("Timeline");
+            let end = now.max(status.marks.last().copied().unwrap_or(0)).max(1);
+            let width = (ui.available_width() - 420.0).max(160.0);
+            ui.spacing_mut().slider_width = width;
+            let slider = ui.add(egui::Slider::new(target, 0..=end).text("step").clamping(egui::SliderClamping::Never));
+            let slider = match &status.travel_blocked {
+                Some(why) => slider.on_hover_text(format!("Only forward: {why}")),
+                None => slider.on_hover_text(format!(
+                    "Drag back to see the world as it was; exact checkpoints at steps {}",
+                    marks_text(&status.marks)
+                )),
+            };
+            let released = slider.drag_stopped() || (slider.changed() && !slider.dragged());
+            if released && *target != shown {
+                outbox.send(Command::TravelTo(*target));
+            }
+            if let Some(present) = status.present_step {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("the past: step {shown} of {present}"));
+                if ui.button("Return to now").clicked() {
+                    outbox.send(Command::ReturnToNow);
+                    *target = present;
+                }
+            }
+        });
+        if !ui.ctx().egui_is_using_pointer() && self.model.status.as_ref().is_some_and(|s| s.steps != self.shown_step) {
+            // The world moved (it plays, or a trip ended): the slider follows it.
+            let steps = self.model.status.as_ref().map_or(0, |s| s.steps);
+            self.shown_step = steps;
+            self.travel_target = Some(steps);
+        }
+    }
+
     fn status_ui(&mut self, ui: &mut egui::Ui) {
         if let Some(notice) = self.model.notices.back() {
             // On a line of its own, wrapped: it may hold a command to copy.
@@ -473,6 +525,13 @@ impl EcologyApp {
             self.dialog = None;
         }
     }
+}
+
+/// Steps with marks, shortened when there are many.
+fn marks_text(marks: &[u64]) -> String {
+    let shown: Vec<String> = marks.iter().take(12).map(u64::to_string).collect();
+    let more = marks.len().saturating_sub(shown.len());
+    if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
 }
 
 /// egui's fonts, with its monospace font as the last resort of the proportional one:

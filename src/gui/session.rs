@@ -58,7 +58,7 @@ use crate::{
         },
         config::Config,
         ids::{ArtifactId, Ids},
-        time::SimClock,
+        time::{SimClock, SimTime},
     },
 };
 
@@ -128,6 +128,12 @@ pub enum Command {
     Want(Interest),
     /// Publish now, even when paused.
     Refresh,
+    /// Show the world as it was (or will be) at this step: an earlier one is rebuilt
+    /// from the latest exact checkpoint before it and re-executed to it, while the
+    /// world of now waits; a later one is stepped to.
+    TravelTo(u64),
+    /// Back to the world of now, after travelling to an earlier step.
+    ReturnToNow,
 }
 
 /// The tables the open panels need.
@@ -140,9 +146,18 @@ pub struct Interest {
 /// Where the run stands.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Status {
-    /// Changes whenever a new world starts (restart, open): the window forgets the
-    /// old one's history.
+    /// Changes whenever the world is replaced (restart, open, a trip in time): the
+    /// window forgets the old one's history.
     pub generation: u64,
+    /// Changes only when another run starts (restart, open): what was selected may
+    /// not exist in it. A trip in time keeps the run, and the selection.
+    pub lineage: u64,
+    /// While an earlier step is shown: the step of the world of now.
+    pub present_step: Option<u64>,
+    /// Steps with an exact checkpoint to travel back from, oldest first.
+    pub marks: Vec<u64>,
+    /// Why this run cannot travel back in time, when it cannot.
+    pub travel_blocked: Option<String>,
     pub scene: String,
     pub seed: u64,
     pub clock: ClockMode,
@@ -493,7 +508,13 @@ struct Runner {
     steps_to_run: u64,
     interest: Interest,
     selected: Option<ArtifactId>,
-    by_hand: Vec<InterventionSpec>,
+    by_hand: Vec<ByHand>,
+    /// Exact checkpoints of this run, oldest first: where trips back start.
+    marks: Vec<Mark>,
+    /// The world of now, while an earlier step is shown.
+    present: Option<Present>,
+    /// Counts the runs (see [`Status::lineage`]).
+    lineage: u64,
     /// Interventions queued by hand and not yet applied: the step they were queued
     /// at, its time, and the last event before them, to tell how they went.
     queued: Option<(u64, f64, u64)>,
@@ -507,6 +528,33 @@ struct Runner {
     /// Pacing: steps run since `paced_from`.
     paced_from: Instant,
     paced_steps: u64,
+}
+
+/// An intervention made from the window: as the saved run lists it, as the world
+/// applies it, and the step it was made at (it applies during that step).
+struct ByHand {
+    spec: InterventionSpec,
+    act: InterventionAct,
+    at: SimTime,
+    step: u64,
+}
+
+/// An exact checkpoint of the run, kept in memory.
+struct Mark {
+    step: u64,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// Marks kept at most; beyond, every other one is dropped (the first stays).
+const MAX_MARKS: usize = 64;
+
+/// Bytes of marks kept at most, likewise.
+const MAX_MARK_BYTES: usize = 256 << 20;
+
+/// The world of now, set aside while an earlier step is shown.
+struct Present {
+    sim: Simulation,
+    history: HashMap<ArtifactId, History>,
 }
 
 /// How far the window has been told.
@@ -548,7 +596,7 @@ impl Meter {
 
 /// A principal's balances over time, thinned by half whenever full so it covers the
 /// whole run in a fixed number of points.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct History {
     points: Vec<(f64, u64, u64)>,
     stride: u32,
@@ -592,6 +640,9 @@ impl Runner {
             interest: Interest::default(),
             selected: None,
             by_hand: Vec::new(),
+            marks: Vec::new(),
+            present: None,
+            lineage: 0,
             queued: None,
             sent: Sent::default(),
             history: HashMap::new(),
@@ -637,11 +688,15 @@ impl Runner {
         Ok(())
     }
 
-    /// Makes `sim` the current world, with nothing of the last one's history.
+    /// Makes `sim` the current world, a new run with nothing of the last one's
+    /// history.
     fn adopt(&mut self, sim: Simulation) {
         self.generation += 1;
+        self.lineage += 1;
         self.sim = Some(sim);
         self.by_hand.clear();
+        self.marks.clear();
+        self.present = None;
         self.queued = None;
         self.sent = Sent::default();
         self.history.clear();
@@ -774,11 +829,13 @@ impl Runner {
         }
         let Some(sim) = self.sim.as_mut() else { return };
         let history = &mut self.history;
+        let marks = &mut self.marks;
+        let recorded = self.options.bridge.cache_dir.is_some();
         if self.steps_to_run > 0 {
             // Single steps run at once, a few at a time so commands still get through.
             let started = Instant::now();
             while self.steps_to_run > 0 && started.elapsed() < Duration::from_millis(30) {
-                step_world(sim, history);
+                step_world(sim, history, marks, recorded);
                 self.steps_to_run -= 1;
                 if sim.fatal_error().is_some() {
                     break;
@@ -794,7 +851,7 @@ impl Runner {
                 // Batches short enough that commands and updates keep flowing.
                 let started = Instant::now();
                 while started.elapsed() < Duration::from_millis(20) {
-                    step_world(sim, history);
+                    step_world(sim, history, marks, recorded);
                     if sim.fatal_error().is_some() {
                         break;
                     }
@@ -809,7 +866,7 @@ impl Runner {
                 }
                 let started = Instant::now();
                 while self.paced_steps < due && started.elapsed() < Duration::from_millis(50) {
-                    step_world(sim, history);
+                    step_world(sim, history, marks, recorded);
                     self.paced_steps += 1;
                     if sim.fatal_error().is_some() {
                         break;
@@ -822,7 +879,10 @@ impl Runner {
     /// Applies a command; returns whether the window should hear at once.
     fn handle(&mut self, command: Command) -> bool {
         match command {
+            Command::TravelTo(step) => self.travel_to(step),
+            Command::ReturnToNow => self.return_to_now(),
             Command::Play => {
+                self.branch();
                 self.playing = true;
                 self.steps_to_run = 0;
                 self.reset_pace();
@@ -832,6 +892,7 @@ impl Runner {
                 self.steps_to_run = 0;
             }
             Command::Step(n) => {
+                self.branch();
                 self.playing = false;
                 self.steps_to_run = self.steps_to_run.saturating_add(n);
             }
@@ -876,7 +937,10 @@ impl Runner {
                 self.save(&path, result, "world");
             }
             Command::SaveRun(path) => self.save_run(&path),
-            Command::Intervene(act) => self.intervene(*act),
+            Command::Intervene(act) => {
+                self.branch();
+                self.intervene(*act);
+            }
             Command::Interview { agent, question } => {
                 let answered = match self.sim.as_mut() {
                     Some(sim) => sim.interview(agent.as_str(), &question),
@@ -990,14 +1054,114 @@ impl Runner {
             let chosen = &sim.world().resource::<crate::world::config::Config>().llm;
             crate::scene::put_default_model(chosen, file.config.llm.get_or_insert_with(Default::default));
         }
-        file.interventions.extend(self.by_hand.iter().cloned());
+        file.interventions.extend(self.by_hand.iter().map(|b| b.spec.clone()));
         scene
+    }
+
+    /// Shows the world at `step`: an earlier step is rebuilt from the latest mark at
+    /// or before it and re-executed to it (the world of now set aside); a later one
+    /// is stepped to, from now.
+    fn travel_to(&mut self, step: u64) {
+        let Some(sim) = &self.sim else { return };
+        let now = self.present.as_ref().map_or(sim.steps_done(), |p| p.sim.steps_done());
+        if step >= now {
+            self.return_to_now();
+            if step > now {
+                self.steps_to_run = step - now;
+            }
+            return;
+        }
+        let recorded = self.options.bridge.cache_dir.is_some();
+        let present = self.present.as_ref().map_or(sim, |p| &p.sim);
+        if let Some(why) = travel_blocked(present.world(), recorded) {
+            self.messages.push(Notice::error(format!("cannot go back: {why}")));
+            return;
+        }
+        let Some(mark) = self.marks.iter().rev().find(|m| m.step <= step) else {
+            self.messages.push(Notice::error(format!("no exact checkpoint at or before step {step} to go back from")));
+            return;
+        };
+        let (from, bytes) = (mark.step, mark.bytes.clone());
+        let rebuilt = Checkpoint::from_bytes(&format!("the checkpoint of step {from}"), &bytes)
+            .and_then(Simulation::from_checkpoint)
+            .map_err(|e| e.to_string())
+            .and_then(|mut past| past.use_bridge(self.options.bridge.clone()).map(|()| past));
+        let mut past = match rebuilt {
+            Ok(past) => past,
+            Err(why) => {
+                self.messages.push(Notice::error(format!("cannot go back to step {step}: {why}")));
+                return;
+            }
+        };
+        // The interventions made by hand after the mark are not in it: they go on its
+        // timeline again, each applying during the step it was made at.
+        for made in self.by_hand.iter().filter(|b| b.step > from && b.step <= step) {
+            let scheduled = ScheduledIntervention { at: made.at, act: made.act.clone() };
+            past.world_mut().resource_mut::<Timeline>().schedule(scheduled);
+        }
+        // Balances sampled after the mark are sampled again on the way.
+        let mark_secs = past.now().as_secs_f64();
+        let mut history = self.present.as_ref().map_or(&self.history, |p| &p.history).clone();
+        history.values_mut().for_each(|h| h.points.retain(|p| p.0 <= mark_secs));
+        let mut marks = std::mem::take(&mut self.marks);
+        while past.steps_done() < step && past.fatal_error().is_none() {
+            step_world(&mut past, &mut history, &mut marks, recorded);
+        }
+        self.marks = marks;
+        if self.present.is_none() {
+            let now_sim = self.sim.take();
+            let now_history = std::mem::take(&mut self.history);
+            self.present = now_sim.map(|sim| Present { sim, history: now_history });
+        }
+        self.sim = Some(past);
+        self.history = history;
+        self.replaced();
+        self.messages.push(Notice::ok(format!(
+            "showing step {step} (the checkpoint of step {from}, re-executed {} steps); return to now for step {now}, \
+             or play, step or intervene to go on from here instead",
+            step - from
+        )));
+    }
+
+    /// Back to the world of now, if an earlier step is shown.
+    fn return_to_now(&mut self) {
+        let Some(present) = self.present.take() else { return };
+        let step = present.sim.steps_done();
+        self.sim = Some(present.sim);
+        self.history = present.history;
+        self.replaced();
+        self.messages.push(Notice::ok(format!("back to now, step {step}")));
+    }
+
+    /// Going on from an earlier step makes it now: the later steps are dropped, with
+    /// the marks and the interventions by hand they had.
+    fn branch(&mut self) {
+        let Some(present) = self.present.take() else { return };
+        let Some(sim) = &self.sim else { return };
+        let step = sim.steps_done();
+        self.marks.retain(|m| m.step <= step);
+        self.by_hand.retain(|b| b.step <= step);
+        self.messages.push(Notice::ok(format!(
+            "going on from step {step}: the steps after it (up to {}) are dropped",
+            present.sim.steps_done()
+        )));
+    }
+
+    /// The window's view of the world starts afresh (the run goes on).
+    fn replaced(&mut self) {
+        self.generation += 1;
+        self.sent = Sent::default();
+        self.meter = Meter::new();
+        self.steps_to_run = 0;
+        self.playing = false;
+        self.queued = None;
+        self.reset_pace();
     }
 
     fn intervene(&mut self, act: InterventionAct) {
         let Some(sim) = self.sim.as_mut() else { return };
         let at = sim.now();
-        self.by_hand.push(match &act {
+        let spec = match &act {
             InterventionAct::As { actor, action } => InterventionSpec {
                 at: at.as_secs_f64(),
                 actor: Some(actor.to_string()),
@@ -1007,7 +1171,8 @@ impl Runner {
             InterventionAct::System(system) => {
                 InterventionSpec { at: at.as_secs_f64(), actor: None, action: None, system: Some(system.clone()) }
             }
-        });
+        };
+        self.by_hand.push(ByHand { spec, act: act.clone(), at, step: sim.steps_done() });
         sim.world_mut().resource_mut::<Timeline>().schedule(ScheduledIntervention { at, act });
         let seen = sim.world().resource::<EventLog>().total();
         self.queued.get_or_insert((sim.steps_done(), at.as_secs_f64(), seen));
@@ -1138,6 +1303,13 @@ impl Runner {
         });
         Status {
             generation: self.generation,
+            lineage: self.lineage,
+            present_step: self.present.as_ref().map(|p| p.sim.steps_done()),
+            marks: self.marks.iter().map(|m| m.step).collect(),
+            travel_blocked: travel_blocked(
+                self.present.as_ref().map_or(world, |p| p.sim.world()),
+                self.options.bridge.cache_dir.is_some(),
+            ),
             scene: sim.scene_name().to_owned(),
             seed: self.seed,
             clock: config.llm.clock,
@@ -1229,7 +1401,8 @@ impl Runner {
 /// Runs one step, and samples every principal's balances when the world samples its
 /// health indicators: on the world's own cadence, so the charts are the same however
 /// fast the window looked.
-fn step_world(sim: &mut Simulation, history: &mut HashMap<ArtifactId, History>) {
+fn step_world(sim: &mut Simulation, history: &mut HashMap<ArtifactId, History>, marks: &mut Vec<Mark>, recorded: bool) {
+    take_mark(sim, marks, recorded);
     sim.step();
     let world = sim.world();
     let every = world.resource::<Config>().kpis.every_steps.max(1);
@@ -1244,6 +1417,57 @@ fn step_world(sim: &mut Simulation, history: &mut HashMap<ArtifactId, History>) 
         if let (Some(id), Some(standing)) = (world.get::<ArtifactId>(entity), world.get::<Standing>(entity)) {
             history.entry(id.clone()).or_default().push((now, standing.scrip(), standing.llm_budget_micro_usd()));
         }
+    }
+}
+
+/// Why a trip back in time could not give this world again, if it could not: it
+/// took answers from models or tools whose timing, or whose content, a re-execution
+/// cannot have again.
+fn travel_blocked(world: &World, recorded: bool) -> Option<String> {
+    let llm = world.resource::<Thoughts>().requests();
+    let mcp: u64 =
+        world.resource::<crate::kernel::mcp::McpCalls>().by_server().values().map(|u| u.calls + u.failed).sum();
+    let asked = llm + mcp;
+    if asked == 0 {
+        return None;
+    }
+    if world.resource::<Config>().llm.clock == ClockMode::Realtime {
+        return Some(format!(
+            "this run made {asked} calls to models and tools in realtime, where when an answer lands depends on \
+             the network: start the window with `--clock lockstep --llm-cache DIR` to travel in such runs"
+        ));
+    }
+    (!recorded).then(|| {
+        format!(
+            "this run made {asked} calls to models and tools without recording them, so a re-execution would \
+             ask again: start the window with `--llm-cache DIR` to travel in such runs"
+        )
+    })
+}
+
+/// Keeps an exact checkpoint of the world as it is before its next step, when that
+/// step begins a sandbox epoch (or the epoch ran nothing yet) and the run can be
+/// re-executed from it; thins the marks when there are too many.
+fn take_mark(sim: &mut Simulation, marks: &mut Vec<Mark>, recorded: bool) {
+    let step = sim.steps_done();
+    let at = marks.partition_point(|m| m.step < step);
+    if marks.get(at).is_some_and(|m| m.step == step)
+        || !sim.at_epoch_start()
+        || travel_blocked(sim.world(), recorded).is_some()
+    {
+        return;
+    }
+    // A world that cannot be written has no mark here; a trip back then starts from
+    // an earlier one (or says there is none).
+    let Ok(bytes) = sim.checkpoint(serde_json::Value::Null) else { return };
+    marks.insert(at, Mark { step, bytes: Arc::new(bytes) });
+    let bytes = |marks: &[Mark]| marks.iter().map(|m| m.bytes.len()).sum::<usize>();
+    while marks.len() > 2 && (marks.len() > MAX_MARKS || bytes(marks) > MAX_MARK_BYTES) {
+        let mut index = 0;
+        marks.retain(|_| {
+            index += 1;
+            index == 1 || index % 2 == 0
+        });
     }
 }
 

@@ -100,10 +100,16 @@ pub struct Checkpoint {
 impl Simulation {
     /// Whether a checkpoint taken now would resume exactly (see the module docs).
     pub fn at_exact_point(&self) -> bool {
+        self.world().resource::<Config>().llm.clock == ClockMode::Lockstep && self.at_epoch_start()
+    }
+
+    /// Whether the code the next step runs will run on workers without history (a
+    /// sandbox epoch begins, or this one has run nothing yet): what a checkpoint needs
+    /// to resume exactly, besides answers from outside that do not depend on timing.
+    pub fn at_epoch_start(&self) -> bool {
         let world = self.world();
-        let config = world.resource::<Config>();
-        let epoch = sandbox_epoch(config, world.resource::<SimClock>().now());
-        config.llm.clock == ClockMode::Lockstep && world.resource::<Sandbox>().fresh_for(epoch)
+        let epoch = sandbox_epoch(world.resource::<Config>(), world.resource::<SimClock>().now());
+        world.resource::<Sandbox>().fresh_for(epoch)
     }
 
     /// The world as a checkpoint file's bytes, with `plan` in its header. Calls to

@@ -589,3 +589,67 @@ fn a_replay_miss_stops_the_world() {
     assert_eq!(steps(&harness), at);
     assert!(harness.query_all_by_label_contains("stopped:").count() >= 1);
 }
+
+/// Back to step 100 of a run steered by hand: the tables are those of a headless
+/// world stopped at step 100, and so is its checksum; the world of now comes back,
+/// and going on from the past drops the later steps.
+#[test]
+fn travelling_back_to_step_100_shows_the_world_as_it_was() {
+    use agent_ecology::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(default_app());
+    let at = |harness: &mut Harness<'static, EcologyApp>, step: u64, present: Option<u64>| {
+        let reached = harness.state_mut().wait_for(WAIT, |m| {
+            m.status.as_ref().is_some_and(|s| s.steps == step && !s.playing && s.present_step == present)
+        });
+        assert!(reached, "never at step {step} with the present at {present:?}");
+        harness.step();
+    };
+    harness.state().send(Command::Step(30));
+    at(&mut harness, 30, None);
+    let grant = SystemAct::GrantScrip { to: "bob".into(), amount: Amount(250) };
+    harness.state().send(Command::Intervene(Box::new(InterventionAct::System(grant.clone()))));
+    harness.state().send(Command::Step(120));
+    at(&mut harness, 150, None);
+    harness.get_by_label("Principals").click();
+    harness.step();
+
+    harness.state().send(Command::TravelTo(100));
+    at(&mut harness, 100, Some(150));
+    assert!(harness.state_mut().wait_for(WAIT, |m| !m.principals.is_empty()));
+    harness.step();
+    harness.get_by_label_contains("the past: step 100 of 150");
+
+    let mut reference = agent_ecology::run::Simulation::new(&Scene::embedded_default().unwrap(), None).unwrap();
+    reference.run_steps(30);
+    let now = reference.now();
+    reference
+        .world_mut()
+        .resource_mut::<Timeline>()
+        .schedule(ScheduledIntervention { at: now, act: InterventionAct::System(grant) });
+    reference.run_steps(70);
+    let expected = agent_ecology::gui::session::principal_rows(reference.world());
+    assert_eq!(*harness.state().model.principals, expected, "the principals table of step 100");
+    harness.get_by_label("Artifacts").click();
+    harness.step();
+    assert!(harness.state_mut().wait_for(WAIT, |m| !m.artifacts.is_empty()));
+    let expected = agent_ecology::gui::session::artifact_rows(reference.world());
+    assert_eq!(*harness.state().model.artifacts, expected, "the artifacts table of step 100");
+    let checkpoint = dir.path().join("past.checkpoint");
+    harness.state().send(Command::SaveCheckpoint(checkpoint.clone()));
+    assert!(harness.state_mut().wait_for(WAIT, |m| m.notices.iter().any(|n| n.text.contains("past.checkpoint"))));
+    let saved = agent_ecology::run::Checkpoint::read(&checkpoint).unwrap();
+    assert_eq!((saved.info.step, saved.info.checksum.as_str()), (100, reference.checksum().as_str()));
+
+    // Back to now, then back again and on from there: a branch.
+    harness.get_by_label("Return to now").click();
+    harness.step();
+    at(&mut harness, 150, None);
+    harness.state().send(Command::TravelTo(100));
+    at(&mut harness, 100, Some(150));
+    harness.state().send(Command::Step(1));
+    at(&mut harness, 101, None);
+    assert!(
+        harness.state().model.notices.iter().any(|n| n.text.contains("the steps after it (up to 150) are dropped"))
+    );
+}
