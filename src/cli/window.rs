@@ -20,7 +20,8 @@ pub(super) struct GuiArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// `realtime` (default in the window: the world never waits for a model) or
-    /// `lockstep` (a step waits for the answers asked for before it).
+    /// `lockstep` (a step waits for the answers asked for before it; the default with
+    /// `--replay`).
     #[arg(long, value_name = "MODE")]
     clock: Option<String>,
     #[command(flatten)]
@@ -34,6 +35,10 @@ pub(super) struct GuiArgs {
 pub(super) fn window(args: GuiArgs) -> Result<()> {
     use agent_ecology::gui::{self, GuiError, SessionOptions};
     let clock = match args.clock.as_deref() {
+        // A replay's answers come from disk at once: waiting for them costs nothing,
+        // and only in lockstep does the replay give the recorded world (and its
+        // timeline go back in time).
+        None if args.model.replay => ClockMode::Lockstep,
         None => ClockMode::Realtime,
         Some(name) => {
             ClockMode::parse(name).ok_or_else(|| BadInput(format!("--clock {name}: expected lockstep or realtime")))?

@@ -200,12 +200,26 @@ pub fn value_marks(input: GridInput) -> Vec<GridMark> {
     if !span.is_finite() || span <= 0.0 {
         return Vec::new();
     }
-    let wanted = (span / 5.0).max(input.base_step_size * 8.0);
+    // Labels need some 30 points between them (egui_plot hides closer ones); the
+    // grid's own minimum spacing is `base_step_size`.
+    let wanted = (span / 5.0).max(input.base_step_size * 4.0);
     let power = 10f64.powf(wanted.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|&s| s >= wanted).unwrap_or(10.0 * power);
-    let first = (low / step).ceil() as i64;
-    let last = (high / step).floor() as i64;
-    (first..=last).map(|i| GridMark { value: i as f64 * step, step_size: step }).collect()
+    let marks = |step: f64| -> Vec<GridMark> {
+        let first = (low / step).ceil() as i64;
+        let last = (high / step).floor() as i64;
+        (first..=last).map(|i| GridMark { value: i as f64 * step, step_size: step }).collect()
+    };
+    // At least two labelled values when the room allows: a lone 0 says nothing.
+    let chosen = marks(step);
+    if chosen.len() < 3 {
+        let finer =
+            [0.5, 0.2, 0.1].iter().map(|f| step * f).find(|&s| s >= input.base_step_size * 4.0 && marks(s).len() >= 3);
+        if let Some(finer) = finer {
+            return marks(finer);
+        }
+    }
+    chosen
 }
 
 /// A time for an axis whose visible span is `span` seconds: `45 s`, `12:30`
