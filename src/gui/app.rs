@@ -21,10 +21,6 @@ use crate::world::ids::ArtifactId;
 /// Repaints per second while the world runs.
 pub const MAX_FPS: f64 = 30.0;
 
-/// Repaints per second while it is paused: answers to commands still show, and the
-/// window costs next to nothing.
-pub const PAUSED_FPS: f64 = 4.0;
-
 /// The panels of the central area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -84,6 +80,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Space", "play / pause"),
     ("→ or .", "one step"),
     ("Shift+→", "ten steps"),
+    ("← or , / Shift+←", "back in time one step / ten"),
     ("+ / −", "faster / slower"),
     ("M", "as fast as possible, on / off"),
     ("1 … 7", "the tabs, in order"),
@@ -206,6 +203,9 @@ impl EcologyApp {
         if !self.fonts_installed {
             ui.ctx().set_fonts(fonts());
             self.fonts_installed = true;
+            // Whatever the world publishes is drawn at once, even while paused.
+            let ctx = ui.ctx().clone();
+            self.session.on_update(move || ctx.request_repaint());
         }
         self.absorb_updates();
         let mut outbox = Outbox::default();
@@ -255,9 +255,12 @@ impl EcologyApp {
             self.session.send(command);
         }
         let playing = self.model.status.as_ref().is_some_and(|s| s.playing);
-        // Updates arrive even when paused (answers to commands), just less often.
-        let every = if playing { 1.0 / MAX_FPS } else { 1.0 / PAUSED_FPS };
-        ui.ctx().request_repaint_after(Duration::from_secs_f64(every));
+        // Playing, at most MAX_FPS. Paused, nothing changes but what the world
+        // publishes (answers to commands: it wakes the window) and input (egui wakes
+        // it): no repaint is asked for.
+        if playing {
+            ui.ctx().request_repaint_after(Duration::from_secs_f64(1.0 / MAX_FPS));
+        }
         let took = started.elapsed().as_secs_f64();
         self.frame_secs = if self.frame_secs == 0.0 { took } else { 0.9 * self.frame_secs + 0.1 * took };
     }
@@ -273,23 +276,34 @@ impl EcologyApp {
             return;
         }
         use egui::Key;
-        let (pressed, shift) = ui.input(|input| {
-            let keys: Vec<Key> = input
+        // Each key with the modifiers held when it was pressed (a quick Shift+→ may
+        // be over before the frame looks at the keyboard).
+        let pressed: Vec<(Key, bool)> = ui.input(|input| {
+            input
                 .events
                 .iter()
                 .filter_map(|event| match event {
-                    egui::Event::Key { key, pressed: true, repeat: false, .. } => Some(*key),
+                    egui::Event::Key { key, pressed: true, repeat: false, modifiers, .. } => {
+                        Some((*key, modifiers.shift))
+                    }
                     _ => None,
                 })
-                .collect();
-            (keys, input.modifiers.shift)
+                .collect()
         });
         let playing = self.model.status.as_ref().is_some_and(|s| s.playing);
-        for key in pressed {
+        for (key, shift) in pressed {
             match key {
                 Key::Space => outbox.send(if playing { Command::Pause } else { Command::Play }),
                 Key::ArrowRight if shift => outbox.send(Command::Step(10)),
                 Key::ArrowRight | Key::Period => outbox.send(Command::Step(1)),
+                Key::ArrowLeft | Key::Comma => {
+                    // Back in time by one (or ten), from where the timeline is: keys
+                    // pressed faster than the world answers add up.
+                    let shown = self.model.status.as_ref().map_or(0, |s| s.steps);
+                    let target = self.travel_target.unwrap_or(shown).saturating_sub(if shift { 10 } else { 1 });
+                    self.travel_target = Some(target);
+                    outbox.send(Command::TravelTo(target));
+                }
                 Key::Plus | Key::Equals => self.change_speed(2.0, outbox),
                 Key::Minus => self.change_speed(0.5, outbox),
                 Key::M => {

@@ -307,11 +307,12 @@ pub fn principal_state(world: &World, entity: Entity, id: &ArtifactId) -> Princi
         return state(StateKind::Sleeping, until, None);
     }
     let errors = agent.errors_in_row();
-    let reason = if errors > 0 {
-        format!("next step at t = {wake:.0} s, after {errors} failed in a row")
+    let next = if agent.wake_at() < now {
+        format!("due since t = {wake:.0} s")
     } else {
         format!("next step at t = {wake:.0} s")
     };
+    let reason = if errors > 0 { format!("{next}, after {errors} failed in a row") } else { next };
     state(StateKind::Active, reason, None)
 }
 
@@ -442,10 +443,35 @@ impl Default for SessionOptions {
     }
 }
 
+/// Called after each update is published: how the window learns it has something
+/// new to draw without looking again and again.
+type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Where the world's thread publishes: the channel, and whoever wants waking.
+struct Outlet {
+    sender: Sender<Update>,
+    wake: Arc<std::sync::Mutex<Option<Waker>>>,
+}
+
+impl Outlet {
+    fn send(&self, update: Update) {
+        // Nobody listening means the window is closing; the thread ends at its next
+        // look at the commands.
+        if self.sender.send(update).is_err() {
+            return;
+        }
+        let wake = self.wake.lock().ok().and_then(|w| w.clone());
+        if let Some(wake) = wake {
+            wake();
+        }
+    }
+}
+
 /// A world running on its own thread.
 pub struct Session {
     commands: Sender<Command>,
     updates: Receiver<Update>,
+    wake: Arc<std::sync::Mutex<Option<Waker>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -454,12 +480,22 @@ impl Session {
     /// the first update's messages, and the session waits for another to open.
     pub fn start(scene: Scene, options: SessionOptions) -> Self {
         let (commands, command_rx) = mpsc::channel();
-        let (update_tx, updates) = mpsc::channel();
+        let (sender, updates) = mpsc::channel();
+        let wake = Arc::new(std::sync::Mutex::new(None));
+        let outlet = Outlet { sender, wake: wake.clone() };
         let thread = std::thread::Builder::new()
             .name("world".into())
-            .spawn(move || Runner::new(scene, options, command_rx, update_tx).run())
+            .spawn(move || Runner::new(scene, options, command_rx, outlet).run())
             .ok();
-        Self { commands, updates, thread }
+        Self { commands, updates, wake, thread }
+    }
+
+    /// Calls `wake` after every update from now on (the window asks for a repaint:
+    /// paused, it then draws only when something changed).
+    pub fn on_update(&self, wake: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut slot) = self.wake.lock() {
+            *slot = Some(Arc::new(wake));
+        }
     }
 
     pub fn send(&self, command: Command) {
@@ -492,7 +528,7 @@ impl Drop for Session {
 /// The world's thread.
 struct Runner {
     commands: Receiver<Command>,
-    updates: Sender<Update>,
+    updates: Outlet,
     options: SessionOptions,
     /// The scene the current world started from, and its seed.
     origin: Scene,
@@ -623,7 +659,7 @@ impl History {
 }
 
 impl Runner {
-    fn new(origin: Scene, options: SessionOptions, commands: Receiver<Command>, updates: Sender<Update>) -> Self {
+    fn new(origin: Scene, options: SessionOptions, commands: Receiver<Command>, updates: Outlet) -> Self {
         let now = Instant::now();
         let mut runner = Self {
             commands,
@@ -1221,7 +1257,7 @@ impl Runner {
         let Some(sim) = &self.sim else {
             let messages = std::mem::take(&mut self.messages);
             if !messages.is_empty() {
-                let _ = self.updates.send(Update {
+                self.updates.send(Update {
                     status: Status { scene: self.origin.name().to_owned(), ..Status::default() },
                     chart: Vec::new(),
                     events: Vec::new(),
@@ -1282,7 +1318,7 @@ impl Runner {
             messages: std::mem::take(&mut self.messages),
             interviews: std::mem::take(&mut self.interviews),
         };
-        let _ = self.updates.send(update);
+        self.updates.send(update);
     }
 
     fn status(&self, sim: &Simulation) -> Status {

@@ -641,6 +641,11 @@ fn travelling_back_to_step_100_shows_the_world_as_it_was() {
     let saved = agent_ecology::run::Checkpoint::read(&checkpoint).unwrap();
     assert_eq!((saved.info.step, saved.info.checksum.as_str()), (100, reference.checksum().as_str()));
 
+    // One step further back with the keyboard.
+    harness.key_press(egui::Key::ArrowLeft);
+    harness.step();
+    at(&mut harness, 99, Some(150));
+
     // Back to now, then back again and on from there: a branch.
     harness.get_by_label("Return to now").click();
     harness.step();
