@@ -658,3 +658,51 @@ fn travelling_back_to_step_100_shows_the_world_as_it_was() {
         harness.state().model.notices.iter().any(|n| n.text.contains("the steps after it (up to 150) are dropped"))
     );
 }
+
+/// A run whose agent thinks with a model, recorded in lockstep, goes back in time
+/// exactly: step 4 seen from step 8 is the world a headless replay of the recording
+/// reaches at step 4.
+#[test]
+fn a_recorded_llm_run_goes_back_in_time_exactly() {
+    use crate::fake_llm::{FakeLlm, Reply};
+    use agent_ecology::gui::Command;
+    let fake = FakeLlm::start();
+    fake.set_default(Reply::text("I will wait and see.", 40, 12));
+    let recording = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"Scene(
+            config: (llm: (default_model: "fake",
+                endpoints: {{"local": (base_url: {url:?})}},
+                models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}})),
+            principals: [(id: "tess", agent: true, llm_budget_usd: 1.0, capabilities: ["can_call_llm"],
+                          code_file: "assets/agents/llm_agent.js", content: "A careful trader.",
+                          interface: (tools: [(name: "step")]))],
+        )"#,
+        url = fake.base_url()
+    );
+    let scene = Scene::from_ron_str("recorded.ron", &text).unwrap();
+    let options = SessionOptions {
+        clock: Some(agent_ecology::bridge::config::ClockMode::Lockstep),
+        bridge: agent_ecology::bridge::BridgeOptions { cache_dir: Some(recording.path().to_owned()), replay: false },
+        ..SessionOptions::default()
+    };
+    let session = Session::start(scene.clone(), options);
+    session.send(Command::Step(8));
+    wait_steps(&session, 8);
+    session.send(Command::TravelTo(4));
+    let notice = wait_notice(&session, "showing step 4");
+    assert!(!notice.error, "{}", notice.text);
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("step4.checkpoint");
+    session.send(Command::SaveCheckpoint(checkpoint.clone()));
+    assert!(!wait_notice(&session, "checkpoint").error);
+    let seen = agent_ecology::run::Checkpoint::read(&checkpoint).unwrap().info;
+    assert!(fake.request_count() >= 2, "the agent thought");
+
+    let mut replay = agent_ecology::run::Simulation::new(&scene, None).unwrap();
+    replay
+        .use_bridge(agent_ecology::bridge::BridgeOptions { cache_dir: Some(recording.path().to_owned()), replay: true })
+        .unwrap();
+    replay.run_steps(4);
+    assert_eq!((seen.step, seen.checksum), (4, replay.checksum()));
+}
