@@ -467,6 +467,21 @@ fn the_window_has_glyphs_for_arrows_and_signs() {
     }
 }
 
+/// A scene of one LLM agent, `tess`, thinking with the model `fake` serves.
+fn llm_agent_scene(fake: &crate::fake_llm::FakeLlm) -> String {
+    format!(
+        r#"Scene(
+            config: (llm: (default_model: "fake",
+                endpoints: {{"local": (base_url: {url:?})}},
+                models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}})),
+            principals: [(id: "tess", agent: true, llm_budget_usd: 1.0, capabilities: ["can_call_llm"],
+                          code_file: "assets/agents/llm_agent.js", content: "A careful trader.",
+                          interface: (tools: [(name: "step")]))],
+        )"#,
+        url = fake.base_url()
+    )
+}
+
 /// Selects `id` through the session and waits until its inspector has arrived.
 fn inspect(harness: &mut Harness<'static, EcologyApp>, id: &str) {
     let wanted = ArtifactId::parse(id).unwrap();
@@ -500,20 +515,10 @@ fn snapshots_of_the_inspector_at_two_sizes() {
         }
     }
 
-    // An LLM agent, thinking: its first answer came at once, its second is slow.
+    // An LLM agent thinking, after a first thought.
     let fake = FakeLlm::start();
     fake.set_default(Reply::text("I will watch the market for a while before I act → then buy.", 40, 12));
-    let text = format!(
-        r#"Scene(
-            config: (llm: (default_model: "fake",
-                endpoints: {{"local": (base_url: {url:?})}},
-                models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}})),
-            principals: [(id: "tess", agent: true, llm_budget_usd: 1.0, capabilities: ["can_call_llm"],
-                          code_file: "assets/agents/llm_agent.js", content: "A careful trader.",
-                          interface: (tools: [(name: "step")]))],
-        )"#,
-        url = fake.base_url()
-    );
+    let text = llm_agent_scene(&fake);
     // In lockstep the answer to a question asked at one step comes at the next, so
     // where the world stops is the same every time.
     let options =
@@ -669,17 +674,7 @@ fn a_recorded_llm_run_goes_back_in_time_exactly() {
     let fake = FakeLlm::start();
     fake.set_default(Reply::text("I will wait and see.", 40, 12));
     let recording = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"Scene(
-            config: (llm: (default_model: "fake",
-                endpoints: {{"local": (base_url: {url:?})}},
-                models: {{"fake": (endpoint: "local", input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0)}})),
-            principals: [(id: "tess", agent: true, llm_budget_usd: 1.0, capabilities: ["can_call_llm"],
-                          code_file: "assets/agents/llm_agent.js", content: "A careful trader.",
-                          interface: (tools: [(name: "step")]))],
-        )"#,
-        url = fake.base_url()
-    );
+    let text = llm_agent_scene(&fake);
     let scene = Scene::from_ron_str("recorded.ron", &text).unwrap();
     let options = SessionOptions {
         clock: Some(agent_ecology::bridge::config::ClockMode::Lockstep),

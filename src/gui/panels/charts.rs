@@ -94,22 +94,12 @@ pub fn time_chart(ui: &mut egui::Ui, spec: &ChartSpec<'_>, series: &[Series<'_>]
         return;
     }
     let format = spec.format;
-    let mut plot = Plot::new(spec.id)
-        .height(spec.height)
-        .width(spec.width)
-        .x_axis_label("simulated time")
-        .x_grid_spacer(time_marks)
-        .x_axis_formatter(|mark, range| time_label(mark.value, range.end() - range.start()))
-        .y_grid_spacer(value_marks)
-        .y_axis_formatter(move |mark, _| format(mark.value))
-        .label_formatter(move |hover| match hover {
-            egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => {
-                Some(format!("{plot_name}: {} at {}", format(position.y), time_label(position.x, position.x.max(1.0))))
-            }
-            egui_plot::HoverPosition::Elsewhere { .. } => None,
-        })
-        .include_y(0.0)
-        .allow_scroll(false);
+    let mut plot = time_plot(spec).label_formatter(move |hover| match hover {
+        egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => {
+            Some(format!("{plot_name}: {} at {}", format(position.y), time_label(position.x, position.x.max(1.0))))
+        }
+        egui_plot::HoverPosition::Elsewhere { .. } => None,
+    });
     if let Some([low, high]) = spec.y_range {
         plot = plot.include_y(low).include_y(high);
     }
@@ -127,7 +117,6 @@ pub fn time_chart(ui: &mut egui::Ui, spec: &ChartSpec<'_>, series: &[Series<'_>]
 /// Points (one per occasion, such as an auction: one is already worth showing) in
 /// the first series, lines for the others.
 pub fn time_points_chart(ui: &mut egui::Ui, spec: &ChartSpec<'_>, series: &[Series<'_>]) {
-    let format = spec.format;
     ui.horizontal_wrapped(|ui| {
         for (index, one) in series.iter().enumerate() {
             let color = COLORS[index % COLORS.len()];
@@ -135,6 +124,23 @@ pub fn time_points_chart(ui: &mut egui::Ui, spec: &ChartSpec<'_>, series: &[Seri
             ui.label(one.name);
         }
     });
+    time_plot(spec).show(ui, |plot| {
+        for (index, one) in series.iter().enumerate() {
+            let color = COLORS[index % COLORS.len()];
+            let points = PlotPoints::from(one.points.clone());
+            if index == 0 {
+                plot.points(Points::new(one.name, points).color(color).radius(2.5).stems(0.0));
+            } else {
+                plot.line(Line::new(one.name, points).color(color));
+            }
+        }
+    });
+}
+
+/// A plot over simulated time as `spec` says: round time ticks, round values in the
+/// chart's unit, zero always shown.
+fn time_plot<'a>(spec: &ChartSpec<'a>) -> Plot<'a> {
+    let format = spec.format;
     Plot::new(spec.id)
         .height(spec.height)
         .width(spec.width)
@@ -145,17 +151,6 @@ pub fn time_points_chart(ui: &mut egui::Ui, spec: &ChartSpec<'_>, series: &[Seri
         .y_axis_formatter(move |mark, _| format(mark.value))
         .include_y(0.0)
         .allow_scroll(false)
-        .show(ui, |plot| {
-            for (index, one) in series.iter().enumerate() {
-                let color = COLORS[index % COLORS.len()];
-                let points = PlotPoints::from(one.points.clone());
-                if index == 0 {
-                    plot.points(Points::new(one.name, points).color(color).radius(2.5).stems(0.0));
-                } else {
-                    plot.line(Line::new(one.name, points).color(color));
-                }
-            }
-        });
 }
 
 /// A series' mark in a legend: a short line, or a dot for points (painted, so it
