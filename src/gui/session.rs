@@ -1050,26 +1050,11 @@ impl Runner {
     /// Why a replay of this run may not reach the checksum of this world, if it may
     /// not: what the world took from outside that a replay cannot have again.
     fn replay_caveat(&self, world: &World) -> Option<String> {
-        let llm = world.resource::<Thoughts>();
-        let mcp = world.resource::<crate::kernel::mcp::McpCalls>();
-        let asked = llm.requests() + mcp.by_server().values().map(|u| u.calls + u.failed).sum::<u64>();
-        if asked == 0 {
-            return None;
+        if let Some(why) = Unrepeatable::of(world, self.options.bridge.cache_dir.is_some()) {
+            return Some(why.to_string());
         }
-        if world.resource::<Config>().llm.clock == ClockMode::Realtime {
-            return Some(format!(
-                "this world made {asked} calls to models and tools in realtime, where an answer lands whenever \
-                 it comes: the replay waits for each, so it takes a path of its own (start the window with \
-                 `--clock lockstep --llm-cache DIR` for runs that replay exactly)"
-            ));
-        }
-        if self.options.bridge.cache_dir.is_none() {
-            return Some(format!(
-                "this world made {asked} calls to models and tools and recorded none: the replay asks them \
-                 again (start the window with `--llm-cache DIR` for runs that replay exactly)"
-            ));
-        }
-        let in_flight = llm.in_flight() + mcp.in_flight();
+        let in_flight =
+            world.resource::<Thoughts>().in_flight() + world.resource::<crate::kernel::mcp::McpCalls>().in_flight();
         (in_flight > 0).then(|| {
             format!(
                 "{in_flight} calls are in flight now: a run ends such calls when it stops (refunded, with an \
@@ -1112,7 +1097,7 @@ impl Runner {
         }
         let recorded = self.options.bridge.cache_dir.is_some();
         let present = self.present.as_ref().map_or(sim, |p| &p.sim);
-        if let Some(why) = travel_blocked(present.world(), recorded) {
+        if let Some(why) = Unrepeatable::of(present.world(), recorded) {
             self.messages.push(Notice::error(format!("cannot go back: {why}")));
             return;
         }
@@ -1345,10 +1330,11 @@ impl Runner {
             lineage: self.lineage,
             present_step: self.present.as_ref().map(|p| p.sim.steps_done()),
             marks: self.marks.iter().map(|m| m.step).collect(),
-            travel_blocked: travel_blocked(
+            travel_blocked: Unrepeatable::of(
                 self.present.as_ref().map_or(world, |p| p.sim.world()),
                 self.options.bridge.cache_dir.is_some(),
-            ),
+            )
+            .map(|why| why.to_string()),
             scene: sim.scene_name().to_owned(),
             seed: self.seed,
             clock: config.llm.clock,
@@ -1459,29 +1445,50 @@ fn step_world(sim: &mut Simulation, history: &mut HashMap<ArtifactId, History>, 
     }
 }
 
-/// Why a trip back in time could not give this world again, if it could not: it
-/// took answers from models or tools whose timing, or whose content, a re-execution
-/// cannot have again.
-fn travel_blocked(world: &World, recorded: bool) -> Option<String> {
-    let llm = world.resource::<Thoughts>().requests();
-    let mcp: u64 =
-        world.resource::<crate::kernel::mcp::McpCalls>().by_server().values().map(|u| u.calls + u.failed).sum();
-    let asked = llm + mcp;
-    if asked == 0 {
-        return None;
+/// Why re-executing this run would not give this world again: it took answers from
+/// models or tools whose timing, or whose content, a re-execution cannot have again.
+/// What a saved run's replay and a trip back in time both depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unrepeatable {
+    /// This many calls answered in realtime: when each landed depended on the network.
+    Realtime(u64),
+    /// This many calls, none recorded: a re-execution would ask again.
+    Unrecorded(u64),
+}
+
+impl Unrepeatable {
+    /// Whether the run of `world` cannot be re-executed to the same world, and why.
+    fn of(world: &World, recorded: bool) -> Option<Self> {
+        let llm = world.resource::<Thoughts>().requests();
+        let mcp: u64 =
+            world.resource::<crate::kernel::mcp::McpCalls>().by_server().values().map(|u| u.calls + u.failed).sum();
+        let asked = llm + mcp;
+        if asked == 0 {
+            None
+        } else if world.resource::<Config>().llm.clock == ClockMode::Realtime {
+            Some(Self::Realtime(asked))
+        } else {
+            (!recorded).then_some(Self::Unrecorded(asked))
+        }
     }
-    if world.resource::<Config>().llm.clock == ClockMode::Realtime {
-        return Some(format!(
-            "this run made {asked} calls to models and tools in realtime, where when an answer lands depends on \
-             the network: start the window with `--clock lockstep --llm-cache DIR` to travel in such runs"
-        ));
+}
+
+impl std::fmt::Display for Unrepeatable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Realtime(asked) => write!(
+                f,
+                "this run made {asked} calls to models and tools in realtime, where when an answer lands depends \
+                 on the network (start the window with `--clock lockstep --llm-cache DIR` for runs that can be \
+                 re-executed exactly)"
+            ),
+            Self::Unrecorded(asked) => write!(
+                f,
+                "this run made {asked} calls to models and tools without recording them, so a re-execution would \
+                 ask again (start the window with `--llm-cache DIR` for runs that can be re-executed exactly)"
+            ),
+        }
     }
-    (!recorded).then(|| {
-        format!(
-            "this run made {asked} calls to models and tools without recording them, so a re-execution would \
-             ask again: start the window with `--llm-cache DIR` to travel in such runs"
-        )
-    })
 }
 
 /// Keeps an exact checkpoint of the world as it is before its next step, when that
@@ -1496,7 +1503,7 @@ fn take_mark(sim: &mut Simulation, marks: &mut Vec<Mark>, recorded: bool) {
     if marks.get(at).is_some_and(near)
         || at.checked_sub(1).and_then(|before| marks.get(before)).is_some_and(near)
         || !sim.at_epoch_start()
-        || travel_blocked(sim.world(), recorded).is_some()
+        || Unrepeatable::of(sim.world(), recorded).is_some()
     {
         return;
     }
