@@ -190,7 +190,6 @@ impl Synthetic {
                         disk_used: stream.below(100_000) as u64,
                         disk_quota: 100_000,
                         rates,
-                        frozen: i % 13 == 0,
                         thinking,
                         state: if i % 13 == 0 {
                             PrincipalState {

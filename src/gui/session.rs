@@ -326,7 +326,6 @@ pub struct PrincipalRow {
     pub disk_used: u64,
     pub disk_quota: u64,
     pub rates: Vec<RateUse>,
-    pub frozen: bool,
     pub thinking: bool,
     pub state: PrincipalState,
     pub last_action: Option<(f64, &'static str)>,
@@ -1526,6 +1525,12 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
+impl PrincipalRow {
+    pub fn frozen(&self) -> bool {
+        self.state.kind == StateKind::Frozen
+    }
+}
+
 /// The principals of the world, in creation order (the world's machinery left out).
 pub fn principal_rows(world: &World) -> Vec<PrincipalRow> {
     let ids = world.resource::<Ids>();
@@ -1573,7 +1578,6 @@ fn principal_row(world: &World, entity: Entity, id: &ArtifactId, standing: &Stan
         disk_used: standing.disk_used(),
         disk_quota: standing.disk_quota(),
         rates,
-        frozen: world.get::<Frozen>(entity).is_some(),
         thinking: world.get::<Thinking>(entity).is_some(),
         state: principal_state(world, entity, id),
         last_action: world.get::<LastAction>(entity).and_then(|l| Some((l.at()?.as_secs_f64(), l.action()?.as_str()))),

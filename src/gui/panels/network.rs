@@ -1078,7 +1078,7 @@ fn style(graph: &mut Graph, model: &Model) {
     }
     for ((node, principal), artifact) in graph.nodes.iter_mut().zip(principals).zip(artifacts) {
         (node.role, node.scrip) = if let Some(p) = principal {
-            let role = match (p.agent, p.frozen) {
+            let role = match (p.agent, p.frozen()) {
                 (true, false) => Role::Agent,
                 (true, true) => Role::FrozenAgent,
                 (false, false) => Role::Principal,
@@ -1401,10 +1401,13 @@ mod tests {
                     disk_used: 0,
                     disk_quota: 0,
                     rates: Vec::new(),
-                    frozen: i % 7 == 0,
                     thinking: false,
                     state: crate::gui::session::PrincipalState {
-                        kind: crate::gui::session::StateKind::Active,
+                        kind: if i % 7 == 0 {
+                            crate::gui::session::StateKind::Frozen
+                        } else {
+                            crate::gui::session::StateKind::Active
+                        },
                         reason: String::new(),
                         since: None,
                     },

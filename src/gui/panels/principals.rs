@@ -231,7 +231,7 @@ fn id_cell_ui(ui: &mut egui::Ui, principal: &PrincipalRow) {
     let (marker, what) = if principal.agent { ("⚙", "an agent") } else { ("👤", "a principal without a loop") };
     ui.label(marker).on_hover_text(what);
     ui.label(egui::RichText::new(principal.id.as_str()).strong());
-    if principal.frozen {
+    if principal.frozen() {
         ui.label("❄").on_hover_text("frozen: out of budget or quota");
     }
     if principal.thinking {
@@ -315,7 +315,7 @@ fn rate_resources(rows: &[PrincipalRow]) -> Vec<Arc<str>> {
 
 fn passes(row: &PrincipalRow, query: &Query) -> bool {
     (!query.agents_only || row.agent)
-        && (!query.frozen_only || row.frozen)
+        && (!query.frozen_only || row.frozen())
         && contains_ignore_case(row.id.as_str(), query.filter.trim())
 }
 
@@ -363,9 +363,12 @@ mod tests {
             disk_used: n as u64,
             disk_quota: 10_000,
             rates: vec![RateUse { resource: Arc::from("llm_calls"), used: (n % 10) as u64, limit: 10 }],
-            frozen: n.is_multiple_of(5),
             thinking: n.is_multiple_of(7),
-            state: PrincipalState { kind: StateKind::Active, reason: String::new(), since: None },
+            state: PrincipalState {
+                kind: if n.is_multiple_of(5) { StateKind::Frozen } else { StateKind::Active },
+                reason: String::new(),
+                since: None,
+            },
             last_action: n.is_multiple_of(2).then_some((n as f64, "write")),
             owned: (n % 4) as u32,
             model: Some("test-model".into()),
