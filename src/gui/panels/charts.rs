@@ -182,6 +182,11 @@ pub fn time_marks(input: GridInput) -> Vec<GridMark> {
         let days = (wanted / 86400.0).log10().ceil();
         86400.0 * 10f64.powf(days)
     });
+    marks_every((low, high), step)
+}
+
+/// A mark at every multiple of `step` within `bounds`.
+fn marks_every((low, high): (f64, f64), step: f64) -> Vec<GridMark> {
     let first = (low / step).ceil() as i64;
     let last = (high / step).floor() as i64;
     (first..=last).map(|i| GridMark { value: i as f64 * step, step_size: step }).collect()
@@ -200,11 +205,7 @@ pub fn value_marks(input: GridInput) -> Vec<GridMark> {
     let wanted = (span / 5.0).max(input.base_step_size * 4.0);
     let power = 10f64.powf(wanted.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|&s| s >= wanted).unwrap_or(10.0 * power);
-    let marks = |step: f64| -> Vec<GridMark> {
-        let first = (low / step).ceil() as i64;
-        let last = (high / step).floor() as i64;
-        (first..=last).map(|i| GridMark { value: i as f64 * step, step_size: step }).collect()
-    };
+    let marks = |step: f64| marks_every((low, high), step);
     // At least two labelled values when the room allows: a lone 0 says nothing.
     let chosen = marks(step);
     if chosen.len() < 3 {
@@ -269,11 +270,16 @@ pub fn decimal(value: f64) -> String {
 mod tests {
     use super::*;
 
-    fn marks(low: f64, high: f64) -> Vec<f64> {
-        time_marks(GridInput { bounds: (low, high), base_step_size: (high - low) / 1000.0 })
+    /// The values `spacer` marks between `low` and `high`, on a plot 1 000 points long.
+    fn marked(spacer: fn(GridInput) -> Vec<GridMark>, low: f64, high: f64) -> Vec<f64> {
+        spacer(GridInput { bounds: (low, high), base_step_size: (high - low) / 1000.0 })
             .into_iter()
             .map(|m| m.value)
             .collect()
+    }
+
+    fn marks(low: f64, high: f64) -> Vec<f64> {
+        marked(time_marks, low, high)
     }
 
     #[test]
@@ -288,12 +294,7 @@ mod tests {
         assert_eq!(marks(5.0, 65.0), vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
         assert_eq!(time_label(50.0, 60.0), "50 s");
         assert!(marks(3.0, 3.0).is_empty());
-        let values = |low: f64, high: f64| -> Vec<f64> {
-            value_marks(GridInput { bounds: (low, high), base_step_size: (high - low) / 1000.0 })
-                .into_iter()
-                .map(|m| m.value)
-                .collect()
-        };
+        let values = |low, high| marked(value_marks, low, high);
         assert_eq!(values(0.0, 90.0), vec![0.0, 20.0, 40.0, 60.0, 80.0]);
         assert_eq!(values(0.0, 1.0).len(), 6, "0, 0.2, … 1");
     }
