@@ -424,7 +424,7 @@ impl EcologyApp {
         let target = self.travel_target.get_or_insert(shown);
         ui.horizontal(|ui| {
             ui.label("Timeline");
-            let end = now.max(status.marks.last().copied().unwrap_or(0)).max(1);
+            let end = now.max(1);
             let width = (ui.available_width() - 420.0).max(160.0);
             ui.spacing_mut().slider_width = width;
             let slider = ui.add(egui::Slider::new(target, 0..=end).text("step").clamping(egui::SliderClamping::Never));

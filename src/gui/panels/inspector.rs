@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{
     Outbox, bytes,
     charts::{self, ChartSpec, Series},
-    rate_text, usd,
+    rate_text, usage_bar, usd,
 };
 use crate::{
     gui::{
@@ -322,8 +322,7 @@ fn why_ui(ui: &mut egui::Ui, principal: &PrincipalRow, detail: &Detail) {
         }
     });
     if let Some(event) = &detail.last_refused {
-        let payload =
-            serde_json::to_value(&event.kind).ok().and_then(|v| v.get("payload").cloned()).unwrap_or_default();
+        let payload = payload(event);
         let field = |k: &str| payload.get(k).map(compact).unwrap_or_default();
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new("Last refused").strong());
@@ -337,8 +336,7 @@ fn why_ui(ui: &mut egui::Ui, principal: &PrincipalRow, detail: &Detail) {
         });
     }
     if let Some(thought) = detail.thoughts.first() {
-        let payload =
-            serde_json::to_value(&thought.kind).ok().and_then(|v| v.get("payload").cloned()).unwrap_or_default();
+        let payload = payload(thought);
         let excerpt = payload.get("excerpt").or_else(|| payload.get("message")).map(compact).unwrap_or_default();
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new("Last thought").strong());
@@ -375,14 +373,14 @@ fn why_ui(ui: &mut egui::Ui, principal: &PrincipalRow, detail: &Detail) {
     ui.separator();
 }
 
-/// A bar of `used` against `limit`, in the error colour when the limit is reached.
+/// A usage bar of the header.
 fn bar_ui(ui: &mut egui::Ui, used: u64, limit: u64, text: String) {
-    let fraction = if limit == 0 { f32::from(used > 0) } else { (used as f64 / limit as f64).min(1.0) as f32 };
-    let mut bar = egui::ProgressBar::new(fraction).text(text).desired_width(220.0);
-    if limit > 0 && used >= limit {
-        bar = bar.fill(ui.visuals().error_fg_color);
-    }
-    ui.add(bar);
+    ui.add(usage_bar(ui, used, limit, text).desired_width(220.0));
+}
+
+/// An event's payload, as JSON.
+fn payload(event: &Event) -> Value {
+    serde_json::to_value(&event.kind).ok().and_then(|v| v.get("payload").cloned()).unwrap_or_default()
 }
 
 fn compact(value: &Value) -> String {
@@ -426,7 +424,7 @@ fn text_ui(ui: &mut egui::Ui, id: &str, text: &str) {
 }
 
 fn thought_ui(ui: &mut egui::Ui, event: &Event) {
-    let payload = serde_json::to_value(&event.kind).ok().and_then(|v| v.get("payload").cloned()).unwrap_or_default();
+    let payload = payload(event);
     let get = |k: &str| payload.get(k).map(compact).unwrap_or_default();
     ui.group(|ui| {
         ui.small(format!(
@@ -445,7 +443,7 @@ fn thought_ui(ui: &mut egui::Ui, event: &Event) {
 
 /// One event as a line of text.
 pub fn event_line(event: &Event) -> String {
-    let payload = serde_json::to_value(&event.kind).ok().and_then(|v| v.get("payload").cloned()).unwrap_or_default();
+    let payload = payload(event);
     let mut line = format!("{:>8.1}s  {}  {}", event.time.as_secs_f64(), event.actor, event.kind.type_name());
     if let Value::Object(fields) = payload {
         for (k, v) in fields.iter().take(6) {

@@ -60,6 +60,18 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A bar of `used` out of `limit` with `text` on it, in the error colour once the
+/// limit is reached.
+pub fn usage_bar(ui: &egui::Ui, used: u64, limit: u64, text: String) -> egui::ProgressBar {
+    let bar = egui::ProgressBar::new(share(used, limit) as f32).text(text);
+    if limit > 0 && used >= limit { bar.fill(ui.visuals().error_fg_color) } else { bar }
+}
+
+/// `used / limit`, full when there is no room at all.
+pub fn share(used: u64, limit: u64) -> f64 {
+    if limit == 0 { if used > 0 { 1.0 } else { 0.0 } } else { used as f64 / limit as f64 }
+}
+
 /// Orders ids as people read them: runs of digits by their value, so `note_2`
 /// comes before `note_10`; otherwise by character.
 pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {

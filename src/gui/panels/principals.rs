@@ -277,14 +277,10 @@ fn rate_cell_ui(ui: &mut egui::Ui, rate: Option<&RateUse>) {
     }
 }
 
-/// A bar of `used` out of `limit`, red once the limit is reached.
+/// A usage bar the height of a row.
 fn usage_bar_ui(ui: &mut egui::Ui, used: u64, limit: u64, text: String) -> egui::Response {
-    let mut bar =
-        egui::ProgressBar::new(share(used, limit) as f32).text(text).desired_height(ui.spacing().interact_size.y - 4.0);
-    if limit > 0 && used >= limit {
-        bar = bar.fill(ui.visuals().error_fg_color);
-    }
-    ui.add(bar)
+    let height = ui.spacing().interact_size.y - 4.0;
+    ui.add(super::usage_bar(ui, used, limit, text).desired_height(height))
 }
 
 fn last_action_cell_ui(ui: &mut egui::Ui, principal: &PrincipalRow, now: f64) {
@@ -296,11 +292,6 @@ fn last_action_cell_ui(ui: &mut egui::Ui, principal: &PrincipalRow, now: f64) {
             ui.weak("never");
         }
     }
-}
-
-/// `used / limit`, full when there is no room at all.
-fn share(used: u64, limit: u64) -> f64 {
-    if limit == 0 { if used > 0 { 1.0 } else { 0.0 } } else { used as f64 / limit as f64 }
 }
 
 fn rate_of<'a>(principal: &'a PrincipalRow, resource: &str) -> Option<&'a RateUse> {
@@ -336,7 +327,7 @@ fn compare(a: &PrincipalRow, b: &PrincipalRow, key: &SortKey) -> Ordering {
 
 /// The share of a rate used; principals without that limit sort first.
 fn rate_share(row: &PrincipalRow, resource: &str) -> f64 {
-    rate_of(row, resource).map_or(-1.0, |r| share(r.used, r.limit))
+    rate_of(row, resource).map_or(-1.0, |r| super::share(r.used, r.limit))
 }
 
 /// When it last acted; those that never did sort first.
